@@ -1,0 +1,21 @@
+//! `sealtrail-spec`: the formats and Merkle maths of sealtrail, with no I/O, no async and no clock.
+//!
+//! One module per format. Everything here is deterministic and takes its inputs as values,
+//! readers or closures, so the server, the witness and the verifier share one implementation and
+//! tests can check it against independent ones.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`hash`] | RFC 6962 leaf and node hashing, the [`Hash`] type |
+//! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
+//! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
+//! | [`extend`] | appending leaves: the new root and every changed hash tile |
+
+pub mod extend;
+pub mod hash;
+pub mod merkle;
+pub mod tiles;
+
+mod text;
+
+pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};

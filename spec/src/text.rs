@@ -1,0 +1,83 @@
+//! Small text helpers shared by the format modules: canonical base64, hex, and the strict
+//! decimal rule (ASCII digits, no sign, no leading zeros except `0` itself) that every C2SP format
+//! uses for sizes and indices.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+/// Decodes standard padded base64 and insists it re-encodes to the same text, which rejects
+/// non-zero trailing bits and any other second spelling of the same bytes.
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let bytes = B64.decode(text).ok()?;
+    (B64.encode(&bytes) == text).then_some(bytes)
+}
+
+pub(crate) fn encode_base64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16);
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(u8::try_from(digit(p[0])? * 16 + digit(p[1])?).ok()?))
+        .collect()
+}
+
+/// Parses a canonical decimal `u64`: ASCII digits only, no sign, no leading zeros (but `0`).
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b.len() > 1 && b[0] == b'0' {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_is_strict() {
+        assert_eq!(parse_decimal("0"), Some(0));
+        assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "00",
+            "007",
+            "+7",
+            "-1",
+            " 1",
+            "1 ",
+            "1e3",
+            "18446744073709551616",
+            "٣",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(to_hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(from_hex("00ABff"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("0g"), None);
+    }
+}
