@@ -139,7 +139,7 @@ pub fn range_nodes(start: u64, end: u64) -> Vec<Node> {
 }
 
 /// Folds the largest-first perfect subtrees of a range into the range's MTH, right to left.
-fn fold_range(hashes: &[Hash]) -> Hash {
+pub(crate) fn fold_range(hashes: &[Hash]) -> Hash {
     let mut iter = hashes.iter().rev();
     let Some(last) = iter.next() else {
         return EMPTY_ROOT;
@@ -301,7 +301,7 @@ pub fn tree_hash(leaves: &[Hash]) -> Hash {
 
 /// A binary counter of perfect subtrees: pushing leaf hashes in order keeps, for every set bit of
 /// the count, the hash of that perfect subtree. This is the "right edge" (a compact range from 0).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PerfectStack {
     count: u64,
     /// Hashes of the perfect subtrees, largest (leftmost) first.
