@@ -4,6 +4,8 @@
 //! a fixed amount of work, so the run is bounded; the figures it prints go in BENCHMARKS.md with the
 //! machine they came from. Single-threaded throughout: these are per-core numbers.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // a benchmark harness, not library code
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;

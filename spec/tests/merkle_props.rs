@@ -2,6 +2,13 @@
 //! definitions, section 2.1) for every size up to 300, against the rs_merkle and ct-merkle crates as
 //! independent oracles, tree extension against building at once, and negative cases.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,13 @@
 //! golang.org/x/mod/sumdb/tlog (`shared/vectors/`), the RFC 6962 / CT reference vectors, and the
 //! published examples collected in `c2sp-digest.md` section 8.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,12 @@
 //! Helpers shared by the spec integration tests: the Go-made vectors in `shared/vectors/` and an
 //! in-memory tile store.
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
