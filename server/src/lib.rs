@@ -1,0 +1,4 @@
+//! `sealtrail-server`: the sealtrail log server as a library. `main.rs` is a thin CLI over it, and
+//! tests run it in-process on `127.0.0.1:0`.
+
+pub mod store;

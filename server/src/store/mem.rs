@@ -1,0 +1,124 @@
+//! An in-memory [`LogStore`] for tests, with fault injection.
+//!
+//! Not durable: it exists so the sequencer and the HTTP layer can be tested against failures
+//! (a commit that fails before anything is written) without a disk. It honours every other part
+//! of the storage contract and runs the same conformance suite as the real engines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{
+    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LogStore, StoreError, StoreResult,
+    TileStore,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<u64, Vec<u8>>,
+    tiles: HashMap<(u8, u64), Vec<u8>>,
+    idempotency: HashMap<[u8; 32], IdempotencyRecord>,
+    size: u64,
+}
+
+/// In-memory store. `fail_commits(n)` makes the next `n` commits fail with an I/O error, writing
+/// nothing, as a full disk would.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    state: Mutex<State>,
+    failures: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next `n` commits fail without writing anything.
+    pub fn fail_commits(&self, n: u64) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Number of successful commits so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Io("memory store lock poisoned".into()))
+    }
+}
+
+impl EntryStore for MemStore {
+    fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.entries.get(&index).cloned())
+    }
+
+    fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
+        let state = self.lock()?;
+        (start..end)
+            .map(|i| {
+                state
+                    .entries
+                    .get(&i)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))
+            })
+            .collect()
+    }
+}
+
+impl TileStore for MemStore {
+    fn tile(&self, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.tiles.get(&(level, index)).cloned())
+    }
+}
+
+impl IdempotencyStore for MemStore {
+    fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>> {
+        Ok(self.lock()?.idempotency.get(key).copied())
+    }
+}
+
+impl LogStore for MemStore {
+    fn tree_size(&self) -> StoreResult<u64> {
+        Ok(self.lock()?.size)
+    }
+
+    fn commit(&self, batch: &Batch) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        if state.size != batch.old_size {
+            return Err(StoreError::SizeMismatch {
+                expected: batch.old_size,
+                found: state.size,
+            });
+        }
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Io("injected commit failure".into()));
+        }
+        for (i, e) in batch.entries.iter().enumerate() {
+            state.entries.insert(batch.old_size + i as u64, e.clone());
+        }
+        for (id, bytes) in &batch.tiles {
+            state.tiles.insert((id.level, id.index), bytes.clone());
+        }
+        for (k, r) in &batch.idempotency {
+            state.idempotency.insert(*k, *r);
+        }
+        state.size = batch.new_size();
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn engine(&self) -> &'static str {
+        "memory"
+    }
+}

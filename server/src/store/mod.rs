@@ -1,0 +1,182 @@
+//! Durable storage for one log: entries, hash tiles, idempotency records and the tree size.
+//!
+//! The store is trusted for durability, not for truth: `sealtrail fsck` recomputes every hash from
+//! the stored entries. Small read traits per role ([`EntryStore`], [`TileStore`],
+//! [`IdempotencyStore`]) and one writer trait, [`LogStore`], whose only mutation is
+//! [`LogStore::commit`]: one atomic, durable transaction per sequenced batch. Engines are chosen in
+//! `main` with a `match` on the configuration (see [`open`]).
+//!
+//! Out of scope here: the Merkle maths (the sequencer computes tiles with `sealtrail-spec`) and
+//! which reads are allowed (the HTTP layer bounds every read by the published tree size).
+
+use std::path::Path;
+
+use sealtrail_spec::tiles::TileId;
+
+pub mod mem;
+pub mod redb_store;
+pub mod sled_store;
+
+/// A failed storage operation. Nothing was written by a failed [`LogStore::commit`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine or the file system failed (disk full, I/O error, lock held by another process).
+    #[error("storage I/O: {0}")]
+    Io(String),
+    /// Stored data is not what this program writes (truncated value, bad length, missing entry
+    /// below the tree size). Never retried; `sealtrail fsck` reports the details.
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+    /// A batch was built on a tree size that is not the stored one: another writer, or a bug.
+    /// Nothing was written.
+    #[error("batch built on tree size {expected} but the store holds {found}")]
+    SizeMismatch {
+        /// The batch's `old_size`.
+        expected: u64,
+        /// The stored tree size.
+        found: u64,
+    },
+}
+
+impl StoreError {
+    /// A short static label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            StoreError::Io(_) => "io",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::SizeMismatch { .. } => "size_mismatch",
+        }
+    }
+}
+
+/// Result of a storage operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What an `Idempotency-Key` maps to: the index it was sequenced at and the SHA-256 of the request
+/// payload (so a replay with a different payload is detected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Index of the entry the key created.
+    pub index: u64,
+    /// SHA-256 of the payload bytes of the original request.
+    pub payload_hash: [u8; 32],
+}
+
+impl IdempotencyRecord {
+    /// Fixed 40-byte encoding: index (u64 big-endian) then the payload hash.
+    pub fn to_bytes(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..8].copy_from_slice(&self.index.to_be_bytes());
+        out[8..].copy_from_slice(&self.payload_hash);
+        out
+    }
+
+    /// Decodes [`IdempotencyRecord::to_bytes`]; anything else is corruption.
+    pub fn from_bytes(b: &[u8]) -> StoreResult<Self> {
+        let (index, hash) = b
+            .split_first_chunk::<8>()
+            .filter(|(_, rest)| rest.len() == 32)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("idempotency record of {} bytes", b.len()))
+            })?;
+        let mut payload_hash = [0u8; 32];
+        payload_hash.copy_from_slice(hash);
+        Ok(IdempotencyRecord {
+            index: u64::from_be_bytes(*index),
+            payload_hash,
+        })
+    }
+}
+
+/// One sequenced batch: everything that changes when the tree grows from `old_size` to
+/// `old_size + entries.len()`.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The tree size this batch was built on. [`LogStore::commit`] refuses the batch with
+    /// [`StoreError::SizeMismatch`] unless the stored size equals it (compare-and-swap).
+    pub old_size: u64,
+    /// The new entries (leaf bytes), at indices `old_size..old_size + entries.len()`.
+    pub entries: Vec<Vec<u8>>,
+    /// Changed hash tiles with their full bytes (`32 * width`). Each replaces the stored version of
+    /// the tile `(level, index)`, which is always a prefix of it.
+    pub tiles: Vec<(TileId, Vec<u8>)>,
+    /// New idempotency records, keyed by the server's idempotency key digest.
+    pub idempotency: Vec<([u8; 32], IdempotencyRecord)>,
+}
+
+impl Batch {
+    /// The tree size after this batch.
+    pub fn new_size(&self) -> u64 {
+        self.old_size + self.entries.len() as u64
+    }
+}
+
+/// Reads entries (leaf bytes) by index.
+///
+/// Contract: returns what a committed batch wrote. An index at or past the stored tree size is
+/// `Ok(None)` (for `entry`) or an error (for `entries`). Reads may run concurrently with a commit and
+/// may observe it before `commit` returns on engines without snapshot isolation, so callers bound
+/// reads by a tree size they know is committed.
+pub trait EntryStore {
+    /// The entry at `index`, or `None` if there is none.
+    fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Entries `start..end`, in order. Every one must exist: a gap below the tree size is
+    /// [`StoreError::Corrupt`].
+    fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>>;
+}
+
+/// Reads hash tiles.
+///
+/// Contract: returns the widest stored version of tile `(level, index)` (`32 * width` bytes), or
+/// `None` if no batch wrote it. Callers truncate to the width their tree size implies. Same
+/// concurrency rule as [`EntryStore`].
+pub trait TileStore {
+    /// The stored bytes of hash tile `(level, index)`.
+    fn tile(&self, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// Reads idempotency records.
+///
+/// Contract: a record is visible once the batch that wrote it is committed; records are never
+/// changed or deleted.
+pub trait IdempotencyStore {
+    /// The record for `key`, if any.
+    fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>>;
+}
+
+/// A log's durable state. One writer (the sequencer) calls [`LogStore::commit`]; any number of
+/// readers may read concurrently.
+pub trait LogStore: EntryStore + TileStore + IdempotencyStore + Send + Sync + 'static {
+    /// The committed tree size (0 for a new store).
+    fn tree_size(&self) -> StoreResult<u64>;
+
+    /// Writes the whole batch (entries, tiles, idempotency records, new tree size) in ONE atomic
+    /// transaction and returns only once it is durable: a real `fsync`/`fdatasync` has completed,
+    /// so the batch survives a crash or power loss from then on. On error nothing of the batch is
+    /// visible after a restart, and the store is unchanged. Not retried internally.
+    fn commit(&self, batch: &Batch) -> StoreResult<()>;
+
+    /// The engine's name, for `/v1/log` and metrics.
+    fn engine(&self) -> &'static str;
+}
+
+/// The storage engines sealtrail ships.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// redb: copy-on-write B-tree, `fdatasync` on every commit. The default.
+    Redb,
+    /// sled 0.34, with an explicit fsync after every flush (its own flush is not durable).
+    Sled,
+}
+
+/// Opens (creating if needed) the store of the chosen engine in directory `dir`.
+pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
+    match engine {
+        Engine::Redb => Ok(Box::new(redb_store::RedbStore::open(dir)?)),
+        Engine::Sled => Ok(Box::new(sled_store::SledStore::open(dir)?)),
+    }
+}
