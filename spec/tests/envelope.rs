@@ -160,6 +160,16 @@ fn hand_derived_vectors() {
     );
 }
 
+#[test]
+fn worked_example_in_the_spec_matches() {
+    let doc: String = include_str!("../docs/leaf-envelope.md")
+        .split_whitespace()
+        .collect();
+    assert!(doc.contains(EXAMPLE_A));
+    assert!(doc.contains(EXAMPLE_A_LEAF_HASH));
+    assert!(doc.contains(&example_a().leaf_hash().unwrap().to_base64()));
+}
+
 /// Example A with the hex of one item replaced (`from` must occur exactly once).
 fn mutate_a(from: &str, to: &str) -> Vec<u8> {
     assert_eq!(EXAMPLE_A.matches(from).count(), 1, "{from}");
