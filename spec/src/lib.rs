@@ -10,11 +10,16 @@
 //! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
 //! | [`extend`] | appending leaves: the new root and every changed hash tile |
+//! | [`envelope`] | the leaf envelope: deterministic CBOR entry bytes (ours, `docs/leaf-envelope.md`) |
 
+pub mod envelope;
 pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;
+
+#[doc(hidden)]
+pub mod roundtrip;
 
 mod text;
 
