@@ -1,0 +1,190 @@
+//! The log's signing key: created on first start, then loaded on every start.
+//!
+//! The key is the log's identity. It is stored as a Go `golang.org/x/mod/sumdb/note` signer key
+//! (`PRIVATE+KEY+<origin>+<key id>+<base64>`) in a file of mode 0600, written with `O_EXCL` and
+//! synced before use, and the server refuses to start if the file is readable by anyone else.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use sealtrail_spec::note::{Ed25519Signer, Signer as _};
+
+/// Why the key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// File-system failure.
+    #[error("{path}: {error}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The key file is readable or writable by group or others.
+    #[error(
+        "{path} has mode {mode:o}: a signing key must be readable by its owner only (chmod 600 it)"
+    )]
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file does not hold a valid signer key.
+    #[error("{path} is not a valid signer key: {error}")]
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        error: String,
+    },
+    /// The key's name is not the configured origin.
+    #[error(
+        "{path} is the key of origin {key_origin:?} but the configured origin is {configured:?}; \
+         the origin of an existing log cannot change"
+    )]
+    OriginMismatch {
+        /// The key file.
+        path: PathBuf,
+        /// The key's name.
+        key_origin: String,
+        /// The configured origin.
+        configured: String,
+    },
+    /// A key file already exists where a new one was to be written.
+    #[error("{0} already exists; refusing to overwrite a signing key")]
+    Exists(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |error| KeyFileError::Io {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// Generates a new Ed25519 key named `origin` from the operating system's random source.
+pub fn generate(origin: &str) -> Result<Ed25519Signer, KeyFileError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyFileError::Invalid {
+        path: PathBuf::new(),
+        error: format!("no randomness available: {e}"),
+    })?;
+    Ed25519Signer::from_seed(origin, seed).map_err(|e| KeyFileError::Invalid {
+        path: PathBuf::new(),
+        error: e.to_string(),
+    })
+}
+
+/// Writes `signer` to a new file at `path` (mode 0600, `O_EXCL`), syncing the file and its
+/// directory so the key survives a crash right after it was first used.
+pub fn write_new(path: &Path, signer: &Ed25519Signer) -> Result<(), KeyFileError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists(path.to_owned())
+            } else {
+                io(path)(e)
+            }
+        })?;
+    f.write_all(format!("{}\n", signer.to_skey()).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io(path))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Loads the key at `path`, checking its permissions and that its name is `origin`.
+pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let signer =
+        Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
+            path: path.to_owned(),
+            error: e.to_string(),
+        })?;
+    if signer.name() != origin {
+        return Err(KeyFileError::OriginMismatch {
+            path: path.to_owned(),
+            key_origin: signer.name().to_owned(),
+            configured: origin.to_owned(),
+        });
+    }
+    Ok(signer)
+}
+
+/// Loads the key, or creates it if the file does not exist. Returns the signer and whether it was
+/// created now.
+pub fn load_or_create(path: &Path, origin: &str) -> Result<(Ed25519Signer, bool), KeyFileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok((load(path, origin)?, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = generate(origin)?;
+            write_new(path, &signer)?;
+            Ok((signer, true))
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/log.key");
+        let (a, created) = load_or_create(&path, "example.com/log").unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (b, created) = load_or_create(&path, "example.com/log").unwrap();
+        assert!(!created);
+        assert_eq!(a.to_skey(), b.to_skey());
+        assert!(matches!(
+            write_new(&path, &a),
+            Err(KeyFileError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_readable_key_wrong_origin_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.key");
+        load_or_create(&path, "example.com/log").unwrap();
+        assert!(matches!(
+            load(&path, "example.com/other"),
+            Err(KeyFileError::OriginMismatch { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load(&path, "example.com/log").unwrap_err();
+        assert!(matches!(err, KeyFileError::Permissions { mode: 0o644, .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"));
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "PRIVATE+KEY+nope\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            load(&bad, "nope"),
+            Err(KeyFileError::Invalid { .. })
+        ));
+    }
+}
