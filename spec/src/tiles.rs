@@ -8,6 +8,7 @@
 //! Tile height is fixed at 8 ([`TILE_HEIGHT`]), as tlog-tiles requires.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 
 use crate::hash::{HASH_SIZE, Hash};
@@ -418,23 +419,23 @@ impl<T: TileReader> HashReader for TileHashReader<T> {
             let count = 1u64 << rel;
             let last = first + count - 1;
             let tile = tile_for(self.size, level, last).ok_or_else(out_of_tree)?;
-            if !cache.contains_key(&tile) {
-                let hashes = self
-                    .tiles
-                    .read_tile(tile)
-                    .map_err(|e| TileReadError::Reader { tile, error: e })?;
-                if hashes.len() != usize::from(tile.width) {
-                    return Err(TileReadError::Corrupt(tile, hashes.len()));
+            let hashes = match cache.entry(tile) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let hashes = self
+                        .tiles
+                        .read_tile(tile)
+                        .map_err(|e| TileReadError::Reader { tile, error: e })?;
+                    if hashes.len() != usize::from(tile.width) {
+                        return Err(TileReadError::Corrupt(tile, hashes.len()));
+                    }
+                    e.insert(hashes)
                 }
-                cache.insert(tile, hashes);
-            }
+            };
             let offset = first % u64::from(TILE_WIDTH);
-            let slice = cache
-                .get(&tile)
-                .and_then(|h| {
-                    let a = usize::try_from(offset).ok()?;
-                    h.get(a..a + usize::try_from(count).ok()?)
-                })
+            let slice = usize::try_from(offset)
+                .ok()
+                .and_then(|a| hashes.get(a..a + usize::try_from(count).ok()?))
                 .ok_or_else(out_of_tree)?;
             out.push(tree_hash(slice));
         }
