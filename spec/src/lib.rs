@@ -10,11 +10,14 @@
 //! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
 //! | [`extend`] | appending leaves: the new root and every changed hash tile |
+//! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
 
 pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;
+
+pub mod note;
 
 mod text;
 
