@@ -11,12 +11,14 @@
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
 //! | [`extend`] | appending leaves: the new root and every changed hash tile |
 //! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
+//! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 
 pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;
 
+pub mod checkpoint;
 pub mod note;
 
 mod text;
