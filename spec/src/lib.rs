@@ -12,6 +12,7 @@
 //! | [`extend`] | appending leaves: the new root and every changed hash tile |
 //! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
+//! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
 
 pub mod extend;
 pub mod hash;
@@ -19,6 +20,7 @@ pub mod merkle;
 pub mod tiles;
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod note;
 
 mod text;
