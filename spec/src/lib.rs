@@ -13,6 +13,7 @@
 //! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
+//! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
 
 pub mod extend;
 pub mod hash;
@@ -22,6 +23,7 @@ pub mod tiles;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
+pub mod witness;
 
 mod text;
 
