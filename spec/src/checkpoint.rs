@@ -269,7 +269,10 @@ mod tests {
     #[test]
     fn parse_rejects() {
         let root = EMPTY_ROOT.to_base64();
-        assert!(root.ends_with("FU="), "the non-canonical case below edits this");
+        assert!(
+            root.ends_with("FU="),
+            "the non-canonical case below edits this"
+        );
         let cases = [
             (String::new(), "empty"),
             ("o\n".to_owned(), "one line"),
