@@ -22,11 +22,12 @@ use crate::note::{
 };
 use crate::text::to_hex;
 
-/// Signature type byte for Ed25519 checkpoint cosignatures (tlog-cosignature).
+/// Signature type byte for Ed25519 checkpoint cosignatures (<https://c2sp.org/tlog-cosignature>,
+/// registered in <https://c2sp.org/signed-note#signature-types>).
 pub const SIG_TYPE_COSIGNATURE_V1: u8 = 0x04;
 
-/// Largest timestamp a cosignature may carry: `2^63 - 1` (tlog-cosignature: "MUST be less than
-/// or equal to 2^63-1", so it fits a signed 64-bit integer).
+/// Largest timestamp a cosignature may carry: `2^63 - 1` (<https://c2sp.org/tlog-cosignature>:
+/// "It MUST NOT exceed 2^63 - 1", so it fits a signed 64-bit integer).
 pub const MAX_TIMESTAMP: u64 = i64::MAX as u64;
 
 /// Bytes after the key ID in a type-`0x04` signature: 8 of timestamp and 64 of Ed25519.

@@ -15,7 +15,8 @@ use crate::hash::{Hash, sha256};
 use crate::note::{MAX_NOTE_SIZE, MAX_SIGNATURES, Note, NoteError, NoteSignature};
 use crate::text::{parse_decimal, to_hex};
 
-/// Most consistency-proof lines a request may carry (tlog-witness "add-checkpoint": "The client
+/// Most consistency-proof lines a request may carry
+/// (<https://c2sp.org/tlog-witness#add-checkpoint>: "The client
 /// MUST NOT send more than 63 consistency proof lines"; enough for trees up to `2^62` leaves).
 pub const MAX_PROOF_LINES: usize = 63;
 
@@ -201,7 +202,7 @@ pub fn format_size_body(size: u64) -> String {
 }
 
 /// The origin hash of the monitoring API: lowercase hex of `SHA-256(origin)` (tlog-witness
-/// `main`, "GET <monitoring prefix>/<origin hash>/checkpoint"). Not transparency-dev/formats'
+/// `main`, `GET <monitoring prefix>/<origin hash>/checkpoint`). Not transparency-dev/formats'
 /// `log.ID`, which hashes `"o:" || origin`.
 pub fn origin_hash(origin: &str) -> String {
     to_hex(&sha256(origin.as_bytes()))
@@ -328,6 +329,22 @@ mod tests {
             AddCheckpointRequest::parse(&huge),
             Err(WitnessError::TooLarge(MAX_REQUEST_SIZE + 1))
         );
+    }
+
+    #[test]
+    fn mutations_that_parse_are_canonical() {
+        let note = checkpoint_note();
+        let good = body("1", &[leaf_hash(b"a")], &note);
+        // The header and the proof line: every position, a few substitutes.
+        for i in 0..52 {
+            for b in [b'0', b'1', b'A', b'=', b'+', b'\n', b' ', b'o'] {
+                let mut bytes = good.clone();
+                bytes[i] = b;
+                if let Ok(req) = AddCheckpointRequest::parse(&bytes) {
+                    assert_eq!(req.to_bytes(), bytes, "position {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -674,7 +674,10 @@ proptest! {
 
     /// Notes we sign are byte-identical to the oracle's, and each side verifies the other's.
     #[test]
-    fn oracle_sign_and_verify_agree(text in text_strategy(), seeds in prop::collection::vec(1u8..=255, 1..4)) {
+    fn oracle_sign_and_verify_agree(
+        text in text_strategy(),
+        seeds in prop::collection::vec(1u8..=255, 1..4),
+    ) {
         let signers: Vec<Ed25519Signer> = seeds
             .iter()
             .enumerate()
@@ -690,7 +693,8 @@ proptest! {
         let oracle = signed_note::Note::from_bytes(&ours).unwrap();
         prop_assert!(oracle.verify(&oracle_verifiers(&vkeys)).is_ok());
 
-        let verifiers: Vec<Ed25519Verifier> = vkeys.iter().map(|k| Ed25519Verifier::from_vkey(k).unwrap()).collect();
+        let verifiers: Vec<Ed25519Verifier> =
+            vkeys.iter().map(|k| Ed25519Verifier::from_vkey(k).unwrap()).collect();
         let vd: Vec<&dyn Verifier> = verifiers.iter().map(|v| v as &dyn Verifier).collect();
         let parsed = Note::parse(&theirs).unwrap();
         prop_assert_eq!(parsed.to_bytes(), theirs);
@@ -700,7 +704,11 @@ proptest! {
     /// Differential: mutate one byte of a signed note; we accept (parse and verify) exactly when
     /// the oracle does.
     #[test]
-    fn oracle_agrees_on_mutations(text in text_strategy(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+    fn oracle_agrees_on_mutations(
+        text in text_strategy(),
+        pos in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
         let s = Ed25519Signer::from_seed("example.com/k", [7; 32]).unwrap();
         let mut bytes = Note::sign(&text, &[&s]).unwrap().to_bytes();
         let i = pos.index(bytes.len());

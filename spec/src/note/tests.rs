@@ -469,7 +469,10 @@ fn note_text() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn prop_sign_parse_verify(text in note_text(), seeds in prop::collection::vec(any::<u8>(), 1..4)) {
+    fn prop_sign_parse_verify(
+        text in note_text(),
+        seeds in prop::collection::vec(any::<u8>(), 1..4),
+    ) {
         let signers: Vec<Ed25519Signer> = seeds
             .iter()
             .enumerate()
@@ -488,7 +491,11 @@ proptest! {
 
     /// Mutate one byte of a valid note: whatever still parses must serialise back to itself.
     #[test]
-    fn prop_parse_is_canonical(text in note_text(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+    fn prop_parse_is_canonical(
+        text in note_text(),
+        pos in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
         let mut bytes = signed(&text, &[&signer("k", 1)]).to_bytes();
         let i = pos.index(bytes.len());
         bytes[i] = byte;
