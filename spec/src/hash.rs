@@ -1,7 +1,7 @@
 //! RFC 6962 section 2.1 hashing: SHA-256 with domain separation between leaves (`0x00`) and
 //! interior nodes (`0x01`).
 //!
-//! In scope: the [`Hash`] value type, leaf and node hashing, the empty-tree root, and the text
+//! In scope: the [`Hash`](struct@Hash) value type, leaf and node hashing, the empty-tree root, and the text
 //! encodings (hex, standard padded base64) other modules use. Out of scope: tree shapes (see
 //! [`crate::merkle`]).
 

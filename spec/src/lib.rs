@@ -6,17 +6,26 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`hash`] | RFC 6962 leaf and node hashing, the [`Hash`] type |
+//! | [`hash`] | RFC 6962 leaf and node hashing, the [`Hash`](struct@Hash) type |
 //! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
 //! | [`extend`] | appending leaves: the new root and every changed hash tile |
 //! | [`envelope`] | the leaf envelope: deterministic CBOR entry bytes (ours, `docs/leaf-envelope.md`) |
+//! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
+//! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
+//! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
+//! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
 
 pub mod envelope;
 pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;
+
+pub mod checkpoint;
+pub mod cosignature;
+pub mod note;
+pub mod witness;
 
 #[doc(hidden)]
 pub mod roundtrip;

@@ -12,8 +12,6 @@ pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     (B64.encode(&bytes) == text).then_some(bytes)
 }
 
-// Unused until the signed-note modules land (branch `notes`).
-#[allow(dead_code)]
 pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
