@@ -1,4 +1,11 @@
 //! `sealtrail-server`: the sealtrail log server as a library. `main.rs` is a thin CLI over it, and
 //! tests run it in-process on `127.0.0.1:0`.
 
+pub mod api;
+pub mod config;
+pub mod fsck;
+pub mod keys;
+pub mod metrics;
+pub mod sequencer;
+pub mod serve;
 pub mod store;

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sealtrail_spec::Hash;
+
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LogStore, StoreError, StoreResult,
-    TileStore,
+    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
+    StoreResult, TileStore,
 };
 
 #[derive(Debug, Default)]
@@ -18,6 +20,8 @@ struct State {
     entries: BTreeMap<u64, Vec<u8>>,
     tiles: HashMap<(u8, u64), Vec<u8>>,
     idempotency: HashMap<[u8; 32], IdempotencyRecord>,
+    leaf_index: HashMap<Hash, u64>,
+    checkpoint: Option<Vec<u8>>,
     size: u64,
 }
 
@@ -84,9 +88,19 @@ impl IdempotencyStore for MemStore {
     }
 }
 
+impl LeafIndex for MemStore {
+    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>> {
+        Ok(self.lock()?.leaf_index.get(leaf_hash).copied())
+    }
+}
+
 impl LogStore for MemStore {
     fn tree_size(&self) -> StoreResult<u64> {
         Ok(self.lock()?.size)
+    }
+
+    fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.checkpoint.clone())
     }
 
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
@@ -113,6 +127,13 @@ impl LogStore for MemStore {
         for (k, r) in &batch.idempotency {
             state.idempotency.insert(*k, *r);
         }
+        for (i, h) in batch.leaf_hashes.iter().enumerate() {
+            state
+                .leaf_index
+                .entry(*h)
+                .or_insert(batch.old_size + i as u64);
+        }
+        state.checkpoint = Some(batch.checkpoint.clone());
         state.size = batch.new_size();
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(())

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::TileId;
 
 pub mod mem;
@@ -102,6 +103,14 @@ pub struct Batch {
     pub tiles: Vec<(TileId, Vec<u8>)>,
     /// New idempotency records, keyed by the server's idempotency key digest.
     pub idempotency: Vec<([u8; 32], IdempotencyRecord)>,
+    /// The RFC 6962 leaf hash of each entry, in the same order, for [`LeafIndex`]. A hash already
+    /// indexed keeps its first index.
+    pub leaf_hashes: Vec<Hash>,
+    /// The log-signed checkpoint (signed note bytes) for the tree after this batch. It is signed
+    /// before the commit but published only after it, so a signed checkpoint leaves the process
+    /// only once the tree it commits to is durable; storing it lets a restart and `fsck` check
+    /// the tree against what was last published.
+    pub checkpoint: Vec<u8>,
 }
 
 impl Batch {
@@ -145,11 +154,25 @@ pub trait IdempotencyStore {
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>>;
 }
 
+/// Finds entries by leaf hash.
+///
+/// Contract: maps the leaf hash of every committed entry to the first index holding an entry with
+/// that hash; unknown hashes are `None`.
+pub trait LeafIndex {
+    /// The first index whose entry has this RFC 6962 leaf hash.
+    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>>;
+}
+
 /// A log's durable state. One writer (the sequencer) calls [`LogStore::commit`]; any number of
 /// readers may read concurrently.
-pub trait LogStore: EntryStore + TileStore + IdempotencyStore + Send + Sync + 'static {
+pub trait LogStore:
+    EntryStore + TileStore + IdempotencyStore + LeafIndex + Send + Sync + 'static
+{
     /// The committed tree size (0 for a new store).
     fn tree_size(&self) -> StoreResult<u64>;
+
+    /// The checkpoint stored by the last committed batch (`None` for a new store).
+    fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>>;
 
     /// Writes the whole batch (entries, tiles, idempotency records, new tree size) in ONE atomic
     /// transaction and returns only once it is durable: a real `fsync`/`fdatasync` has completed,
@@ -173,10 +196,46 @@ pub enum Engine {
     Sled,
 }
 
-/// Opens (creating if needed) the store of the chosen engine in directory `dir`.
-pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
-    match engine {
-        Engine::Redb => Ok(Box::new(redb_store::RedbStore::open(dir)?)),
-        Engine::Sled => Ok(Box::new(sled_store::SledStore::open(dir)?)),
+impl Engine {
+    /// The engine's name as written in configuration and in the data directory's marker.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Redb => "redb",
+            Engine::Sled => "sled",
+        }
     }
+}
+
+/// The file in a data directory that records which engine created it.
+pub const ENGINE_MARKER: &str = "ENGINE";
+
+/// Opens (creating if needed) the store of the chosen engine in directory `dir`. A data directory
+/// remembers its engine: opening it with another one is an error, never a silently empty log.
+pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
+    let io = |what: &str, e: std::io::Error| StoreError::Io(format!("{what} {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
+    let marker = dir.join(ENGINE_MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text.trim() == engine.name() => {}
+        Ok(text) => {
+            return Err(StoreError::Io(format!(
+                "{} was created with the {} engine, not {}",
+                dir.display(),
+                text.trim(),
+                engine.name()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("reading the engine marker in", e)),
+    }
+    let store: Box<dyn LogStore> = match engine {
+        Engine::Redb => Box::new(redb_store::RedbStore::open(dir)?),
+        Engine::Sled => Box::new(sled_store::SledStore::open(dir)?),
+    };
+    if !marker.exists() {
+        std::fs::write(&marker, format!("{}\n", engine.name()))
+            .and_then(|()| std::fs::File::open(dir)?.sync_all())
+            .map_err(|e| io("writing the engine marker in", e))?;
+    }
+    Ok(store)
 }

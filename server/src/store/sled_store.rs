@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LogStore, StoreError, StoreResult,
-    TileStore,
+    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
+    StoreResult, TileStore,
 };
 
 /// Not yet implemented.
@@ -36,7 +36,15 @@ impl IdempotencyStore for SledStore {
         Ok(None)
     }
 }
+impl LeafIndex for SledStore {
+    fn index_of(&self, _: &sealtrail_spec::Hash) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+}
 impl LogStore for SledStore {
+    fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
     fn tree_size(&self) -> StoreResult<u64> {
         Ok(0)
     }

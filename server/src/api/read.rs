@@ -1,0 +1,518 @@
+//! The read API: tlog-tiles resources, the JSON entry and proof endpoints, and the operational
+//! endpoints. Every read is bounded by the published tree size, so nothing is served that a
+//! signed checkpoint does not cover; store access runs on the blocking pool.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash as StdHash;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sealtrail_spec::Hash;
+use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::merkle::{consistency_proof, inclusion_proof, tree_root};
+use sealtrail_spec::tiles::{
+    TILE_WIDTH, TileHashReader, TileId, TilePath, TileReader, decode_hash_tile, encode_bundle,
+    hashes_at_level,
+};
+
+use super::{ApiError, AppState};
+use crate::sequencer::{Published, StoreTiles};
+use crate::store::{LogStore, StoreError};
+
+type QueryResult =
+    Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const SHORT_LIVED: &str = "public, max-age=60";
+const CHECKPOINT_CACHE: &str = "public, max-age=1, must-revalidate";
+/// Full tiles and bundles kept in memory (each at most 8 KiB / 16 MiB worst case for bundles).
+const CACHED_TILES: usize = 8192;
+const CACHED_BUNDLES: usize = 256;
+
+/// A bounded first-in, first-out cache of immutable values.
+#[derive(Debug)]
+struct Fifo<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    cap: usize,
+}
+
+impl<K: StdHash + Eq + Clone, V: Clone> Fifo<K, V> {
+    fn new(cap: usize) -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        self.map.get(k).cloned()
+    }
+
+    fn put(&mut self, k: K, v: V) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Hot full hash tiles and entry bundles. Only full ones are cached: they never change.
+#[derive(Debug)]
+pub struct TileCache {
+    tiles: Mutex<Fifo<(u8, u64), Arc<Vec<u8>>>>,
+    bundles: Mutex<Fifo<u64, Arc<Vec<u8>>>>,
+}
+
+impl Default for TileCache {
+    fn default() -> Self {
+        TileCache {
+            tiles: Mutex::new(Fifo::new(CACHED_TILES)),
+            bundles: Mutex::new(Fifo::new(CACHED_BUNDLES)),
+        }
+    }
+}
+
+impl TileCache {
+    fn tile(&self, store: &dyn LogStore, level: u8, index: u64, full: bool) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+        if full {
+            if let Some(t) = self.tiles.lock().ok().and_then(|c| c.get(&(level, index))) {
+                return Ok(Some(t));
+            }
+        }
+        let Some(bytes) = store.tile(level, index)? else {
+            return Ok(None);
+        };
+        let bytes = Arc::new(bytes);
+        if full && bytes.len() == usize::from(TILE_WIDTH) * 32 {
+            if let Ok(mut c) = self.tiles.lock() {
+                c.put((level, index), bytes.clone());
+            }
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// Reads tiles for proofs through the cache.
+struct CachedTiles<'a> {
+    store: &'a dyn LogStore,
+    cache: &'a TileCache,
+}
+
+impl TileReader for CachedTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
+        let Some(bytes) = self.cache.tile(self.store, tile.level, tile.index, tile.is_full())? else {
+            return StoreTiles(self.store).read_tile(tile);
+        };
+        let want = usize::from(tile.width) * 32;
+        let prefix = bytes
+            .get(..want)
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is shorter than {want} bytes", tile.path())))?;
+        decode_hash_tile(prefix, tile.width).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// Runs store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn LogStore, &TileCache) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = st.store.clone();
+    let cache = st.cache.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref(), &cache))
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task: {e}")))?
+}
+
+fn proof_error<E: std::fmt::Display>(e: sealtrail_spec::merkle::ProofError<E>) -> ApiError {
+    match e {
+        sealtrail_spec::merkle::ProofError::Range(r) => ApiError::BadRequest(r.to_string()),
+        other => ApiError::Internal(format!("building a proof: {other}")),
+    }
+}
+
+/// The inclusion proof of `index` in the published tree `p`.
+pub(super) async fn inclusion_proof_at(
+    st: &AppState,
+    index: u64,
+    p: &Published,
+) -> Result<Vec<Hash>, ApiError> {
+    let size = p.size;
+    blocking(st, move |store, cache| {
+        let mut r = TileHashReader::new(size, CachedTiles { store, cache });
+        inclusion_proof(index, size, &mut r).map_err(proof_error)
+    })
+    .await
+}
+
+/// A c2sp.org/tlog-proof@v1 for `index` with `path` against `checkpoint`.
+pub(super) fn tlog_proof_text(index: u64, path: &[Hash], checkpoint: &[u8]) -> String {
+    let mut s = format!("c2sp.org/tlog-proof@v1\nindex {index}\n");
+    for h in path {
+        s.push_str(&h.to_base64());
+        s.push('\n');
+    }
+    s.push('\n');
+    s.push_str(&String::from_utf8_lossy(checkpoint));
+    s
+}
+
+/// Rejects query parameters other than `allowed`.
+pub(super) fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "unknown query parameter {k:?}; allowed: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
+    let ok = !v.is_empty()
+        && v.len() <= 20
+        && v.bytes().all(|b| b.is_ascii_digit())
+        && (v == "0" || !v.starts_with('0'));
+    ok.then(|| v.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::BadRequest(format!("{name} must be a decimal integer without leading zeros, got {v:?}")))
+}
+
+fn query(q: QueryResult, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    only_params(&q, allowed)?;
+    Ok(q)
+}
+
+fn param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    q.get(name).map(|v| parse_u64(name, v)).transpose()
+}
+
+fn with_cache(mut resp: Response, policy: &'static str) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    resp
+}
+
+/// `GET /checkpoint`: the latest signed checkpoint (tlog-tiles).
+pub(super) async fn checkpoint(State(st): State<AppState>) -> Response {
+    let p = st.seq.published();
+    let resp = (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        p.checkpoint.as_ref().clone(),
+    )
+        .into_response();
+    with_cache(resp, CHECKPOINT_CACHE)
+}
+
+/// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]` (tlog-tiles).
+pub(super) async fn tile(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    let path = format!("tile/{rest}");
+    let parsed = TilePath::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let size = st.seq.published().size;
+    let w = u64::from(TILE_WIDTH);
+    let (level, index, width, full) = match parsed {
+        TilePath::Hash(t) => (t.level, t.index, t.width, t.is_full()),
+        TilePath::Entries(b) => (0, b.index, b.width, b.is_full()),
+    };
+    // The tile exists at the published size if every hash (entry) it holds does.
+    let end = index.checked_mul(w).and_then(|s| s.checked_add(u64::from(width)));
+    if end.is_none_or(|end| end > hashes_at_level(size, level)) {
+        return Err(ApiError::NotFound(format!("{path} is not in the published tree (size {size})")));
+    }
+    let bytes = match parsed {
+        TilePath::Hash(_) => {
+            blocking(&st, move |store, cache| {
+                let t = cache
+                    .tile(store, level, index, full)?
+                    .ok_or_else(|| ApiError::Internal(format!("{path} missing from the store")))?;
+                t.get(..usize::from(width) * 32)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| ApiError::Internal(format!("{path} is truncated in the store")))
+            })
+            .await?
+        }
+        TilePath::Entries(_) => bundle(&st, index, width, full).await?,
+    };
+    let resp = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+    Ok(with_cache(resp, if full { IMMUTABLE } else { SHORT_LIVED }))
+}
+
+async fn bundle(st: &AppState, index: u64, width: u16, full: bool) -> Result<Vec<u8>, ApiError> {
+    if full {
+        if let Some(b) = st.cache.bundles.lock().ok().and_then(|c| c.get(&index)) {
+            return Ok(b.as_ref().clone());
+        }
+    }
+    blocking(st, move |store, cache| {
+        let start = index * u64::from(TILE_WIDTH);
+        let entries = store.entries(start, start + u64::from(width))?;
+        let bytes = encode_bundle(&entries).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if full {
+            if let Ok(mut c) = cache.bundles.lock() {
+                c.put(index, Arc::new(bytes.clone()));
+            }
+        }
+        Ok(bytes)
+    })
+    .await
+}
+
+/// `GET /v1/log`: what a client needs to know about this log.
+pub(super) async fn log_info(State(st): State<AppState>) -> Response {
+    let p = st.seq.published();
+    let l = &st.config.limits;
+    axum::Json(serde_json::json!({
+        "origin": st.config.origin,
+        "verifier_key": st.verifier_key.as_ref(),
+        "tree_size": p.size,
+        "root_hash": p.root.to_base64(),
+        "checkpoint": String::from_utf8_lossy(&p.checkpoint),
+        "checkpoint_signed_at": p.signed_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "storage_engine": st.store.engine(),
+        "witness_policy": null,
+        "version": env!("CARGO_PKG_VERSION"),
+        "limits": {
+            "max_payload_bytes": l.max_payload_bytes,
+            "max_batch_entries": l.max_batch_entries,
+            "max_batch_bytes": l.max_batch_bytes,
+            "queue_entries": l.queue_entries,
+            "commit_max_entries": l.commit_max_entries,
+            "max_page_entries": l.max_page_entries,
+            "header_timeout_secs": l.header_timeout_secs,
+            "request_timeout_secs": l.request_timeout_secs,
+            "max_connections": l.max_connections,
+        },
+    }))
+    .into_response()
+}
+
+fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let env = LeafEnvelope::decode(bytes)
+        .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
+    let essence = env.content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json_payload = (essence == "application/json" || essence.ends_with("+json"))
+        .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
+        .flatten();
+    Ok(serde_json::json!({
+        "index": index,
+        "leaf_hash": sealtrail_spec::leaf_hash(bytes).to_hex(),
+        "timestamp": env.time_ms,
+        "principal": env.principal,
+        "content_type": env.content_type,
+        "event_type": env.event_type,
+        "payload_base64": B64.encode(&env.payload),
+        "payload": json_payload,
+    }))
+}
+
+fn parse_index(v: &str) -> Result<u64, ApiError> {
+    parse_u64("index", v)
+}
+
+/// `GET /v1/entries/{index}`: one entry, decoded.
+pub(super) async fn get_entry(
+    State(st): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index = parse_index(&index)?;
+    let size = st.seq.published().size;
+    if index >= size {
+        return Err(ApiError::NotFound(format!("entry {index} is not in the log (size {size})")));
+    }
+    let v = blocking(&st, move |store, _| {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| ApiError::Internal(format!("entry {index} missing from the store")))?;
+        entry_json(index, &bytes)
+    })
+    .await?;
+    Ok(axum::Json(v).into_response())
+}
+
+/// `GET /v1/entries?start=&limit=`: a page of entries in index order.
+pub(super) async fn list_entries(
+    State(st): State<AppState>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
+    let q = query(q, &["start", "limit"])?;
+    let start = param(&q, "start")?.unwrap_or(0);
+    let max = st.config.limits.max_page_entries;
+    let limit = param(&q, "limit")?.unwrap_or(100.min(max));
+    if limit == 0 || limit > max {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {max}")));
+    }
+    let size = st.seq.published().size;
+    let end = start.saturating_add(limit).min(size);
+    let entries = if start < end {
+        blocking(&st, move |store, _| {
+            store
+                .entries(start, end)?
+                .iter()
+                .zip(start..)
+                .map(|(b, i)| entry_json(i, b))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
+    Ok(axum::Json(serde_json::json!({
+        "entries": entries,
+        "tree_size": size,
+        "next": (end < size && start < end).then_some(end),
+    }))
+    .into_response())
+}
+
+/// `GET /v1/proof/inclusion?index=|leaf_hash=&size=`.
+pub(super) async fn inclusion(
+    State(st): State<AppState>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
+    let q = query(q, &["index", "leaf_hash", "size"])?;
+    let published = st.seq.published();
+    let size = param(&q, "size")?.unwrap_or(published.size);
+    if size > published.size {
+        return Err(ApiError::BadRequest(format!(
+            "size {size} is beyond the published tree size {}",
+            published.size
+        )));
+    }
+    let by_hash = q
+        .get("leaf_hash")
+        .map(|h| {
+            Hash::from_hex(h)
+                .or_else(|_| Hash::from_base64(h))
+                .map_err(|_| ApiError::BadRequest("leaf_hash must be 64 hex digits or base64".into()))
+        })
+        .transpose()?;
+    let index = param(&q, "index")?;
+    let v = blocking(&st, move |store, cache| {
+        let index = match (index, by_hash) {
+            (Some(i), None) => i,
+            (None, Some(h)) => store
+                .index_of(&h)?
+                .ok_or_else(|| ApiError::NotFound(format!("no entry has leaf hash {h}")))?,
+            _ => return Err(ApiError::BadRequest("give exactly one of index and leaf_hash".into())),
+        };
+        if index >= size {
+            return Err(ApiError::NotFound(format!("entry {index} is not in the tree of size {size}")));
+        }
+        let mut r = TileHashReader::new(size, CachedTiles { store, cache });
+        let proof = inclusion_proof(index, size, &mut r).map_err(proof_error)?;
+        let root = tree_root(size, &mut r).map_err(proof_error)?;
+        let mut tiles = CachedTiles { store, cache };
+        let leaf = tiles
+            .read_tile(TileId {
+                level: 0,
+                index: index / u64::from(TILE_WIDTH),
+                width: u16::try_from(((index % u64::from(TILE_WIDTH)) + 1).max(1)).unwrap_or(TILE_WIDTH),
+            })?
+            .last()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("empty tile".into()))?;
+        Ok(serde_json::json!({
+            "index": index,
+            "tree_size": size,
+            "leaf_hash": leaf.to_hex(),
+            "root_hash": root.to_base64(),
+            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+        }))
+    })
+    .await?;
+    Ok(axum::Json(v).into_response())
+}
+
+/// `GET /v1/proof/consistency?from=&to=`.
+pub(super) async fn consistency(
+    State(st): State<AppState>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
+    let q = query(q, &["from", "to"])?;
+    let published = st.seq.published();
+    let from = param(&q, "from")?.ok_or_else(|| ApiError::BadRequest("from is required".into()))?;
+    let to = param(&q, "to")?.unwrap_or(published.size);
+    if to > published.size {
+        return Err(ApiError::BadRequest(format!(
+            "to {to} is beyond the published tree size {}",
+            published.size
+        )));
+    }
+    if from > to {
+        return Err(ApiError::BadRequest(format!("from {from} is larger than to {to}")));
+    }
+    let v = blocking(&st, move |store, cache| {
+        let mut r = TileHashReader::new(to, CachedTiles { store, cache });
+        let proof = consistency_proof(from, to, &mut r).map_err(proof_error)?;
+        let old_root = tree_root(from, &mut r).map_err(proof_error)?;
+        let new_root = tree_root(to, &mut r).map_err(proof_error)?;
+        Ok(serde_json::json!({
+            "from": from,
+            "to": to,
+            "old_root": old_root.to_base64(),
+            "new_root": new_root.to_base64(),
+            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+        }))
+    })
+    .await?;
+    Ok(axum::Json(v).into_response())
+}
+
+/// `GET /v1/proof/{index}`: a c2sp.org/tlog-proof@v1 for the entry against the latest checkpoint.
+pub(super) async fn tlog_proof(
+    State(st): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index = parse_index(&index)?;
+    let published = st.seq.published();
+    if index >= published.size {
+        return Err(ApiError::NotFound(format!(
+            "entry {index} is not in the log (size {})",
+            published.size
+        )));
+    }
+    let proof = inclusion_proof_at(&st, index, &published).await?;
+    let text = tlog_proof_text(index, &proof, &published.checkpoint);
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// `GET /livez`: the process is up.
+pub(super) async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the store answers, the sequencer is alive and accepting writes.
+pub(super) async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
+    if st.seq.is_failed() {
+        return Err(ApiError::Unavailable("the sequencer is not accepting writes".into()));
+    }
+    blocking(&st, |store, _| store.tree_size().map_err(ApiError::from)).await?;
+    Ok((StatusCode::OK, "ready\n").into_response())
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    st.metrics
+        .queue_depth
+        .set(i64::try_from(st.seq.queue_depth()).unwrap_or(i64::MAX));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,288 @@
+//! The write API: `POST /v1/entries` and `POST /v1/entries/batch`.
+//!
+//! Handlers validate everything they can before queueing (size, content type, JSON, headers), so a
+//! bad request never reaches the sequencer; then they wait for the durable commit.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::read::inclusion_proof_at;
+use super::{ApiError, AppState, read_body};
+use crate::sequencer::{Idempotency, NewEntry, SequenceError, Sequenced};
+
+/// The principal of unauthenticated writes (authentication lands with access control).
+pub(crate) const ANONYMOUS: &str = "anonymous";
+/// Content type recorded when a client sends none.
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Parsed `?wait=` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Answer once durable (the default).
+    Durable,
+    /// Also return the signed checkpoint and an inclusion proof.
+    Checkpoint,
+}
+
+fn parse_wait(q: &HashMap<String, String>) -> Result<Wait, ApiError> {
+    super::read::only_params(q, &["wait"])?;
+    match q.get("wait").map(String::as_str) {
+        None => Ok(Wait::Durable),
+        Some("checkpoint") => Ok(Wait::Checkpoint),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unsupported wait={other:?}; supported: wait=checkpoint"
+        ))),
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest(format!("{name} must be visible ASCII")))
+        })
+        .transpose()
+}
+
+/// The content type as sent (validated) and whether it is JSON.
+fn content_type(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
+    let ct = header_text(headers, "content-type")?.unwrap_or(DEFAULT_CONTENT_TYPE);
+    if ct.is_empty() || ct.len() > sealtrail_spec::envelope::MAX_CONTENT_TYPE_LEN {
+        return Err(ApiError::BadRequest("Content-Type must be 1 to 256 characters".into()));
+    }
+    if !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::BadRequest("Content-Type must be printable ASCII".into()));
+    }
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json" || essence.ends_with("+json");
+    Ok((ct.to_owned(), json))
+}
+
+fn event_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = header_text(headers, "x-event-type")? else {
+        return Ok(None);
+    };
+    if v.is_empty() || v.len() > sealtrail_spec::envelope::MAX_EVENT_TYPE_LEN {
+        return Err(ApiError::BadRequest("X-Event-Type must be 1 to 128 characters".into()));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(k) = header_text(headers, "idempotency-key")? else {
+        return Ok(None);
+    };
+    if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(Some(k))
+}
+
+/// SHA-256 over length-prefixed parts: an unambiguous digest of several fields.
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// Keys are scoped to the principal, so two clients cannot collide or probe each other's keys.
+fn idempotency(
+    key: Option<&str>,
+    principal: &str,
+    request: &[&[u8]],
+) -> Option<Idempotency> {
+    key.map(|k| Idempotency {
+        key: digest(&[b"sealtrail/idempotency-key/v1", principal.as_bytes(), k.as_bytes()]),
+        request_hash: digest(request),
+    })
+}
+
+fn sequence_error(e: SequenceError) -> ApiError {
+    match e {
+        SequenceError::QueueFull => ApiError::Busy("the log is busy; retry shortly".into()),
+        SequenceError::IdempotencyConflict(i) => ApiError::Conflict(format!(
+            "Idempotency-Key was already used for a different request (entry {i})"
+        )),
+        SequenceError::Unavailable(why) => ApiError::Unavailable(format!("not accepting writes: {why}")),
+        SequenceError::ShuttingDown => ApiError::Unavailable("the server is shutting down".into()),
+        SequenceError::Invalid(why) => ApiError::BadRequest(why),
+    }
+}
+
+fn status_of(s: &Sequenced) -> StatusCode {
+    if s.duplicate { StatusCode::OK } else { StatusCode::CREATED }
+}
+
+/// `POST /v1/entries`: one entry, the body is the payload.
+pub(super) async fn post_entry(
+    State(st): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let wait = parse_wait(&q)?;
+    let (ct, is_json) = content_type(&headers)?;
+    let event_type = event_type(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let limits = &st.config.limits;
+    let payload = read_body(body, &headers, limits.max_payload_bytes, limits.request_timeout()).await?;
+    if payload.is_empty() {
+        return Err(ApiError::BadRequest("empty body: the payload is the request body".into()));
+    }
+    if is_json {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    }
+    let et = event_type.as_deref().unwrap_or("");
+    let idem = idempotency(key, ANONYMOUS, &[ct.as_bytes(), et.as_bytes(), &payload]);
+    let entry = NewEntry {
+        principal: ANONYMOUS.to_owned(),
+        content_type: ct,
+        event_type,
+        payload: payload.to_vec(),
+    };
+    let done = st.seq.submit(vec![entry], idem).await.map_err(sequence_error)?;
+    let index = done.first_index;
+    let mut body = serde_json::json!({
+        "index": index,
+        "leaf_hash": done.leaf_hashes.first().map(|h| h.to_hex()),
+        "timestamp": done.time_ms,
+        "tree_size": done.published.size,
+        "duplicate": done.duplicate,
+    });
+    if wait == Wait::Checkpoint {
+        let proof = inclusion_proof_at(&st, index, &done.published).await?;
+        body["checkpoint"] = String::from_utf8_lossy(&done.published.checkpoint).into();
+        body["inclusion_proof"] = proof.iter().map(|h| h.to_base64()).collect();
+        body["tlog_proof"] =
+            super::read::tlog_proof_text(index, &proof, &done.published.checkpoint).into();
+    }
+    let mut resp = (status_of(&done), axum::Json(body)).into_response();
+    if let Ok(v) = format!("/v1/entries/{index}").parse() {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Splits a batch body into raw JSON items: a JSON array, or NDJSON (one value per line; empty
+/// lines are skipped).
+fn batch_items<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, ApiError> {
+    if ndjson {
+        let mut items = Vec::new();
+        for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            serde_json::from_slice::<serde::de::IgnoredAny>(line).map_err(|e| {
+                ApiError::BadRequest(format!("line {} is not valid JSON: {e}", n + 1))
+            })?;
+            items.push(line);
+        }
+        Ok(items)
+    } else {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::BadRequest("body is not UTF-8 JSON".into()))?;
+        let raw: Vec<&'a RawValue> = serde_json::from_str(text).map_err(|e| {
+            ApiError::BadRequest(format!("body must be a JSON array of payloads: {e}"))
+        })?;
+        Ok(raw.into_iter().map(|r| r.get().as_bytes()).collect())
+    }
+}
+
+/// `POST /v1/entries/batch`: NDJSON or a JSON array of payloads, appended all-or-nothing at
+/// consecutive indices.
+pub(super) async fn post_batch(
+    State(st): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let wait = parse_wait(&q)?;
+    let (ct, _) = content_type(&headers)?;
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ndjson = match essence.as_str() {
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
+        "application/json" => false,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "a batch is application/x-ndjson or a JSON array (application/json)".into(),
+            ));
+        }
+    };
+    let event_type = event_type(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let limits = &st.config.limits;
+    let raw = read_body(body, &headers, limits.max_batch_bytes, limits.request_timeout()).await?;
+    let items = batch_items(&raw, ndjson)?;
+    if items.is_empty() {
+        return Err(ApiError::BadRequest("the batch holds no entries".into()));
+    }
+    if items.len() > limits.max_batch_entries {
+        return Err(ApiError::TooLarge(format!(
+            "the batch holds {} entries; the limit is {}",
+            items.len(),
+            limits.max_batch_entries
+        )));
+    }
+    if let Some((i, item)) = items
+        .iter()
+        .enumerate()
+        .find(|(_, it)| it.len() > limits.max_payload_bytes)
+    {
+        return Err(ApiError::TooLarge(format!(
+            "entry {i} of the batch is {} bytes; the limit is {}",
+            item.len(),
+            limits.max_payload_bytes
+        )));
+    }
+    let et = event_type.as_deref().unwrap_or("");
+    let idem = idempotency(key, ANONYMOUS, &[b"batch", et.as_bytes(), &raw]);
+    let entries: Vec<NewEntry> = items
+        .iter()
+        .map(|item| NewEntry {
+            principal: ANONYMOUS.to_owned(),
+            content_type: "application/json".to_owned(),
+            event_type: event_type.clone(),
+            payload: item.to_vec(),
+        })
+        .collect();
+    let count = entries.len();
+    let done = st.seq.submit(entries, idem).await.map_err(sequence_error)?;
+    let mut body = serde_json::json!({
+        "first_index": done.first_index,
+        "count": count,
+        "leaf_hashes": done.leaf_hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "timestamp": done.time_ms,
+        "tree_size": done.published.size,
+        "duplicate": done.duplicate,
+    });
+    if wait == Wait::Checkpoint {
+        let mut proofs = Vec::with_capacity(count);
+        for i in 0..count as u64 {
+            let p = inclusion_proof_at(&st, done.first_index + i, &done.published).await?;
+            proofs.push(p.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>());
+        }
+        body["checkpoint"] = String::from_utf8_lossy(&done.published.checkpoint).into();
+        body["inclusion_proofs"] = proofs.into();
+    }
+    Ok((status_of(&done), axum::Json(body)).into_response())
+}

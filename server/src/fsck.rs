@@ -1,0 +1,190 @@
+//! `sealtrail fsck`: the store is trusted for durability, not for truth. This recomputes every
+//! leaf hash from the stored entries, rebuilds every hash tile, compares each with the stored tile
+//! byte for byte, checks the leaf-hash index, and checks the final root against the stored,
+//! log-signed checkpoint. Memory stays O(log n): entries are read one bundle at a time and only
+//! the right edge of the recomputed tree is kept.
+
+use std::collections::HashMap;
+
+use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::extend::{RightEdge, extend_edge};
+use sealtrail_spec::note::Verifier;
+use sealtrail_spec::tiles::{TILE_WIDTH, TileId, TileReader, encode_hash_tile};
+use sealtrail_spec::{Hash, leaf_hash};
+
+use crate::store::{LogStore, StoreError};
+
+/// Problems are capped so a badly damaged store still yields a readable report.
+const MAX_PROBLEMS: usize = 100;
+
+/// What `fsck` found.
+#[derive(Debug, Default, Clone)]
+pub struct FsckReport {
+    /// The stored tree size.
+    pub size: u64,
+    /// Entries read and hashed.
+    pub entries: u64,
+    /// Hash tiles compared.
+    pub tiles: u64,
+    /// The recomputed root.
+    pub root: Option<Hash>,
+    /// Everything wrong, most specific first (capped at 100).
+    pub problems: Vec<String>,
+}
+
+impl FsckReport {
+    /// True if nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(p);
+        }
+    }
+}
+
+/// The recomputed tiles still on the right edge.
+#[derive(Default)]
+struct Recomputed(HashMap<(u8, u64), Vec<Hash>>);
+
+impl TileReader for &mut Recomputed {
+    type Error = String;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, String> {
+        self.0
+            .get(&(tile.level, tile.index))
+            .and_then(|t| t.get(..usize::from(tile.width)))
+            .map(<[Hash]>::to_vec)
+            .ok_or_else(|| format!("{} was not recomputed", tile.path()))
+    }
+}
+
+/// Checks the whole store. `Err` only for a store that cannot be read at all.
+pub fn fsck(
+    store: &dyn LogStore,
+    origin: &str,
+    log_key: &dyn Verifier,
+) -> Result<FsckReport, StoreError> {
+    let mut report = FsckReport {
+        size: store.tree_size()?,
+        ..FsckReport::default()
+    };
+    let size = report.size;
+    let mut edge = RightEdge::empty();
+    let mut recomputed = Recomputed::default();
+    let step = u64::from(TILE_WIDTH);
+    let mut start = 0;
+    while start < size {
+        let end = (start + step).min(size);
+        let entries = match store.entries(start, end) {
+            Ok(e) => e,
+            Err(e) => {
+                report.problem(format!("entries {start}..{end}: {e}"));
+                return Ok(report);
+            }
+        };
+        let mut hashes = Vec::with_capacity(entries.len());
+        for (i, bytes) in (start..).zip(&entries) {
+            if let Err(e) = LeafEnvelope::decode(bytes) {
+                report.problem(format!("entry {i} is not a valid leaf envelope: {e}"));
+            }
+            let h = leaf_hash(bytes);
+            match store.index_of(&h)? {
+                Some(j) if j <= i => {}
+                other => report.problem(format!(
+                    "leaf-hash index maps entry {i}'s hash to {other:?}"
+                )),
+            }
+            hashes.push(h);
+        }
+        report.entries += entries.len() as u64;
+        let ext = match extend_edge(&edge, &mut recomputed, &hashes) {
+            Ok(ext) => ext,
+            Err(e) => {
+                report.problem(format!("recomputing the tree at {start}: {e}"));
+                return Ok(report);
+            }
+        };
+        for (id, tile) in ext.tiles {
+            // A full tile is final now; partial ones are compared at the end.
+            if id.is_full() {
+                compare_tile(store, &mut report, id, &tile)?;
+                recomputed.0.remove(&(id.level, id.index));
+            } else {
+                recomputed.0.insert((id.level, id.index), tile);
+            }
+        }
+        edge = ext.edge;
+        start = end;
+    }
+    // What is left is the rightmost partial tile of each level, at its final width.
+    let mut partial: Vec<_> = recomputed.0.into_iter().collect();
+    partial.sort_by_key(|(k, _)| *k);
+    for ((level, index), tile) in partial {
+        let width = u16::try_from(tile.len()).unwrap_or(TILE_WIDTH);
+        let id = TileId { level, index, width };
+        compare_tile(store, &mut report, id, &tile)?;
+    }
+    let root = edge.root();
+    report.root = Some(root);
+    check_checkpoint(store, &mut report, origin, log_key, root)?;
+    Ok(report)
+}
+
+fn compare_tile(
+    store: &dyn LogStore,
+    report: &mut FsckReport,
+    id: TileId,
+    tile: &[Hash],
+) -> Result<(), StoreError> {
+    report.tiles += 1;
+    let want = encode_hash_tile(tile);
+    match store.tile(id.level, id.index)? {
+        None => report.problem(format!("{} is missing", id.path())),
+        Some(got) if got != want => report.problem(format!(
+            "{} differs from the tile recomputed from the entries ({} stored bytes, {} expected)",
+            id.path(),
+            got.len(),
+            want.len()
+        )),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn check_checkpoint(
+    store: &dyn LogStore,
+    report: &mut FsckReport,
+    origin: &str,
+    log_key: &dyn Verifier,
+    root: Hash,
+) -> Result<(), StoreError> {
+    let Some(note) = store.checkpoint()? else {
+        if report.size > 0 {
+            report.problem("no stored checkpoint".into());
+        }
+        return Ok(());
+    };
+    match sealtrail_spec::checkpoint::open(&note, origin, &[log_key]) {
+        Err(e) => report.problem(format!("stored checkpoint: {e}")),
+        Ok(cp) => {
+            let c = cp.checkpoint();
+            if c.size() != report.size {
+                report.problem(format!(
+                    "stored checkpoint is for size {} but the store holds {}",
+                    c.size(),
+                    report.size
+                ));
+            } else if c.root() != root {
+                report.problem(format!(
+                    "stored checkpoint root {} differs from the recomputed root {}",
+                    c.root().to_base64(),
+                    root.to_base64()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

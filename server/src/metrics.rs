@@ -1,0 +1,103 @@
+//! Prometheus metrics for the server, on a registry of its own (no global state), served at
+//! `/metrics` in the text exposition format.
+
+use std::time::UNIX_EPOCH;
+
+use prometheus::{
+    Encoder as _, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::sequencer::Published;
+
+/// Every metric the server exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Entries durably appended.
+    pub entries_appended: IntCounter,
+    /// Entries per committed batch.
+    pub batch_entries: Histogram,
+    /// Seconds per sequencer commit (extend, sign, durable write).
+    pub commit_seconds: Histogram,
+    /// Entries waiting for the sequencer.
+    pub queue_depth: IntGauge,
+    /// Size of the latest published tree.
+    pub tree_size: IntGauge,
+    /// Unix time (seconds) at which the latest checkpoint was signed.
+    pub checkpoint_timestamp: Gauge,
+    /// HTTP requests by route, method and status.
+    pub http_requests: IntCounterVec,
+    /// Errors by category (store failures, rejected input, ...).
+    pub errors: IntCounterVec,
+}
+
+fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
+    prometheus::exponential_buckets(start, factor, count).unwrap_or_default()
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("sealtrail".into()), None)?;
+        let m = Metrics {
+            entries_appended: IntCounter::new("entries_appended_total", "Entries durably appended")?,
+            batch_entries: Histogram::with_opts(
+                HistogramOpts::new("batch_entries", "Entries per committed batch")
+                    .buckets(buckets(1.0, 4.0, 8)),
+            )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "commit_seconds",
+                    "Sequencer commit latency: extend, sign and durable write",
+                )
+                .buckets(buckets(0.0001, 2.0, 16)),
+            )?,
+            queue_depth: IntGauge::new("queue_entries", "Entries waiting for the sequencer")?,
+            tree_size: IntGauge::new("tree_size", "Size of the latest published tree")?,
+            checkpoint_timestamp: Gauge::new(
+                "checkpoint_timestamp_seconds",
+                "Unix time at which the latest checkpoint was signed",
+            )?,
+            http_requests: IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+                &["route", "method", "status"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new("errors_total", "Errors by category"),
+                &["category"],
+            )?,
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.entries_appended.clone()))?;
+        r.register(Box::new(m.batch_entries.clone()))?;
+        r.register(Box::new(m.commit_seconds.clone()))?;
+        r.register(Box::new(m.queue_depth.clone()))?;
+        r.register(Box::new(m.tree_size.clone()))?;
+        r.register(Box::new(m.checkpoint_timestamp.clone()))?;
+        r.register(Box::new(m.http_requests.clone()))?;
+        r.register(Box::new(m.errors.clone()))?;
+        Ok(m)
+    }
+
+    /// Records a newly published tree.
+    pub fn observe_published(&self, p: &Published) {
+        self.tree_size.set(i64::try_from(p.size).unwrap_or(i64::MAX));
+        if let Ok(d) = p.signed_at.duration_since(UNIX_EPOCH) {
+            self.checkpoint_timestamp.set(d.as_secs_f64());
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
