@@ -190,7 +190,8 @@ impl Config {
                 self.origin
             ));
         }
-        if l.max_payload_bytes == 0 || l.max_payload_bytes > sealtrail_spec::envelope::MAX_SAFE_PAYLOAD_LEN
+        if l.max_payload_bytes == 0
+            || l.max_payload_bytes > sealtrail_spec::envelope::MAX_SAFE_PAYLOAD_LEN
         {
             return bad(format!(
                 "limits.max_payload_bytes must be 1..={} (an entry bundle holds at most 65535-byte leaves)",

@@ -124,7 +124,11 @@ pub fn fsck(
     partial.sort_by_key(|(k, _)| *k);
     for ((level, index), tile) in partial {
         let width = u16::try_from(tile.len()).unwrap_or(TILE_WIDTH);
-        let id = TileId { level, index, width };
+        let id = TileId {
+            level,
+            index,
+            width,
+        };
         compare_tile(store, &mut report, id, &tile)?;
     }
     let root = edge.root();

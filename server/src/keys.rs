@@ -100,7 +100,9 @@ pub fn write_new(path: &Path, signer: &Ed25519Signer) -> Result<(), KeyFileError
         .and_then(|()| f.sync_all())
         .map_err(io(path))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
     }
     Ok(())
 }
@@ -116,11 +118,12 @@ pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let signer =
-        Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
+    let signer = Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| {
+        KeyFileError::Invalid {
             path: path.to_owned(),
             error: e.to_string(),
-        })?;
+        }
+    })?;
     if signer.name() != origin {
         return Err(KeyFileError::OriginMismatch {
             path: path.to_owned(),
@@ -160,10 +163,7 @@ mod tests {
         let (b, created) = load_or_create(&path, "example.com/log").unwrap();
         assert!(!created);
         assert_eq!(a.to_skey(), b.to_skey());
-        assert!(matches!(
-            write_new(&path, &a),
-            Err(KeyFileError::Exists(_))
-        ));
+        assert!(matches!(write_new(&path, &a), Err(KeyFileError::Exists(_))));
     }
 
     #[test]
@@ -177,7 +177,10 @@ mod tests {
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(&path, "example.com/log").unwrap_err();
-        assert!(matches!(err, KeyFileError::Permissions { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, KeyFileError::Permissions { mode: 0o644, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod 600"));
         let bad = dir.path().join("bad.key");
         std::fs::write(&bad, "PRIVATE+KEY+nope\n").unwrap();

@@ -13,7 +13,11 @@ use sealtrail_server::{fsck, keys};
 use sealtrail_spec::note::Signer as _;
 
 #[derive(Parser, Debug)]
-#[command(name = "sealtrail", version, about = "A verifiable, append-only audit log")]
+#[command(
+    name = "sealtrail",
+    version,
+    about = "A verifiable, append-only audit log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,7 +103,11 @@ impl Common {
             c.key_file = Some(v.clone());
         }
         if let Some(v) = &self.log_format {
-            c.log.format = if v == "text" { LogFormat::Text } else { LogFormat::Json };
+            c.log.format = if v == "text" {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
+            };
         }
         if let Some(v) = &self.log {
             c.log.level.clone_from(v);
@@ -116,14 +124,23 @@ fn init_logging(c: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match c.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
 
 fn open_store(c: &Config) -> Result<Arc<dyn store::LogStore>> {
-    let s = store::open(c.store, &c.data_dir)
-        .with_context(|| format!("opening the {:?} store in {}", c.store, c.data_dir.display()))?;
+    let s = store::open(c.store, &c.data_dir).with_context(|| {
+        format!(
+            "opening the {:?} store in {}",
+            c.store,
+            c.data_dir.display()
+        )
+    })?;
     Ok(Arc::from(s))
 }
 
@@ -134,7 +151,10 @@ fn serve(common: &Common) -> Result<()> {
     let (signer, created) = keys::load_or_create(&config.key_path(), &config.origin)?;
     let vkey = signer.verifier().to_vkey();
     if created {
-        println!("sealtrail: created signing key {}", config.key_path().display());
+        println!(
+            "sealtrail: created signing key {}",
+            config.key_path().display()
+        );
     }
     println!("sealtrail: origin {}", signer.name());
     println!("sealtrail: verifier key {vkey}");

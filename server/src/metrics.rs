@@ -41,7 +41,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("sealtrail".into()), None)?;
         let m = Metrics {
-            entries_appended: IntCounter::new("entries_appended_total", "Entries durably appended")?,
+            entries_appended: IntCounter::new(
+                "entries_appended_total",
+                "Entries durably appended",
+            )?,
             batch_entries: Histogram::with_opts(
                 HistogramOpts::new("batch_entries", "Entries per committed batch")
                     .buckets(buckets(1.0, 4.0, 8)),
@@ -60,7 +63,10 @@ impl Metrics {
                 "Unix time at which the latest checkpoint was signed",
             )?,
             http_requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by route, method and status",
+                ),
                 &["route", "method", "status"],
             )?,
             errors: IntCounterVec::new(
@@ -83,7 +89,8 @@ impl Metrics {
 
     /// Records a newly published tree.
     pub fn observe_published(&self, p: &Published) {
-        self.tree_size.set(i64::try_from(p.size).unwrap_or(i64::MAX));
+        self.tree_size
+            .set(i64::try_from(p.size).unwrap_or(i64::MAX));
         if let Ok(d) = p.signed_at.duration_since(UNIX_EPOCH) {
             self.checkpoint_timestamp.set(d.as_secs_f64());
         }

@@ -140,7 +140,9 @@ impl SequencerHandle {
         idempotency: Option<Idempotency>,
     ) -> Result<Sequenced, SequenceError> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(SequenceError::Unavailable("an earlier commit failed".into()));
+            return Err(SequenceError::Unavailable(
+                "an earlier commit failed".into(),
+            ));
         }
         let n = entries.len();
         // Reserve queue room first: memory is bounded by entries waiting, not by requests.
@@ -370,7 +372,9 @@ impl Sequencer {
                 }
             }
             self.queued.fetch_sub(n, Ordering::AcqRel);
-            self.metrics.queue_depth.set(self.queued.load(Ordering::Acquire) as i64);
+            self.metrics
+                .queue_depth
+                .set(self.queued.load(Ordering::Acquire) as i64);
             if !subs.is_empty() {
                 self.process(subs);
             }
@@ -381,9 +385,9 @@ impl Sequencer {
     fn process(&mut self, subs: Vec<Submission>) {
         if self.failed.load(Ordering::Acquire) {
             for s in subs {
-                let _ = s
-                    .reply
-                    .send(Err(SequenceError::Unavailable("an earlier commit failed".into())));
+                let _ = s.reply.send(Err(SequenceError::Unavailable(
+                    "an earlier commit failed".into(),
+                )));
             }
             return;
         }
@@ -486,10 +490,13 @@ impl Sequencer {
                     let (first, hashes) = answers.get(j).cloned().unwrap_or_default();
                     (sub, first, hashes)
                 }
-                Duplicate::Stored(sub, index) => match self.stored_hashes(index, sub.entries.len()) {
+                Duplicate::Stored(sub, index) => match self.stored_hashes(index, sub.entries.len())
+                {
                     Ok(hashes) => (sub, index, hashes),
                     Err(e) => {
-                        let _ = sub.reply.send(Err(SequenceError::Unavailable(e.to_string())));
+                        let _ = sub
+                            .reply
+                            .send(Err(SequenceError::Unavailable(e.to_string())));
                         continue;
                     }
                 },
@@ -573,10 +580,11 @@ impl TileReader for EdgeTiles<'_> {
     type Error = StoreError;
 
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
-        if let Some((index, hashes)) = self.cache.get(&tile.level) {
-            if *index == tile.index && hashes.len() >= usize::from(tile.width) {
-                return Ok(hashes[..usize::from(tile.width)].to_vec());
-            }
+        if let Some((index, hashes)) = self.cache.get(&tile.level)
+            && *index == tile.index
+            && hashes.len() >= usize::from(tile.width)
+        {
+            return Ok(hashes[..usize::from(tile.width)].to_vec());
         }
         StoreTiles(self.store).read_tile(tile)
     }
@@ -631,13 +639,19 @@ impl Sequencer {
             self.metrics.errors.with_label_values(&[e.category()]).inc();
             return Err(self.fail(format!("commit of {entries} entries failed: {e}")));
         }
-        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.batch_entries.observe(entries as f64);
         self.metrics.entries_appended.inc_by(entries as u64);
         // Durable: adopt the new edge and publish.
         for (id, hashes) in ext.tiles {
             if id.is_full() {
-                if self.edge_tiles.get(&id.level).is_some_and(|(i, _)| *i == id.index) {
+                if self
+                    .edge_tiles
+                    .get(&id.level)
+                    .is_some_and(|(i, _)| *i == id.index)
+                {
                     self.edge_tiles.remove(&id.level);
                 }
             } else {

@@ -47,7 +47,8 @@ impl Server {
             commit_max_entries: config.limits.commit_max_entries,
         };
         let verifier_key = signer.verifier().to_vkey();
-        let (seq, sequencer) = sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
+        let (seq, sequencer) =
+            sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
             state: AppState {
                 store,
@@ -118,8 +119,14 @@ impl Server {
         drop(listener);
         tracing::info!("shutting down: no longer accepting connections");
         let grace = Duration::from_secs(limits.shutdown_grace_secs);
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            tracing::warn!("in-flight requests did not finish within {}s", grace.as_secs());
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight requests did not finish within {}s",
+                grace.as_secs()
+            );
         }
         self.stop().await;
     }

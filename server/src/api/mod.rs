@@ -126,8 +126,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         resp.extensions_mut().insert(ErrorCategory(code));
         resp
@@ -146,7 +148,10 @@ pub fn router(state: AppState) -> Router {
         .route("/checkpoint", get(read::checkpoint))
         .route("/tile/{*path}", get(read::tile))
         .route("/v1/log", get(read::log_info))
-        .route("/v1/entries", post(write::post_entry).get(read::list_entries))
+        .route(
+            "/v1/entries",
+            post(write::post_entry).get(read::list_entries),
+        )
         .route("/v1/entries/batch", post(write::post_batch))
         .route("/v1/entries/{index}", get(read::get_entry))
         .route("/v1/proof/inclusion", get(read::inclusion))
@@ -158,7 +163,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -186,7 +193,13 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(
-            || format!("{:x}-{}", std::process::id(), REQUEST_IDS.fetch_add(1, Ordering::Relaxed)),
+            || {
+                format!(
+                    "{:x}-{}",
+                    std::process::id(),
+                    REQUEST_IDS.fetch_add(1, Ordering::Relaxed)
+                )
+            },
             str::to_owned,
         );
     let route = req
@@ -201,8 +214,11 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let timeout = state.config.limits.request_timeout();
     let mut resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::Timeout(format!("request not completed within {}s", timeout.as_secs()))
-            .into_response(),
+        Err(_) => ApiError::Timeout(format!(
+            "request not completed within {}s",
+            timeout.as_secs()
+        ))
+        .into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -237,13 +253,14 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(ApiError::Timeout("request body not received in time".into())),
+        Err(_) => Err(ApiError::Timeout(
+            "request body not received in time".into(),
+        )),
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
             let is_limit = std::error::Error::source(&e)
@@ -252,7 +269,9 @@ pub(crate) async fn read_body(
             if is_limit {
                 Err(too_large())
             } else {
-                Err(ApiError::BadRequest(format!("reading the request body: {e}")))
+                Err(ApiError::BadRequest(format!(
+                    "reading the request body: {e}"
+                )))
             }
         }
     }

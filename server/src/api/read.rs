@@ -23,8 +23,7 @@ use super::{ApiError, AppState};
 use crate::sequencer::{Published, StoreTiles};
 use crate::store::{LogStore, StoreError};
 
-type QueryResult =
-    Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+type QueryResult = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60";
@@ -66,10 +65,12 @@ impl<K: StdHash + Eq + Clone, V: Clone> Fifo<K, V> {
     }
 }
 
+type TileFifo = Mutex<Fifo<(u8, u64), Arc<Vec<u8>>>>;
+
 /// Hot full hash tiles and entry bundles. Only full ones are cached: they never change.
 #[derive(Debug)]
 pub struct TileCache {
-    tiles: Mutex<Fifo<(u8, u64), Arc<Vec<u8>>>>,
+    tiles: TileFifo,
     bundles: Mutex<Fifo<u64, Arc<Vec<u8>>>>,
 }
 
@@ -83,20 +84,25 @@ impl Default for TileCache {
 }
 
 impl TileCache {
-    fn tile(&self, store: &dyn LogStore, level: u8, index: u64, full: bool) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
-        if full {
-            if let Some(t) = self.tiles.lock().ok().and_then(|c| c.get(&(level, index))) {
-                return Ok(Some(t));
-            }
+    fn tile(
+        &self,
+        store: &dyn LogStore,
+        level: u8,
+        index: u64,
+        full: bool,
+    ) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+        if full && let Some(t) = self.tiles.lock().ok().and_then(|c| c.get(&(level, index))) {
+            return Ok(Some(t));
         }
         let Some(bytes) = store.tile(level, index)? else {
             return Ok(None);
         };
         let bytes = Arc::new(bytes);
-        if full && bytes.len() == usize::from(TILE_WIDTH) * 32 {
-            if let Ok(mut c) = self.tiles.lock() {
-                c.put((level, index), bytes.clone());
-            }
+        if full
+            && bytes.len() == usize::from(TILE_WIDTH) * 32
+            && let Ok(mut c) = self.tiles.lock()
+        {
+            c.put((level, index), bytes.clone());
         }
         Ok(Some(bytes))
     }
@@ -112,13 +118,16 @@ impl TileReader for CachedTiles<'_> {
     type Error = StoreError;
 
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
-        let Some(bytes) = self.cache.tile(self.store, tile.level, tile.index, tile.is_full())? else {
+        let Some(bytes) = self
+            .cache
+            .tile(self.store, tile.level, tile.index, tile.is_full())?
+        else {
             return StoreTiles(self.store).read_tile(tile);
         };
         let want = usize::from(tile.width) * 32;
-        let prefix = bytes
-            .get(..want)
-            .ok_or_else(|| StoreError::Corrupt(format!("{} is shorter than {want} bytes", tile.path())))?;
+        let prefix = bytes.get(..want).ok_or_else(|| {
+            StoreError::Corrupt(format!("{} is shorter than {want} bytes", tile.path()))
+        })?;
         decode_hash_tile(prefix, tile.width).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
@@ -184,9 +193,11 @@ fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
         && v.len() <= 20
         && v.bytes().all(|b| b.is_ascii_digit())
         && (v == "0" || !v.starts_with('0'));
-    ok.then(|| v.parse().ok())
-        .flatten()
-        .ok_or_else(|| ApiError::BadRequest(format!("{name} must be a decimal integer without leading zeros, got {v:?}")))
+    ok.then(|| v.parse().ok()).flatten().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name} must be a decimal integer without leading zeros, got {v:?}"
+        ))
+    })
 }
 
 fn query(q: QueryResult, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
@@ -230,9 +241,13 @@ pub(super) async fn tile(
         TilePath::Entries(b) => (0, b.index, b.width, b.is_full()),
     };
     // The tile exists at the published size if every hash (entry) it holds does.
-    let end = index.checked_mul(w).and_then(|s| s.checked_add(u64::from(width)));
+    let end = index
+        .checked_mul(w)
+        .and_then(|s| s.checked_add(u64::from(width)));
     if end.is_none_or(|end| end > hashes_at_level(size, level)) {
-        return Err(ApiError::NotFound(format!("{path} is not in the published tree (size {size})")));
+        return Err(ApiError::NotFound(format!(
+            "{path} is not in the published tree (size {size})"
+        )));
     }
     let bytes = match parsed {
         TilePath::Hash(_) => {
@@ -253,19 +268,15 @@ pub(super) async fn tile(
 }
 
 async fn bundle(st: &AppState, index: u64, width: u16, full: bool) -> Result<Vec<u8>, ApiError> {
-    if full {
-        if let Some(b) = st.cache.bundles.lock().ok().and_then(|c| c.get(&index)) {
-            return Ok(b.as_ref().clone());
-        }
+    if full && let Some(b) = st.cache.bundles.lock().ok().and_then(|c| c.get(&index)) {
+        return Ok(b.as_ref().clone());
     }
     blocking(st, move |store, cache| {
         let start = index * u64::from(TILE_WIDTH);
         let entries = store.entries(start, start + u64::from(width))?;
         let bytes = encode_bundle(&entries).map_err(|e| ApiError::Internal(e.to_string()))?;
-        if full {
-            if let Ok(mut c) = cache.bundles.lock() {
-                c.put(index, Arc::new(bytes.clone()));
-            }
+        if full && let Ok(mut c) = cache.bundles.lock() {
+            c.put(index, Arc::new(bytes.clone()));
         }
         Ok(bytes)
     })
@@ -304,7 +315,13 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
 fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     let env = LeafEnvelope::decode(bytes)
         .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
-    let essence = env.content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = env
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let json_payload = (essence == "application/json" || essence.ends_with("+json"))
         .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
         .flatten();
@@ -332,7 +349,9 @@ pub(super) async fn get_entry(
     let index = parse_index(&index)?;
     let size = st.seq.published().size;
     if index >= size {
-        return Err(ApiError::NotFound(format!("entry {index} is not in the log (size {size})")));
+        return Err(ApiError::NotFound(format!(
+            "entry {index} is not in the log (size {size})"
+        )));
     }
     let v = blocking(&st, move |store, _| {
         let bytes = store
@@ -398,7 +417,9 @@ pub(super) async fn inclusion(
         .map(|h| {
             Hash::from_hex(h)
                 .or_else(|_| Hash::from_base64(h))
-                .map_err(|_| ApiError::BadRequest("leaf_hash must be 64 hex digits or base64".into()))
+                .map_err(|_| {
+                    ApiError::BadRequest("leaf_hash must be 64 hex digits or base64".into())
+                })
         })
         .transpose()?;
     let index = param(&q, "index")?;
@@ -408,10 +429,16 @@ pub(super) async fn inclusion(
             (None, Some(h)) => store
                 .index_of(&h)?
                 .ok_or_else(|| ApiError::NotFound(format!("no entry has leaf hash {h}")))?,
-            _ => return Err(ApiError::BadRequest("give exactly one of index and leaf_hash".into())),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give exactly one of index and leaf_hash".into(),
+                ));
+            }
         };
         if index >= size {
-            return Err(ApiError::NotFound(format!("entry {index} is not in the tree of size {size}")));
+            return Err(ApiError::NotFound(format!(
+                "entry {index} is not in the tree of size {size}"
+            )));
         }
         let mut r = TileHashReader::new(size, CachedTiles { store, cache });
         let proof = inclusion_proof(index, size, &mut r).map_err(proof_error)?;
@@ -421,7 +448,8 @@ pub(super) async fn inclusion(
             .read_tile(TileId {
                 level: 0,
                 index: index / u64::from(TILE_WIDTH),
-                width: u16::try_from(((index % u64::from(TILE_WIDTH)) + 1).max(1)).unwrap_or(TILE_WIDTH),
+                width: u16::try_from(((index % u64::from(TILE_WIDTH)) + 1).max(1))
+                    .unwrap_or(TILE_WIDTH),
             })?
             .last()
             .copied()
@@ -454,7 +482,9 @@ pub(super) async fn consistency(
         )));
     }
     if from > to {
-        return Err(ApiError::BadRequest(format!("from {from} is larger than to {to}")));
+        return Err(ApiError::BadRequest(format!(
+            "from {from} is larger than to {to}"
+        )));
     }
     let v = blocking(&st, move |store, cache| {
         let mut r = TileHashReader::new(to, CachedTiles { store, cache });
@@ -499,7 +529,9 @@ pub(super) async fn livez() -> &'static str {
 /// `GET /readyz`: the store answers, the sequencer is alive and accepting writes.
 pub(super) async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
     if st.seq.is_failed() {
-        return Err(ApiError::Unavailable("the sequencer is not accepting writes".into()));
+        return Err(ApiError::Unavailable(
+            "the sequencer is not accepting writes".into(),
+        ));
     }
     blocking(&st, |store, _| store.tree_size().map_err(ApiError::from)).await?;
     Ok((StatusCode::OK, "ready\n").into_response())
@@ -511,7 +543,10 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
         .queue_depth
         .set(i64::try_from(st.seq.queue_depth()).unwrap_or(i64::MAX));
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         st.metrics.render(),
     )
         .into_response()

@@ -59,12 +59,21 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 fn content_type(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
     let ct = header_text(headers, "content-type")?.unwrap_or(DEFAULT_CONTENT_TYPE);
     if ct.is_empty() || ct.len() > sealtrail_spec::envelope::MAX_CONTENT_TYPE_LEN {
-        return Err(ApiError::BadRequest("Content-Type must be 1 to 256 characters".into()));
+        return Err(ApiError::BadRequest(
+            "Content-Type must be 1 to 256 characters".into(),
+        ));
     }
     if !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(ApiError::BadRequest("Content-Type must be printable ASCII".into()));
+        return Err(ApiError::BadRequest(
+            "Content-Type must be printable ASCII".into(),
+        ));
     }
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let json = essence == "application/json" || essence.ends_with("+json");
     Ok((ct.to_owned(), json))
 }
@@ -74,7 +83,9 @@ fn event_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     if v.is_empty() || v.len() > sealtrail_spec::envelope::MAX_EVENT_TYPE_LEN {
-        return Err(ApiError::BadRequest("X-Event-Type must be 1 to 128 characters".into()));
+        return Err(ApiError::BadRequest(
+            "X-Event-Type must be 1 to 128 characters".into(),
+        ));
     }
     Ok(Some(v.to_owned()))
 }
@@ -102,13 +113,13 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Keys are scoped to the principal, so two clients cannot collide or probe each other's keys.
-fn idempotency(
-    key: Option<&str>,
-    principal: &str,
-    request: &[&[u8]],
-) -> Option<Idempotency> {
+fn idempotency(key: Option<&str>, principal: &str, request: &[&[u8]]) -> Option<Idempotency> {
     key.map(|k| Idempotency {
-        key: digest(&[b"sealtrail/idempotency-key/v1", principal.as_bytes(), k.as_bytes()]),
+        key: digest(&[
+            b"sealtrail/idempotency-key/v1",
+            principal.as_bytes(),
+            k.as_bytes(),
+        ]),
         request_hash: digest(request),
     })
 }
@@ -119,14 +130,20 @@ fn sequence_error(e: SequenceError) -> ApiError {
         SequenceError::IdempotencyConflict(i) => ApiError::Conflict(format!(
             "Idempotency-Key was already used for a different request (entry {i})"
         )),
-        SequenceError::Unavailable(why) => ApiError::Unavailable(format!("not accepting writes: {why}")),
+        SequenceError::Unavailable(why) => {
+            ApiError::Unavailable(format!("not accepting writes: {why}"))
+        }
         SequenceError::ShuttingDown => ApiError::Unavailable("the server is shutting down".into()),
         SequenceError::Invalid(why) => ApiError::BadRequest(why),
     }
 }
 
 fn status_of(s: &Sequenced) -> StatusCode {
-    if s.duplicate { StatusCode::OK } else { StatusCode::CREATED }
+    if s.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
 }
 
 /// `POST /v1/entries`: one entry, the body is the payload.
@@ -142,9 +159,17 @@ pub(super) async fn post_entry(
     let event_type = event_type(&headers)?;
     let key = idempotency_key(&headers)?;
     let limits = &st.config.limits;
-    let payload = read_body(body, &headers, limits.max_payload_bytes, limits.request_timeout()).await?;
+    let payload = read_body(
+        body,
+        &headers,
+        limits.max_payload_bytes,
+        limits.request_timeout(),
+    )
+    .await?;
     if payload.is_empty() {
-        return Err(ApiError::BadRequest("empty body: the payload is the request body".into()));
+        return Err(ApiError::BadRequest(
+            "empty body: the payload is the request body".into(),
+        ));
     }
     if is_json {
         serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
@@ -158,7 +183,11 @@ pub(super) async fn post_entry(
         event_type,
         payload: payload.to_vec(),
     };
-    let done = st.seq.submit(vec![entry], idem).await.map_err(sequence_error)?;
+    let done = st
+        .seq
+        .submit(vec![entry], idem)
+        .await
+        .map_err(sequence_error)?;
     let index = done.first_index;
     let mut body = serde_json::json!({
         "index": index,
@@ -218,7 +247,12 @@ pub(super) async fn post_batch(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let wait = parse_wait(&q)?;
     let (ct, _) = content_type(&headers)?;
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let ndjson = match essence.as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
         "application/json" => false,
@@ -231,7 +265,13 @@ pub(super) async fn post_batch(
     let event_type = event_type(&headers)?;
     let key = idempotency_key(&headers)?;
     let limits = &st.config.limits;
-    let raw = read_body(body, &headers, limits.max_batch_bytes, limits.request_timeout()).await?;
+    let raw = read_body(
+        body,
+        &headers,
+        limits.max_batch_bytes,
+        limits.request_timeout(),
+    )
+    .await?;
     let items = batch_items(&raw, ndjson)?;
     if items.is_empty() {
         return Err(ApiError::BadRequest("the batch holds no entries".into()));

@@ -212,7 +212,8 @@ pub const ENGINE_MARKER: &str = "ENGINE";
 /// Opens (creating if needed) the store of the chosen engine in directory `dir`. A data directory
 /// remembers its engine: opening it with another one is an error, never a silently empty log.
 pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
-    let io = |what: &str, e: std::io::Error| StoreError::Io(format!("{what} {}: {e}", dir.display()));
+    let io =
+        |what: &str, e: std::io::Error| StoreError::Io(format!("{what} {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
     let marker = dir.join(ENGINE_MARKER);
     match std::fs::read_to_string(&marker) {

@@ -1,0 +1,141 @@
+//! Helpers for the server's in-process tests: a server on a given store, requests through the
+//! router, and checks built on `sealtrail-spec` (never on the server's own answers).
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use sealtrail_server::api::router;
+use sealtrail_server::config::Config;
+use sealtrail_server::serve::Server;
+use sealtrail_server::store::LogStore;
+use sealtrail_spec::checkpoint::{Checkpoint, VerifiedCheckpoint};
+use sealtrail_spec::note::{Ed25519Signer, Ed25519Verifier};
+use tower::ServiceExt as _;
+
+pub const ORIGIN: &str = "test.sealtrail.example/log";
+
+pub fn signer() -> Ed25519Signer {
+    Ed25519Signer::from_seed(ORIGIN, [7u8; 32]).unwrap()
+}
+
+pub fn verifier() -> Ed25519Verifier {
+    signer().verifier()
+}
+
+pub fn config() -> Config {
+    Config {
+        origin: ORIGIN.to_owned(),
+        ..Config::default()
+    }
+}
+
+pub struct TestLog {
+    pub server: Option<Server>,
+    pub app: axum::Router,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    /// Asserts the JSON error shape and returns its code.
+    pub fn error_code(&self) -> String {
+        let j = self.json();
+        let msg = j["error"]["message"].as_str().expect("error.message");
+        assert!(!msg.is_empty());
+        j["error"]["code"].as_str().expect("error.code").to_owned()
+    }
+}
+
+impl TestLog {
+    pub fn start(config: Config, store: Arc<dyn LogStore>) -> Self {
+        let server = Server::start(config, store, signer()).expect("start");
+        let app = router(server.state().clone());
+        TestLog {
+            server: Some(server),
+            app,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            drop(self.app);
+            s.stop().await;
+        }
+    }
+
+    pub async fn req(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(b.body(Body::from(body.to_vec())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.req(Method::GET, uri, &[], b"").await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: &str) -> Resp {
+        self.req(
+            Method::POST,
+            uri,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// Fetches `/checkpoint` and verifies it with the test key.
+    pub async fn checkpoint(&self) -> VerifiedCheckpoint {
+        let r = self.get("/checkpoint").await;
+        assert_eq!(r.status, StatusCode::OK);
+        sealtrail_spec::checkpoint::open(&r.body, ORIGIN, &[&verifier()]).expect("valid checkpoint")
+    }
+}
+
+pub fn cp(v: &VerifiedCheckpoint) -> &Checkpoint {
+    v.checkpoint()
+}
