@@ -1,7 +1,12 @@
 //! In-process tests of every endpoint and every error of the HTTP API, on the in-memory store.
 //! Everything the server returns is checked with `sealtrail-spec`: proofs against signed
 //! checkpoints, tiles against entries, never against the server's own other answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 mod common;
 
