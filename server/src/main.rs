@@ -147,8 +147,9 @@ fn open_store(c: &Config) -> Result<Arc<dyn store::LogStore>> {
 fn serve(common: &Common) -> Result<()> {
     let config = common.load()?;
     init_logging(&config);
-    let store = open_store(&config)?;
+    // The key first: a bad key must fail before any storage is created or opened.
     let (signer, created) = keys::load_or_create(&config.key_path(), &config.origin)?;
+    let store = open_store(&config)?;
     let vkey = signer.verifier().to_vkey();
     if created {
         println!(
@@ -178,8 +179,8 @@ fn serve(common: &Common) -> Result<()> {
 
 fn run_fsck(common: &Common) -> Result<bool> {
     let config = common.load()?;
-    let store = open_store(&config)?;
     let signer = keys::load(&config.key_path(), &config.origin)?;
+    let store = open_store(&config)?;
     let verifier = signer.verifier();
     let report = fsck::fsck(store.as_ref(), &config.origin, &verifier)?;
     println!(
