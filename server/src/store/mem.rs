@@ -45,6 +45,27 @@ impl MemStore {
         self.failures.store(n, Ordering::SeqCst);
     }
 
+    /// Overwrites a stored entry behind the log's back (fault injection for `fsck` tests).
+    pub fn corrupt_entry(&self, index: u64, bytes: Vec<u8>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.entries.insert(index, bytes);
+        }
+    }
+
+    /// Overwrites a stored hash tile behind the log's back (fault injection for `fsck` tests).
+    pub fn corrupt_tile(&self, level: u8, index: u64, bytes: Vec<u8>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.tiles.insert((level, index), bytes);
+        }
+    }
+
+    /// Replaces the stored checkpoint behind the log's back (fault injection for `fsck` tests).
+    pub fn corrupt_checkpoint(&self, note: Option<Vec<u8>>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.checkpoint = note;
+        }
+    }
+
     /// Number of successful commits so far.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)

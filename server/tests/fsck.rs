@@ -1,0 +1,115 @@
+//! `fsck` recomputes everything from the stored entries: it passes on a healthy log and names
+//! each kind of damage.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use sealtrail_server::fsck::fsck;
+use sealtrail_server::store::mem::MemStore;
+use sealtrail_server::store::{EntryStore as _, TileStore as _};
+
+async fn healthy_log(entries: usize) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    let log = TestLog::start(config(), store.clone());
+    let mut n = 0;
+    while n < entries {
+        let k = (entries - n).min(700);
+        let items: Vec<String> = (n..n + k).map(|i| format!("{{\"i\":{i}}}")).collect();
+        let r = log
+            .post_json("/v1/entries/batch", &format!("[{}]", items.join(",")))
+            .await;
+        assert_eq!(r.status, axum::http::StatusCode::CREATED);
+        n += k;
+    }
+    log.stop().await;
+    store
+}
+
+#[tokio::test]
+async fn passes_on_healthy_logs_of_every_shape() {
+    for size in [0usize, 1, 255, 256, 257, 1500, 65_536 + 300] {
+        let store = healthy_log(size).await;
+        let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+        assert!(r.ok(), "size {size}: {:?}", r.problems);
+        assert_eq!(r.size, size as u64);
+        assert_eq!(r.entries, size as u64);
+        assert_eq!(
+            r.tiles as usize,
+            sealtrail_spec::tiles::all_tiles(size as u64).len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn names_each_kind_of_damage() {
+    let store = healthy_log(600).await;
+    // A changed entry: its leaf no longer matches its tile.
+    let mut e = store.entry(300).unwrap().unwrap();
+    let last = e.len() - 2;
+    e[last] ^= 1;
+    store.corrupt_entry(300, e.clone());
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(!r.ok());
+    assert!(
+        r.problems.iter().any(|p| p.contains("tile/0/001")),
+        "{:?}",
+        r.problems
+    );
+    // An entry that is not an envelope at all.
+    store.corrupt_entry(300, b"garbage".to_vec());
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("entry 300 is not a valid leaf envelope")),
+        "{:?}",
+        r.problems
+    );
+    // Restore the entry, damage a tile instead.
+    let store = healthy_log(600).await;
+    let mut t = store.tile(0, 0).unwrap().unwrap();
+    t[5] ^= 0x80;
+    store.corrupt_tile(0, 0, t);
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(
+        r.problems[0].contains("tile/0/000 differs"),
+        "{:?}",
+        r.problems
+    );
+    // A checkpoint signed by another key, or missing.
+    let store = healthy_log(10).await;
+    let other = sealtrail_spec::note::Ed25519Signer::from_seed(ORIGIN, [3; 32]).unwrap();
+    let cp = sealtrail_spec::checkpoint::Checkpoint::new(ORIGIN, 10, sealtrail_spec::EMPTY_ROOT)
+        .unwrap();
+    store.corrupt_checkpoint(Some(
+        sealtrail_spec::checkpoint::sign_checkpoint(&cp, &other).unwrap(),
+    ));
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(
+        r.problems.iter().any(|p| p.contains("stored checkpoint")),
+        "{:?}",
+        r.problems
+    );
+    store.corrupt_checkpoint(None);
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert_eq!(r.problems, ["no stored checkpoint"]);
+    // A validly signed checkpoint for the wrong root.
+    let signer = signer();
+    let wrong = sealtrail_spec::checkpoint::Checkpoint::new(ORIGIN, 10, sealtrail_spec::EMPTY_ROOT)
+        .unwrap();
+    store.corrupt_checkpoint(Some(
+        sealtrail_spec::checkpoint::sign_checkpoint(&wrong, &signer).unwrap(),
+    ));
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("differs from the recomputed root")),
+        "{:?}",
+        r.problems
+    );
+}
