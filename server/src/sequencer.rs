@@ -399,7 +399,7 @@ impl Sequencer {
             old_size,
             ..Batch::default()
         };
-        let mut seen: HashMap<[u8; 32], ([u8; 32], usize)> = HashMap::new();
+        let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
         for sub in subs {
             if let Some(idem) = sub.idempotency {
                 match self.check_idempotency(&idem, &seen) {
@@ -431,7 +431,7 @@ impl Sequencer {
                 }
             }
             if let Some(idem) = sub.idempotency {
-                seen.insert(idem.key, (idem.request_hash, accepted.len()));
+                seen.insert(idem.key, (idem.request_hash, accepted.len(), first_index));
                 batch.idempotency.push((
                     idem.key,
                     IdempotencyRecord {
@@ -594,13 +594,13 @@ impl Sequencer {
     fn check_idempotency(
         &self,
         idem: &Idempotency,
-        seen: &HashMap<[u8; 32], ([u8; 32], usize)>,
+        seen: &HashMap<[u8; 32], ([u8; 32], usize, u64)>,
     ) -> Result<Option<Prior>, SequenceError> {
-        if let Some((hash, j)) = seen.get(&idem.key) {
+        if let Some((hash, j, first_index)) = seen.get(&idem.key) {
             return if *hash == idem.request_hash {
                 Ok(Some(Prior::InBatch(*j)))
             } else {
-                Err(SequenceError::IdempotencyConflict(self.edge.size()))
+                Err(SequenceError::IdempotencyConflict(*first_index))
             };
         }
         match self.store.idempotency(&idem.key) {
