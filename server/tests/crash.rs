@@ -172,7 +172,7 @@ fn writer(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let r = if n % 5 == 0 {
+        let r = if n.is_multiple_of(5) {
             let items: Vec<String> = (0..10)
                 .map(|k| format!("{{\"w\":{id},\"r\":{round},\"n\":{n},\"k\":{k}}}"))
                 .collect();
