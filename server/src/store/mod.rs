@@ -180,3 +180,36 @@ pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
         Engine::Sled => Ok(Box::new(sled_store::SledStore::open(dir)?)),
     }
 }
+
+/// Creates `dir` (and missing parents) so that the new directory entries survive a crash: every
+/// directory created here and the parent of the topmost one are fsynced. An existing `dir` is left
+/// alone.
+pub(crate) fn create_dir_durably(dir: &Path) -> StoreResult<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
+    for created in &missing {
+        sync_dir(created)?;
+    }
+    if let Some(parent) = missing.last().and_then(|top| top.parent()) {
+        // `Path::new("x").parent()` is `Some("")`: the current directory.
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory, making the creation, rename or removal of its entries durable.
+pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Io(format!("syncing directory {}: {e}", dir.display())))
+}
+
