@@ -13,6 +13,8 @@ use std::path::Path;
 
 use sealtrail_spec::tiles::TileId;
 
+#[cfg(test)]
+mod conformance;
 pub mod mem;
 pub mod redb_store;
 pub mod sled_store;
@@ -213,3 +215,29 @@ pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
         .map_err(|e| StoreError::Io(format!("syncing directory {}: {e}", dir.display())))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_dispatches_on_the_engine_and_creates_nested_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (engine, name) in [(Engine::Redb, "redb"), (Engine::Sled, "sled")] {
+            let dir = tmp.path().join(name).join("a").join("b");
+            let store = open(engine, &dir).unwrap();
+            assert_eq!(store.engine(), name);
+            assert_eq!(store.tree_size().unwrap(), 0);
+            assert!(dir.is_dir());
+        }
+    }
+
+    #[test]
+    fn open_reports_a_file_where_the_directory_should_be() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        for engine in [Engine::Redb, Engine::Sled] {
+            assert!(matches!(open(engine, &file), Err(StoreError::Io(_))));
+        }
+    }
+}

@@ -364,3 +364,75 @@ impl LogStore for SledStore {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{Expected, batch};
+
+    #[test]
+    fn refuses_an_unknown_format_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(SledStore::open(tmp.path()).unwrap());
+        {
+            let db = sled::open(tmp.path()).unwrap();
+            db.insert(META_FORMAT, &(FORMAT_VERSION + 1).to_be_bytes()[..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        match SledStore::open(tmp.path()) {
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 2"), "{msg}"),
+            other => panic!("expected a format error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_sled_db_of_someone_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(tmp.path()).unwrap();
+            db.insert(b"other", b"data").unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            SledStore::open(tmp.path()),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    /// Nodes of large entries are spilled into `blobs/`; every blob file must have been fsynced
+    /// by the commit that needed it.
+    #[test]
+    fn blob_files_are_synced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SledStore::open(tmp.path()).unwrap();
+        let mut want = Expected::default();
+        for round in 0..4u64 {
+            let mut b = batch(round * 20, 20);
+            for e in &mut b.entries {
+                e.resize(65535, 0x5A);
+            }
+            want.commit(&store, &b);
+            let on_disk: HashSet<OsString> = std::fs::read_dir(tmp.path().join("blobs"))
+                .unwrap()
+                .map(|d| d.unwrap().file_name())
+                .collect();
+            assert!(!on_disk.is_empty(), "large nodes should be blobs");
+            let synced = &store.lock().unwrap().synced_blobs;
+            assert!(
+                on_disk.is_subset(synced),
+                "{on_disk:?} not all in {synced:?}"
+            );
+        }
+        drop(store);
+        want.check(&SledStore::open(tmp.path()).unwrap());
+    }
+
+    #[test]
+    fn key_layout_is_log_ordered() {
+        assert!(entry_key(255) < entry_key(256));
+        assert!(entry_key(u64::MAX)[..] < tile_key(0, 0)[..]);
+        assert!(tile_key(0, u64::MAX) < tile_key(1, 0));
+        assert_eq!(&tile_key(3, 1)[..], &[b't', 3, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(idempotency_key(&[7; 32])[0], b'i');
+    }
+}
