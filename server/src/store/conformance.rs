@@ -38,6 +38,9 @@ pub(crate) trait Factory {
     /// Makes the next commit of `store` fail without writing anything. `false` if the engine has
     /// no fault injection.
     fn fail_next_commit(&self, store: &Self::Store) -> bool;
+    /// Deletes entry `index` behind the store's back, as corruption would, and returns the
+    /// store (reopened, on disk engines).
+    fn remove_entry(&self, store: Self::Store, index: u64) -> Self::Store;
 }
 
 /// The in-memory engine: not durable, with fault injection.
@@ -53,6 +56,10 @@ impl Factory for MemFactory {
         store.fail_commits(1);
         true
     }
+    fn remove_entry(&self, store: MemStore, index: u64) -> MemStore {
+        store.remove_entry(index);
+        store
+    }
 }
 
 /// A disk engine in its own temporary directory (a not-yet-existing subdirectory, so `open` has
@@ -60,12 +67,17 @@ impl Factory for MemFactory {
 pub(crate) struct DiskFactory<S> {
     dir: tempfile::TempDir,
     open: fn(&Path) -> StoreResult<S>,
+    remove_entry: fn(&Path, u64),
 }
 
 impl<S> DiskFactory<S> {
-    pub(crate) fn new(open: fn(&Path) -> StoreResult<S>) -> Self {
+    pub(crate) fn new(open: fn(&Path) -> StoreResult<S>, remove_entry: fn(&Path, u64)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        DiskFactory { dir, open }
+        DiskFactory {
+            dir,
+            open,
+            remove_entry,
+        }
     }
 
     pub(crate) fn path(&self) -> std::path::PathBuf {
@@ -81,6 +93,11 @@ impl<S: LogStore> Factory for DiskFactory<S> {
     }
     fn fail_next_commit(&self, _: &S) -> bool {
         false
+    }
+    fn remove_entry(&self, store: S, index: u64) -> S {
+        drop(store);
+        (self.remove_entry)(&self.path(), index);
+        self.open()
     }
 }
 
@@ -262,6 +279,20 @@ pub(crate) fn entry_ranges<F: Factory>(f: &F) {
         assert_corrupt(s.entries(a, b), &format!("entries({a}, {b})"));
     }
     want.check(&s);
+}
+
+/// A missing entry below the tree size (corruption) makes any range over it an error.
+pub(crate) fn gap_is_corruption<F: Factory>(f: &F) {
+    let s = f.open();
+    Expected::default().commit(&s, &batch(0, 20));
+    let s = f.remove_entry(s, 7);
+    assert_eq!(s.entry(7).unwrap(), None);
+    for (a, b) in [(0, 20), (5, 10), (7, 8), (6, 8), (7, 20)] {
+        assert_corrupt(s.entries(a, b), &format!("entries({a}, {b}) over a gap"));
+    }
+    let leaves = |a: u64, b: u64| (a..b).map(leaf).collect::<Vec<_>>();
+    assert_eq!(s.entries(0, 7).unwrap(), leaves(0, 7));
+    assert_eq!(s.entries(8, 20).unwrap(), leaves(8, 20));
 }
 
 pub(crate) fn tiles_replaced_by_wider<F: Factory>(f: &F) {
@@ -500,7 +531,7 @@ macro_rules! conformance {
         mod $engine {
             use super::*;
             conformance!(@tests $factory;
-                empty_store, commit_and_read_back, entry_ranges, tiles_replaced_by_wider,
+                empty_store, commit_and_read_back, entry_ranges, gap_is_corruption, tiles_replaced_by_wider,
                 size_mismatch_writes_nothing, injected_failure_writes_nothing, many_batches,
                 reopen_keeps_everything, large_values, concurrent_readers, second_open_is_refused);
         }
@@ -516,5 +547,17 @@ macro_rules! conformance {
 }
 
 conformance!(mem, MemFactory);
-conformance!(redb, DiskFactory::new(RedbStore::open));
-conformance!(sled, DiskFactory::new(SledStore::open));
+conformance!(
+    redb,
+    DiskFactory::new(
+        RedbStore::open,
+        crate::store::redb_store::tests::remove_entry
+    )
+);
+conformance!(
+    sled,
+    DiskFactory::new(
+        SledStore::open,
+        crate::store::sled_store::tests::remove_entry
+    )
+);

@@ -233,8 +233,22 @@ impl LogStore for RedbStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Deletes an entry from a closed store, as corruption would.
+    pub(crate) fn remove_entry(dir: &Path, index: u64) {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(
+            txn.open_table(ENTRIES)
+                .unwrap()
+                .remove(index)
+                .unwrap()
+                .is_some()
+        );
+        txn.commit().unwrap();
+    }
 
     fn set_format(dir: &Path, version: u64) {
         let db = Database::create(dir.join(FILE_NAME)).unwrap();

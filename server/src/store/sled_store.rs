@@ -75,6 +75,8 @@ pub struct SledStore {
 struct WriterState {
     /// Names of the files in `blobs/` already fsynced (and still present at the last listing).
     synced_blobs: HashSet<OsString>,
+    /// How many blob files have been fsynced since open (a counter for tests and debugging).
+    blob_syncs: u64,
     /// Set when a flush or fsync failed: the batch may be in sled's memory without being durable,
     /// so no further commit is accepted until the store is reopened.
     failed: Option<String>,
@@ -243,7 +245,7 @@ impl SledStore {
             if !state.synced_blobs.contains(&name) {
                 let path = blob_dir.join(&name);
                 match File::open(&path).and_then(|f| f.sync_all()) {
-                    Ok(()) => {}
+                    Ok(()) => state.blob_syncs += 1,
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
                     Err(e) => return Err(io_err("syncing", &path)(e)),
                 }
@@ -365,9 +367,16 @@ impl LogStore for SledStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::conformance::{Expected, batch};
+
+    /// Deletes an entry from a closed store, as corruption would.
+    pub(crate) fn remove_entry(dir: &Path, index: u64) {
+        let db = open_sled(dir).unwrap();
+        assert!(db.remove(entry_key(index)).unwrap().is_some());
+        db.flush().unwrap();
+    }
 
     #[test]
     fn refuses_an_unknown_format_version() {
@@ -406,22 +415,32 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = SledStore::open(tmp.path()).unwrap();
         let mut want = Expected::default();
+        let mut before: HashSet<OsString> = HashSet::new();
         for round in 0..4u64 {
             let mut b = batch(round * 20, 20);
             for e in &mut b.entries {
                 e.resize(65535, 0x5A);
             }
+            let syncs_before = store.lock().unwrap().blob_syncs;
             want.commit(&store, &b);
             let on_disk: HashSet<OsString> = std::fs::read_dir(tmp.path().join("blobs"))
                 .unwrap()
                 .map(|d| d.unwrap().file_name())
                 .collect();
             assert!(!on_disk.is_empty(), "large nodes should be blobs");
-            let synced = &store.lock().unwrap().synced_blobs;
+            let state = store.lock().unwrap();
+            let new = on_disk.difference(&before).count() as u64;
+            assert!(new > 0, "every round of large entries writes new blobs");
             assert!(
-                on_disk.is_subset(synced),
-                "{on_disk:?} not all in {synced:?}"
+                state.blob_syncs - syncs_before >= new,
+                "a new blob was not fsynced"
             );
+            assert!(
+                on_disk.is_subset(&state.synced_blobs),
+                "{on_disk:?} not all synced"
+            );
+            drop(state);
+            before = on_disk;
         }
         drop(store);
         want.check(&SledStore::open(tmp.path()).unwrap());
