@@ -74,6 +74,11 @@ impl RedbStore {
             // The new file's directory entry must survive a crash like the data in it.
             super::sync_dir(dir)?;
         }
+        Self::from_database(db)
+    }
+
+    /// Wraps an opened database, creating or checking the layout.
+    fn from_database(db: Database) -> StoreResult<Self> {
         let store = RedbStore { db };
         store.init_or_check_format()?;
         Ok(store)
@@ -234,7 +239,11 @@ impl LogStore for RedbStore {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+    use crate::store::conformance::{Expected, batch, idem_key};
 
     /// Deletes an entry from a closed store, as corruption would.
     pub(crate) fn remove_entry(dir: &Path, index: u64) {
@@ -258,6 +267,77 @@ pub(crate) mod tests {
             .insert(META_FORMAT, version)
             .unwrap();
         txn.commit().unwrap();
+    }
+
+    /// A file backend whose writes fail while `fail` is set, as a full disk would.
+    #[derive(Debug)]
+    struct FailingBackend {
+        inner: redb::backends::FileBackend,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl FailingBackend {
+        fn check(&self) -> std::io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected write failure"));
+            }
+            Ok(())
+        }
+    }
+
+    impl redb::StorageBackend for FailingBackend {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+    }
+
+    /// A commit whose writes fail reports an I/O error, and after a restart the store holds
+    /// exactly what it held before that commit.
+    #[test]
+    fn failed_write_leaves_the_store_unchanged_after_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut want = Expected::default();
+        want.commit(&RedbStore::open(tmp.path()).unwrap(), &batch(0, 50));
+        {
+            let fail = Arc::new(AtomicBool::new(false));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(tmp.path().join(FILE_NAME))
+                .unwrap();
+            let backend = FailingBackend {
+                inner: redb::backends::FileBackend::new(file).unwrap(),
+                fail: fail.clone(),
+            };
+            let db = Database::builder().create_with_backend(backend).unwrap();
+            let store = RedbStore::from_database(db).unwrap();
+            want.commit(&store, &batch(50, 30));
+            fail.store(true, Ordering::SeqCst);
+            match store.commit(&batch(80, 500)) {
+                Err(StoreError::Io(msg)) => assert!(msg.contains("injected"), "{msg}"),
+                other => panic!("expected an I/O error, got {other:?}"),
+            }
+        }
+        let store = RedbStore::open(tmp.path()).unwrap();
+        want.check(&store);
+        assert_eq!(store.idempotency(&idem_key(80)).unwrap(), None);
+        want.commit(&store, &batch(80, 5));
+        want.check(&store);
     }
 
     #[test]
