@@ -3,12 +3,14 @@
 //! real syncs behind N acknowledged commits (`BENCHMARKS-store.md` has the commands and figures).
 //!
 //! ```text
-//! cargo run --release -p sealtrail-server --example store_sync -- <redb|sled> <dir> <commits> [single|batch]
+//! cargo run --release -p sealtrail-server --example store_sync -- <redb|sled> <dir> <commits> [single|batch|large]
 //! ```
 //!
 //! `single`: each commit holds one 256-byte entry. `batch`: each commit holds 1000 entries of 256
 //! bytes plus the hash tiles a sequencer would write with them (every level-0 tile the batch
-//! touches, at its new width, and the level-1 tile above). An existing store is extended.
+//! touches, at its new width, and the level-1 tile above). `large`: 20 entries of 65535 bytes (the
+//! largest leaf) plus tiles, which makes sled spill nodes into `blobs/`. An existing store is
+//! extended.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,21 +20,22 @@ use clap::ValueEnum;
 use sealtrail_server::store::{self, Batch, Engine};
 use sealtrail_spec::tiles::TileId;
 
-const PAYLOAD_BYTES: usize = 256;
 const BATCH_ENTRIES: u64 = 1000;
+const LARGE_ENTRIES: u64 = 20;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [engine, dir, commits, rest @ ..] = args.as_slice() else {
-        bail!("usage: store_sync <redb|sled> <dir> <commits> [single|batch]");
+        bail!("usage: store_sync <redb|sled> <dir> <commits> [single|batch|large]");
     };
     let engine = Engine::from_str(engine, true).map_err(anyhow::Error::msg)?;
     let dir = PathBuf::from(dir);
     let commits: u64 = commits.parse().context("commits must be a number")?;
-    let per_commit = match rest.first().map(String::as_str) {
-        None | Some("single") => 1,
-        Some("batch") => BATCH_ENTRIES,
-        Some(other) => bail!("unknown mode {other:?}: single or batch"),
+    let (per_commit, payload_bytes) = match rest.first().map(String::as_str) {
+        None | Some("single") => (1, 256),
+        Some("batch") => (BATCH_ENTRIES, 256),
+        Some("large") => (LARGE_ENTRIES, 65535),
+        Some(other) => bail!("unknown mode {other:?}: single, batch or large"),
     };
 
     let store = store::open(engine, &dir)?;
@@ -40,23 +43,31 @@ fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(usize::try_from(commits)?);
     let start = Instant::now();
     for _ in 0..commits {
-        let batch = make_batch(store.tree_size()?, per_commit, &mut rng);
+        let batch = make_batch(store.tree_size()?, per_commit, payload_bytes, &mut rng);
         let t = Instant::now();
         store.commit(&batch)?;
         latencies.push(t.elapsed());
     }
     let elapsed = start.elapsed();
-    report(store.engine(), per_commit, elapsed, &mut latencies);
+    report(
+        store.engine(),
+        per_commit,
+        payload_bytes,
+        elapsed,
+        &mut latencies,
+    );
     Ok(())
 }
 
-/// `n` pseudo-random 256-byte entries on `old_size`, with tiles when `n > 1`.
-fn make_batch(old_size: u64, n: u64, rng: &mut u64) -> Batch {
+/// `n` pseudo-random entries of `bytes` bytes on `old_size`, with tiles when `n > 1`.
+fn make_batch(old_size: u64, n: u64, bytes: usize, rng: &mut u64) -> Batch {
     let entries = (0..n)
         .map(|_| {
-            (0..PAYLOAD_BYTES / 8)
+            let mut e: Vec<u8> = (0..bytes.div_ceil(8))
                 .flat_map(|_| next(rng).to_le_bytes())
-                .collect()
+                .collect();
+            e.truncate(bytes);
+            e
         })
         .collect();
     let new_size = old_size + n;
@@ -93,7 +104,13 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn report(engine: &str, per_commit: u64, elapsed: Duration, latencies: &mut [Duration]) {
+fn report(
+    engine: &str,
+    per_commit: u64,
+    payload_bytes: usize,
+    elapsed: Duration,
+    latencies: &mut [Duration],
+) {
     latencies.sort();
     let commits = latencies.len();
     let entries = per_commit * commits as u64;
@@ -105,7 +122,7 @@ fn report(engine: &str, per_commit: u64, elapsed: Duration, latencies: &mut [Dur
             .unwrap_or_default()
     };
     println!(
-        "{engine}: {commits} commits x {per_commit} entries of {PAYLOAD_BYTES} B in {secs:.3} s: \
+        "{engine}: {commits} commits x {per_commit} entries of {payload_bytes} B in {secs:.3} s: \
          {:.0} entries/s, {:.3} ms/commit mean, p50 {:.3} ms, p99 {:.3} ms",
         entries as f64 / secs,
         secs * 1000.0 / commits.max(1) as f64,
