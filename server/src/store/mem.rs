@@ -71,6 +71,14 @@ impl MemStore {
         self.commits.load(Ordering::SeqCst)
     }
 
+    /// Deletes entry `index` behind the contract's back, as disk corruption would (tests only).
+    #[cfg(test)]
+    pub(crate) fn remove_entry(&self, index: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.entries.remove(&index);
+        }
+    }
+
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
         self.state
             .lock()

@@ -14,6 +14,8 @@ use std::path::Path;
 use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::TileId;
 
+#[cfg(test)]
+mod conformance;
 pub mod mem;
 pub mod redb_store;
 pub mod sled_store;
@@ -214,7 +216,7 @@ pub const ENGINE_MARKER: &str = "ENGINE";
 pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
     let io =
         |what: &str, e: std::io::Error| StoreError::Io(format!("{what} {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", e))?;
+    create_dir_durably(dir)?;
     let marker = dir.join(ENGINE_MARKER);
     match std::fs::read_to_string(&marker) {
         Ok(text) if text.trim() == engine.name() => {}
@@ -235,8 +237,67 @@ pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
     };
     if !marker.exists() {
         std::fs::write(&marker, format!("{}\n", engine.name()))
-            .and_then(|()| std::fs::File::open(dir)?.sync_all())
             .map_err(|e| io("writing the engine marker in", e))?;
+        sync_dir(dir)?;
     }
     Ok(store)
+}
+
+/// Creates `dir` (and missing parents) so that the new directory entries survive a crash: every
+/// directory created here and the parent of the topmost one are fsynced. An existing `dir` is left
+/// alone.
+pub(crate) fn create_dir_durably(dir: &Path) -> StoreResult<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
+    for created in &missing {
+        sync_dir(created)?;
+    }
+    if let Some(parent) = missing.last().and_then(|top| top.parent()) {
+        // `Path::new("x").parent()` is `Some("")`: the current directory.
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory, making the creation, rename or removal of its entries durable.
+pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Io(format!("syncing directory {}: {e}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_dispatches_on_the_engine_and_creates_nested_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (engine, name) in [(Engine::Redb, "redb"), (Engine::Sled, "sled")] {
+            let dir = tmp.path().join(name).join("a").join("b");
+            let store = open(engine, &dir).unwrap();
+            assert_eq!(store.engine(), name);
+            assert_eq!(store.tree_size().unwrap(), 0);
+            assert!(dir.is_dir());
+        }
+    }
+
+    #[test]
+    fn open_reports_a_file_where_the_directory_should_be() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        for engine in [Engine::Redb, Engine::Sled] {
+            assert!(matches!(open(engine, &file), Err(StoreError::Io(_))));
+        }
+    }
 }

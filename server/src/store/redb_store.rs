@@ -1,57 +1,424 @@
-//! Placeholder: the engine lands on the `store` branch.
+//! The redb engine (the default): one file, `log.redb`, in the data directory.
+//!
+//! redb is a copy-on-write B-tree with MVCC: readers see a snapshot, there is one writer at a
+//! time, and a write transaction committed with `Durability::Immediate` (redb's default, never
+//! lowered here) has been `fdatasync`ed when `commit` returns. That is the whole durability story
+//! of this engine: each [`LogStore::commit`] is one write transaction.
+//!
+//! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes), `tiles`
+//! ((level, index) → hash tile bytes), `idempotency` (key digest → 40-byte
+//! [`IdempotencyRecord`]), `leaf_index` (leaf hash → first index), `checkpoint` (`latest` → the
+//! signed checkpoint of the stored size), `meta` (`tree_size`, `format_version` → u64). Out of scope: compaction
+//! and backups (redb's own `compact` and a copy of the file while the server is stopped).
 
 use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use sealtrail_spec::Hash;
 
 use super::{
     Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
     StoreResult, TileStore,
 };
 
-/// Not yet implemented.
+/// The store's file inside the data directory.
+pub const FILE_NAME: &str = "log.redb";
+
+/// Version of the table layout above. A store with another version is refused at open.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Memory redb may use for its page cache. redb's default is 1 GiB; a log reads mostly recent
+/// tiles and entries, so a modest cache keeps the server small without slowing the append path
+/// (measured in `BENCHMARKS.md`).
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
+const IDEMPOTENCY: TableDefinition<[u8; 32], [u8; 40]> = TableDefinition::new("idempotency");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LEAVES: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
+const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
+const CHECKPOINT_KEY: &str = "latest";
+
+const META_TREE_SIZE: &str = "tree_size";
+const META_FORMAT: &str = "format_version";
+
+/// A log store in one redb file. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
-pub struct RedbStore;
+pub struct RedbStore {
+    db: Database,
+}
+
+/// Maps any redb error to a [`StoreError`], naming the operation that failed.
+fn redb_err<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| match e.into() {
+        redb::Error::Corrupted(msg) => StoreError::Corrupt(format!("redb {what}: {msg}")),
+        redb::Error::DatabaseAlreadyOpen => StoreError::Io(format!(
+            "redb {what}: the store is already open (by this or another process); \
+             only one sealtrail server may use a data directory"
+        )),
+        other => StoreError::Io(format!("redb {what}: {other}")),
+    }
+}
 
 impl RedbStore {
-    /// Not yet implemented: always an error.
-    pub fn open(_dir: &Path) -> StoreResult<Self> {
-        Err(StoreError::Io("engine not built yet".into()))
+    /// Opens `dir/log.redb`, creating `dir` and an empty store if needed. Fails if another handle
+    /// (in this process or another) has the store open, or if its format version is unknown.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        super::create_dir_durably(dir)?;
+        let path = dir.join(FILE_NAME);
+        let existed = path.exists();
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match redb_err("open")(e) {
+                StoreError::Io(msg) => StoreError::Io(format!("{msg} ({})", path.display())),
+                other => other,
+            })?;
+        if !existed {
+            // The new file's directory entry must survive a crash like the data in it.
+            super::sync_dir(dir)?;
+        }
+        Self::from_database(db)
     }
+
+    /// Wraps an opened database, creating or checking the layout.
+    fn from_database(db: Database) -> StoreResult<Self> {
+        let store = RedbStore { db };
+        store.init_or_check_format()?;
+        Ok(store)
+    }
+
+    /// Creates the tables and the meta rows of a new store, or checks the format of an old one.
+    fn init_or_check_format(&self) -> StoreResult<()> {
+        let txn = self.db.begin_write().map_err(redb_err("begin write"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(redb_err("open meta"))?;
+            let format = meta.get(META_FORMAT).map_err(redb_err("read format"))?;
+            match format.map(|v| v.value()) {
+                Some(FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "store format version {other}; this build reads version {FORMAT_VERSION}"
+                    )));
+                }
+                None => {
+                    if meta.len().map_err(redb_err("read meta"))? != 0 {
+                        return Err(StoreError::Corrupt(
+                            "meta table has no format version".into(),
+                        ));
+                    }
+                    meta.insert(META_FORMAT, FORMAT_VERSION)
+                        .map_err(redb_err("write format"))?;
+                    meta.insert(META_TREE_SIZE, 0)
+                        .map_err(redb_err("write size"))?;
+                }
+            }
+            // Creating the tables here lets every read transaction open them.
+            txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+            txn.open_table(TILES).map_err(redb_err("open tiles"))?;
+            txn.open_table(IDEMPOTENCY)
+                .map_err(redb_err("open idempotency"))?;
+            txn.open_table(LEAVES)
+                .map_err(redb_err("open leaf index"))?;
+            txn.open_table(CHECKPOINT)
+                .map_err(redb_err("open checkpoint"))?;
+        }
+        txn.commit().map_err(redb_err("commit"))
+    }
+
+    fn read(&self) -> StoreResult<redb::ReadTransaction> {
+        self.db.begin_read().map_err(redb_err("begin read"))
+    }
+}
+
+/// Reads the stored tree size from an open meta table.
+fn stored_size(meta: &impl ReadableTable<&'static str, u64>) -> StoreResult<u64> {
+    meta.get(META_TREE_SIZE)
+        .map_err(redb_err("read size"))?
+        .map(|v| v.value())
+        .ok_or_else(|| StoreError::Corrupt("meta table has no tree size".into()))
 }
 
 impl EntryStore for RedbStore {
-    fn entry(&self, _: u64) -> StoreResult<Option<Vec<u8>>> {
-        Ok(None)
+    fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        let txn = self.read()?;
+        let table = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+        let value = table.get(index).map_err(redb_err("read entry"))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
-    fn entries(&self, _: u64, _: u64) -> StoreResult<Vec<Vec<u8>>> {
-        Ok(vec![])
+
+    fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let table = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+        let capacity = usize::try_from(end - start).unwrap_or(usize::MAX).min(4096);
+        let mut out = Vec::with_capacity(capacity);
+        let mut expected = start;
+        for row in table.range(start..end).map_err(redb_err("scan entries"))? {
+            let (key, value) = row.map_err(redb_err("scan entries"))?;
+            if key.value() != expected {
+                break;
+            }
+            out.push(value.value().to_vec());
+            expected += 1;
+        }
+        if expected != end {
+            return Err(StoreError::Corrupt(format!("entry {expected} missing")));
+        }
+        Ok(out)
     }
 }
+
 impl TileStore for RedbStore {
-    fn tile(&self, _: u8, _: u64) -> StoreResult<Option<Vec<u8>>> {
-        Ok(None)
+    fn tile(&self, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        let txn = self.read()?;
+        let table = txn.open_table(TILES).map_err(redb_err("open tiles"))?;
+        let value = table.get((level, index)).map_err(redb_err("read tile"))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 }
+
 impl IdempotencyStore for RedbStore {
-    fn idempotency(&self, _: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>> {
-        Ok(None)
+    fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>> {
+        let txn = self.read()?;
+        let table = txn
+            .open_table(IDEMPOTENCY)
+            .map_err(redb_err("open idempotency"))?;
+        let value = table.get(key).map_err(redb_err("read idempotency"))?;
+        value
+            .map(|v| IdempotencyRecord::from_bytes(&v.value()))
+            .transpose()
     }
 }
+
 impl LeafIndex for RedbStore {
-    fn index_of(&self, _: &sealtrail_spec::Hash) -> StoreResult<Option<u64>> {
-        Ok(None)
+    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>> {
+        let txn = self.read()?;
+        let table = txn
+            .open_table(LEAVES)
+            .map_err(redb_err("open leaf index"))?;
+        let value = table
+            .get(leaf_hash.0)
+            .map_err(redb_err("read leaf index"))?;
+        Ok(value.map(|v| v.value()))
     }
 }
+
 impl LogStore for RedbStore {
-    fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>> {
-        Ok(None)
-    }
     fn tree_size(&self) -> StoreResult<u64> {
-        Ok(0)
+        let txn = self.read()?;
+        let meta = txn.open_table(META).map_err(redb_err("open meta"))?;
+        stored_size(&meta)
     }
-    fn commit(&self, _: &Batch) -> StoreResult<()> {
-        Err(StoreError::Io("engine not built yet".into()))
+
+    /// One write transaction: check the size (compare-and-swap), insert everything, set the new
+    /// size, commit with `Durability::Immediate`. redb serialises write transactions, so the size
+    /// check cannot race with another commit. Dropping the transaction on an early return aborts
+    /// it, so a refused or failed batch leaves nothing behind.
+    fn commit(&self, batch: &Batch) -> StoreResult<()> {
+        let txn = self.db.begin_write().map_err(redb_err("begin write"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(redb_err("open meta"))?;
+            let found = stored_size(&meta)?;
+            if found != batch.old_size {
+                return Err(StoreError::SizeMismatch {
+                    expected: batch.old_size,
+                    found,
+                });
+            }
+            let mut entries = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+            for (index, entry) in (batch.old_size..).zip(&batch.entries) {
+                entries
+                    .insert(index, entry.as_slice())
+                    .map_err(redb_err("write entry"))?;
+            }
+            let mut tiles = txn.open_table(TILES).map_err(redb_err("open tiles"))?;
+            for (id, bytes) in &batch.tiles {
+                tiles
+                    .insert((id.level, id.index), bytes.as_slice())
+                    .map_err(redb_err("write tile"))?;
+            }
+            let mut idem = txn
+                .open_table(IDEMPOTENCY)
+                .map_err(redb_err("open idempotency"))?;
+            for (key, record) in &batch.idempotency {
+                idem.insert(key, record.to_bytes())
+                    .map_err(redb_err("write idempotency"))?;
+            }
+            let mut leaves = txn
+                .open_table(LEAVES)
+                .map_err(redb_err("open leaf index"))?;
+            for (index, hash) in (batch.old_size..).zip(&batch.leaf_hashes) {
+                // Keep the first index of a repeated leaf: restore it if insert replaced it.
+                let prev = leaves
+                    .insert(hash.0, index)
+                    .map_err(redb_err("write leaf index"))?
+                    .map(|v| v.value());
+                if let Some(first) = prev {
+                    leaves
+                        .insert(hash.0, first)
+                        .map_err(redb_err("write leaf index"))?;
+                }
+            }
+            let mut cp = txn
+                .open_table(CHECKPOINT)
+                .map_err(redb_err("open checkpoint"))?;
+            cp.insert(CHECKPOINT_KEY, batch.checkpoint.as_slice())
+                .map_err(redb_err("write checkpoint"))?;
+            meta.insert(META_TREE_SIZE, batch.new_size())
+                .map_err(redb_err("write size"))?;
+        }
+        txn.commit().map_err(redb_err("commit"))
     }
+
+    fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>> {
+        let txn = self.read()?;
+        let table = txn
+            .open_table(CHECKPOINT)
+            .map_err(redb_err("open checkpoint"))?;
+        let value = table
+            .get(CHECKPOINT_KEY)
+            .map_err(redb_err("read checkpoint"))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
     fn engine(&self) -> &'static str {
-        "none"
+        "redb"
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::store::conformance::{Expected, batch, idem_key};
+
+    /// Deletes an entry from a closed store, as corruption would.
+    pub(crate) fn remove_entry(dir: &Path, index: u64) {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(
+            txn.open_table(ENTRIES)
+                .unwrap()
+                .remove(index)
+                .unwrap()
+                .is_some()
+        );
+        txn.commit().unwrap();
+    }
+
+    fn set_format(dir: &Path, version: u64) {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_FORMAT, version)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// A file backend whose writes fail while `fail` is set, as a full disk would.
+    #[derive(Debug)]
+    struct FailingBackend {
+        inner: redb::backends::FileBackend,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl FailingBackend {
+        fn check(&self) -> std::io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected write failure"));
+            }
+            Ok(())
+        }
+    }
+
+    impl redb::StorageBackend for FailingBackend {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+    }
+
+    /// A commit whose writes fail reports an I/O error, and after a restart the store holds
+    /// exactly what it held before that commit.
+    #[test]
+    fn failed_write_leaves_the_store_unchanged_after_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut want = Expected::default();
+        want.commit(&RedbStore::open(tmp.path()).unwrap(), &batch(0, 50));
+        {
+            let fail = Arc::new(AtomicBool::new(false));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(tmp.path().join(FILE_NAME))
+                .unwrap();
+            let backend = FailingBackend {
+                inner: redb::backends::FileBackend::new(file).unwrap(),
+                fail: fail.clone(),
+            };
+            let db = Database::builder().create_with_backend(backend).unwrap();
+            let store = RedbStore::from_database(db).unwrap();
+            want.commit(&store, &batch(50, 30));
+            fail.store(true, Ordering::SeqCst);
+            match store.commit(&batch(80, 500)) {
+                Err(StoreError::Io(msg)) => assert!(msg.contains("injected"), "{msg}"),
+                other => panic!("expected an I/O error, got {other:?}"),
+            }
+        }
+        let store = RedbStore::open(tmp.path()).unwrap();
+        want.check(&store);
+        assert_eq!(store.idempotency(&idem_key(80)).unwrap(), None);
+        want.commit(&store, &batch(80, 5));
+        want.check(&store);
+    }
+
+    #[test]
+    fn refuses_an_unknown_format_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(RedbStore::open(tmp.path()).unwrap());
+        set_format(tmp.path(), FORMAT_VERSION + 1);
+        match RedbStore::open(tmp.path()) {
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 2"), "{msg}"),
+            other => panic!("expected a format error, got {other:?}"),
+        }
+        set_format(tmp.path(), FORMAT_VERSION);
+        assert_eq!(RedbStore::open(tmp.path()).unwrap().tree_size().unwrap(), 0);
+    }
+
+    #[test]
+    fn refuses_a_redb_file_of_someone_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(tmp.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("other", 1).unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(
+            RedbStore::open(tmp.path()),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

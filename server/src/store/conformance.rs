@@ -1,0 +1,613 @@
+//! The storage contract as tests: one suite, generic over a [`Factory`], run against every engine
+//! (`mem`, `redb`, `sled`) by the `conformance!` macro at the bottom.
+//!
+//! Each check commits batches, mirrors them in [`Expected`] (a plain model of what the store must
+//! hold) and compares the store with it entry by entry. Engine-specific checks (format version
+//! refusal, sled's blob files) live beside the engines.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sealtrail_spec::tiles::TileId;
+use sealtrail_spec::{Hash, leaf_hash};
+
+use super::mem::MemStore;
+use super::redb_store::RedbStore;
+use super::sled_store::SledStore;
+use super::{
+    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
+    StoreResult, TileStore,
+};
+
+/// Makes stores of one engine for the suite.
+pub(crate) trait Factory {
+    /// The engine's store.
+    type Store: LogStore;
+    /// Whether a store survives being dropped and opened again.
+    const DURABLE: bool;
+    /// Opens the factory's store: the same one again on durable engines (once the previous handle
+    /// is dropped), a new empty one otherwise.
+    fn open(&self) -> Self::Store {
+        match self.try_open() {
+            Ok(store) => store,
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+    /// Like `open`, returning the error.
+    fn try_open(&self) -> StoreResult<Self::Store>;
+    /// Makes the next commit of `store` fail without writing anything. `false` if the engine has
+    /// no fault injection.
+    fn fail_next_commit(&self, store: &Self::Store) -> bool;
+    /// Deletes entry `index` behind the store's back, as corruption would, and returns the
+    /// store (reopened, on disk engines).
+    fn remove_entry(&self, store: Self::Store, index: u64) -> Self::Store;
+}
+
+/// The in-memory engine: not durable, with fault injection.
+pub(crate) struct MemFactory;
+
+impl Factory for MemFactory {
+    type Store = MemStore;
+    const DURABLE: bool = false;
+    fn try_open(&self) -> StoreResult<MemStore> {
+        Ok(MemStore::new())
+    }
+    fn fail_next_commit(&self, store: &MemStore) -> bool {
+        store.fail_commits(1);
+        true
+    }
+    fn remove_entry(&self, store: MemStore, index: u64) -> MemStore {
+        store.remove_entry(index);
+        store
+    }
+}
+
+/// A disk engine in its own temporary directory (a not-yet-existing subdirectory, so `open` has
+/// to create it).
+pub(crate) struct DiskFactory<S> {
+    dir: tempfile::TempDir,
+    open: fn(&Path) -> StoreResult<S>,
+    remove_entry: fn(&Path, u64),
+}
+
+impl<S> DiskFactory<S> {
+    pub(crate) fn new(open: fn(&Path) -> StoreResult<S>, remove_entry: fn(&Path, u64)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        DiskFactory {
+            dir,
+            open,
+            remove_entry,
+        }
+    }
+
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl<S: LogStore> Factory for DiskFactory<S> {
+    type Store = S;
+    const DURABLE: bool = true;
+    fn try_open(&self) -> StoreResult<S> {
+        (self.open)(&self.path())
+    }
+    fn fail_next_commit(&self, _: &S) -> bool {
+        false
+    }
+    fn remove_entry(&self, store: S, index: u64) -> S {
+        drop(store);
+        (self.remove_entry)(&self.path(), index);
+        self.open()
+    }
+}
+
+// ---- test data ----
+
+/// Leaf `i`: its index, then `i % 300` filler bytes, so lengths vary and values are distinct.
+pub(crate) fn leaf(i: u64) -> Vec<u8> {
+    let mut v = i.to_be_bytes().to_vec();
+    v.extend((0..i % 300).map(|j| (i as u8).wrapping_mul(31).wrapping_add(j as u8)));
+    v
+}
+
+/// A hash tile's bytes: byte `j` depends only on (level, index, j), so a narrow version is a
+/// prefix of a wide one, as in a real log.
+pub(crate) fn tile_bytes(level: u8, index: u64, width: u16) -> Vec<u8> {
+    (0..32 * usize::from(width))
+        .map(|j| (j as u8) ^ level.wrapping_mul(97) ^ (index as u8).wrapping_mul(13))
+        .collect()
+}
+
+fn tile(level: u8, index: u64, width: u16) -> (TileId, Vec<u8>) {
+    (
+        TileId {
+            level,
+            index,
+            width,
+        },
+        tile_bytes(level, index, width),
+    )
+}
+
+pub(crate) fn idem_key(i: u64) -> [u8; 32] {
+    let mut k = [0xA5; 32];
+    k[..8].copy_from_slice(&i.to_le_bytes());
+    k
+}
+
+pub(crate) fn idem_record(i: u64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        index: i,
+        payload_hash: [i as u8; 32],
+    }
+}
+
+/// A batch of `n` leaves on `old_size`, with the level-0 tiles it touches (at their new widths),
+/// one level-1 tile and an idempotency record per leaf.
+pub(crate) fn batch(old_size: u64, n: u64) -> Batch {
+    let new_size = old_size + n;
+    let mut tiles = Vec::new();
+    if n > 0 {
+        for k in old_size / 256..=(new_size - 1) / 256 {
+            let width = (new_size - k * 256).min(256) as u16;
+            tiles.push(tile(0, k, width));
+        }
+        let last = new_size - 1;
+        tiles.push(tile(1, last / 65536, ((last % 65536) / 256 + 1) as u16));
+    }
+    complete(Batch {
+        old_size,
+        entries: (old_size..new_size).map(leaf).collect(),
+        tiles,
+        idempotency: (old_size..new_size)
+            .map(|i| (idem_key(i), idem_record(i)))
+            .collect(),
+        ..Batch::default()
+    })
+}
+
+/// Fills in what the sequencer derives from the entries: their leaf hashes, and a checkpoint
+/// (opaque bytes to the store) naming the new size.
+pub(crate) fn complete(mut b: Batch) -> Batch {
+    b.leaf_hashes = b.entries.iter().map(|e| leaf_hash(e)).collect();
+    b.checkpoint = format!("test checkpoint\n{}\n", b.new_size()).into_bytes();
+    b
+}
+
+/// What the store must hold: the model every check compares against.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Expected {
+    entries: Vec<Vec<u8>>,
+    tiles: BTreeMap<(u8, u64), Vec<u8>>,
+    idempotency: BTreeMap<[u8; 32], IdempotencyRecord>,
+    leaf_index: BTreeMap<Hash, u64>,
+    checkpoint: Option<Vec<u8>>,
+}
+
+impl Expected {
+    fn size(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn apply(&mut self, b: &Batch) {
+        assert_eq!(b.old_size, self.size(), "test bug: batch on the wrong size");
+        self.entries.extend(b.entries.iter().cloned());
+        for (id, bytes) in &b.tiles {
+            self.tiles.insert((id.level, id.index), bytes.clone());
+        }
+        self.idempotency.extend(b.idempotency.iter().copied());
+        for (i, h) in (b.old_size..).zip(&b.leaf_hashes) {
+            self.leaf_index.entry(*h).or_insert(i);
+        }
+        self.checkpoint = Some(b.checkpoint.clone());
+    }
+
+    /// Commits `b` to `store`, which must accept it, and mirrors it.
+    pub(crate) fn commit(&mut self, store: &impl LogStore, b: &Batch) {
+        if let Err(e) = store.commit(b) {
+            panic!("commit on size {} failed: {e}", b.old_size);
+        }
+        self.apply(b);
+    }
+
+    /// The store holds exactly this: size, every entry (one by one and as a range), every tile
+    /// and idempotency record, and nothing at the next index.
+    pub(crate) fn check(&self, store: &impl LogStore) {
+        let size = self.size();
+        assert_eq!(store.tree_size().unwrap(), size, "tree size");
+        for (i, e) in self.entries.iter().enumerate() {
+            assert_eq!(
+                store.entry(i as u64).unwrap().as_ref(),
+                Some(e),
+                "entry {i}"
+            );
+        }
+        assert_eq!(store.entries(0, size).unwrap(), self.entries, "all entries");
+        assert_eq!(store.entry(size).unwrap(), None, "entry at the tree size");
+        for ((level, index), bytes) in &self.tiles {
+            let got = store.tile(*level, *index).unwrap();
+            assert_eq!(got.as_ref(), Some(bytes), "tile {level}/{index}");
+        }
+        for (key, record) in &self.idempotency {
+            assert_eq!(
+                store.idempotency(key).unwrap(),
+                Some(*record),
+                "idempotency {key:?}"
+            );
+        }
+        for (hash, index) in &self.leaf_index {
+            assert_eq!(
+                store.index_of(hash).unwrap(),
+                Some(*index),
+                "leaf index {hash}"
+            );
+        }
+        assert_eq!(
+            store.index_of(&Hash([0xee; 32])).unwrap(),
+            None,
+            "unknown leaf"
+        );
+        assert_eq!(store.checkpoint().unwrap(), self.checkpoint, "checkpoint");
+    }
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(r: StoreResult<T>, what: &str) {
+    match r {
+        Err(StoreError::Corrupt(_)) => {}
+        other => panic!("{what}: expected a Corrupt error, got {other:?}"),
+    }
+}
+
+// ---- the checks ----
+
+pub(crate) fn empty_store<F: Factory>(f: &F) {
+    let s = f.open();
+    assert_eq!(s.tree_size().unwrap(), 0);
+    assert_eq!(s.entry(0).unwrap(), None);
+    assert_eq!(s.entry(u64::MAX).unwrap(), None);
+    assert_eq!(s.tile(0, 0).unwrap(), None);
+    assert_eq!(s.tile(u8::MAX, u64::MAX).unwrap(), None);
+    assert_eq!(s.idempotency(&idem_key(0)).unwrap(), None);
+    assert_eq!(s.entries(0, 0).unwrap(), Vec::<Vec<u8>>::new());
+    assert_corrupt(s.entries(0, 1), "entries(0, 1) of an empty store");
+    Expected::default().check(&s);
+}
+
+pub(crate) fn commit_and_read_back<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    want.commit(&s, &batch(0, 10));
+    want.check(&s);
+    // A batch of tiles only (no entries) is legal and keeps the size.
+    let tiles_only = Batch {
+        old_size: 10,
+        tiles: vec![tile(2, 0, 1)],
+        ..Batch::default()
+    };
+    want.commit(&s, &tiles_only);
+    want.check(&s);
+    assert_eq!(s.tile(2, 0).unwrap(), Some(tile_bytes(2, 0, 1)));
+}
+
+pub(crate) fn repeated_leaves_keep_first_index<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    want.commit(&s, &batch(0, 3));
+    // The same leaf twice in one batch and once more in a later one.
+    let dup = |old_size| {
+        complete(Batch {
+            old_size,
+            entries: vec![leaf(1), leaf(1)],
+            ..Batch::default()
+        })
+    };
+    want.commit(&s, &dup(3));
+    want.commit(&s, &dup(5));
+    assert_eq!(s.index_of(&leaf_hash(&leaf(1))).unwrap(), Some(1));
+    want.check(&s);
+}
+
+pub(crate) fn entry_ranges<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    for (old, n) in [(0, 100), (100, 150), (250, 50)] {
+        want.commit(&s, &batch(old, n));
+    }
+    let leaves = |a: u64, b: u64| (a..b).map(leaf).collect::<Vec<_>>();
+    for (a, b) in [(0, 300), (0, 1), (5, 6), (99, 101), (100, 250), (299, 300)] {
+        assert_eq!(s.entries(a, b).unwrap(), leaves(a, b), "entries({a}, {b})");
+    }
+    for (a, b) in [(5, 5), (300, 300), (7, 3), (u64::MAX, u64::MAX)] {
+        assert!(s.entries(a, b).unwrap().is_empty(), "entries({a}, {b})");
+    }
+    // Ranges reaching past the stored entries are an error, not a short answer.
+    for (a, b) in [(290, 301), (0, 1000), (300, 301), (400, 410), (0, u64::MAX)] {
+        assert_corrupt(s.entries(a, b), &format!("entries({a}, {b})"));
+    }
+    want.check(&s);
+}
+
+/// A missing entry below the tree size (corruption) makes any range over it an error.
+pub(crate) fn gap_is_corruption<F: Factory>(f: &F) {
+    let s = f.open();
+    Expected::default().commit(&s, &batch(0, 20));
+    let s = f.remove_entry(s, 7);
+    assert_eq!(s.entry(7).unwrap(), None);
+    for (a, b) in [(0, 20), (5, 10), (7, 8), (6, 8), (7, 20)] {
+        match s.entries(a, b) {
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("entry 7 "), "{msg}"),
+            other => panic!("entries({a}, {b}) over a gap: {other:?}"),
+        }
+    }
+    let leaves = |a: u64, b: u64| (a..b).map(leaf).collect::<Vec<_>>();
+    assert_eq!(s.entries(0, 7).unwrap(), leaves(0, 7));
+    assert_eq!(s.entries(8, 20).unwrap(), leaves(8, 20));
+}
+
+pub(crate) fn tiles_replaced_by_wider<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    let mut size = 0;
+    for width in [1u16, 2, 3, 255, 256] {
+        let b = complete(Batch {
+            old_size: size,
+            entries: (size..u64::from(width)).map(leaf).collect(),
+            tiles: vec![tile(0, 0, width)],
+            ..Batch::default()
+        });
+        want.commit(&s, &b);
+        size = u64::from(width);
+        assert_eq!(
+            s.tile(0, 0).unwrap(),
+            Some(tile_bytes(0, 0, width)),
+            "width {width}"
+        );
+    }
+    // Tiles with the same index on other levels, and far-away indices, are distinct keys.
+    let b = Batch {
+        old_size: size,
+        tiles: vec![
+            tile(1, 0, 1),
+            tile(7, 0, 4),
+            tile(0, 1 << 40, 9),
+            tile(3, u64::MAX, 2),
+            tile(u8::MAX, 5, 1),
+        ],
+        ..Batch::default()
+    };
+    want.commit(&s, &b);
+    want.check(&s);
+    assert_eq!(s.tile(0, 1).unwrap(), None);
+    assert_eq!(s.tile(2, 0).unwrap(), None);
+}
+
+pub(crate) fn size_mismatch_writes_nothing<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    want.commit(&s, &batch(0, 5));
+    for old_size in [0, 3, 4, 6, 1000] {
+        let mut b = batch(old_size, 4);
+        // Also try to overwrite a committed tile and add a new one.
+        b.tiles.push((
+            TileId {
+                level: 0,
+                index: 0,
+                width: 1,
+            },
+            vec![0xEE; 32],
+        ));
+        b.tiles.push(tile(5, 5, 5));
+        b.idempotency.push((idem_key(999), idem_record(999)));
+        match s.commit(&b) {
+            Err(StoreError::SizeMismatch { expected, found }) => {
+                assert_eq!((expected, found), (old_size, 5));
+            }
+            other => panic!("batch on size {old_size}: expected SizeMismatch, got {other:?}"),
+        }
+        want.check(&s);
+        assert_eq!(s.tile(5, 5).unwrap(), None);
+        assert_eq!(s.idempotency(&idem_key(999)).unwrap(), None);
+        for i in 5..old_size + 4 {
+            assert_eq!(s.entry(i).unwrap(), None, "entry {i} after a refused batch");
+        }
+    }
+    // The store still takes the right batch.
+    want.commit(&s, &batch(5, 3));
+    want.check(&s);
+}
+
+pub(crate) fn injected_failure_writes_nothing<F: Factory>(f: &F) {
+    let s = f.open();
+    if !f.fail_next_commit(&s) {
+        return; // no fault injection in this engine; its refusals are covered above
+    }
+    let mut want = Expected::default();
+    match s.commit(&batch(0, 3)) {
+        Err(StoreError::Io(_)) => {}
+        other => panic!("expected the injected I/O error, got {other:?}"),
+    }
+    want.check(&s);
+    assert_eq!(s.idempotency(&idem_key(0)).unwrap(), None);
+    assert_eq!(s.tile(0, 0).unwrap(), None);
+    want.commit(&s, &batch(0, 3));
+    assert!(f.fail_next_commit(&s));
+    assert!(matches!(s.commit(&batch(3, 2)), Err(StoreError::Io(_))));
+    want.check(&s);
+    want.commit(&s, &batch(3, 2));
+    want.check(&s);
+}
+
+pub(crate) fn many_batches<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    for k in 0..120u64 {
+        want.commit(&s, &batch(want.size(), k % 37 + 1));
+    }
+    want.check(&s);
+    assert!(want.size() > 256, "the batches cross a tile boundary");
+}
+
+pub(crate) fn reopen_keeps_everything<F: Factory>(f: &F) {
+    if !F::DURABLE {
+        return;
+    }
+    let mut want = Expected::default();
+    {
+        let s = f.open();
+        for n in [1, 255, 300, 7] {
+            want.commit(&s, &batch(want.size(), n));
+        }
+        // A refused batch before the drop must not reappear.
+        assert!(s.commit(&batch(want.size() + 1, 10)).is_err());
+    }
+    {
+        let s = f.open();
+        want.check(&s);
+        assert_eq!(s.entry(want.size()).unwrap(), None);
+        want.commit(&s, &batch(want.size(), 40));
+    }
+    let s = f.open();
+    want.check(&s);
+}
+
+pub(crate) fn large_values<F: Factory>(f: &F) {
+    let big = |i: u64| vec![(i % 251) as u8; 65535];
+    let mut want = Expected::default();
+    {
+        let s = f.open();
+        for round in 0..3u64 {
+            let old_size = want.size();
+            let b = complete(Batch {
+                old_size,
+                entries: (old_size..old_size + 20).map(big).collect(),
+                tiles: (0..20).map(|k| tile(0, round * 20 + k, 256)).collect(),
+                ..Batch::default()
+            });
+            want.commit(&s, &b);
+        }
+        want.check(&s);
+    }
+    if F::DURABLE {
+        want.check(&f.open());
+    }
+}
+
+/// One writer commits 10-entry batches while readers check that they never see part of a batch,
+/// a size ahead of the data, or a size going backwards.
+pub(crate) fn concurrent_readers<F: Factory>(f: &F) {
+    const BATCH: u64 = 10;
+    const BATCHES: u64 = 150;
+    let s = f.open();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| read_while_writing(&s, &done, BATCH)))
+            .collect();
+        let mut want = Expected::default();
+        for _ in 0..BATCHES {
+            want.commit(&s, &batch(want.size(), BATCH));
+        }
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            assert!(r.join().expect("reader panicked") > 0);
+        }
+        want.check(&s);
+    });
+}
+
+/// Returns the number of rounds read.
+fn read_while_writing(s: &impl LogStore, done: &AtomicBool, batch: u64) -> u64 {
+    let mut last_size = 0;
+    let mut rounds = 0;
+    loop {
+        let finished = done.load(Ordering::SeqCst);
+        let size = s.tree_size().unwrap();
+        assert!(
+            size >= last_size,
+            "size went back from {last_size} to {size}"
+        );
+        assert_eq!(size % batch, 0, "size {size} inside a batch");
+        last_size = size;
+        if size > 0 {
+            assert_eq!(s.entry(size - 1).unwrap(), Some(leaf(size - 1)));
+            let from = size.saturating_sub(3 * batch);
+            assert_eq!(s.entries(from, size).unwrap().len() as u64, size - from);
+        }
+        // The batch after `size` may be appearing right now: read it backwards (last entry, its
+        // idempotency record, then the first entry). Seeing a later part without an earlier
+        // part would be a torn batch.
+        let last = size + batch - 1;
+        if s.entry(last).unwrap().is_some() {
+            assert!(
+                s.idempotency(&idem_key(last)).unwrap().is_some(),
+                "torn at {size}"
+            );
+            assert_eq!(s.entry(size).unwrap(), Some(leaf(size)), "torn at {size}");
+            assert!(
+                s.tree_size().unwrap() > size,
+                "entries visible before the size"
+            );
+        }
+        rounds += 1;
+        if finished {
+            return rounds;
+        }
+    }
+}
+
+/// A second handle on an open store is refused with a clear error, and the first still works.
+pub(crate) fn second_open_is_refused<F: Factory>(f: &F) {
+    if !F::DURABLE {
+        return;
+    }
+    let s = f.open();
+    let mut want = Expected::default();
+    want.commit(&s, &batch(0, 3));
+    match f.try_open() {
+        Err(StoreError::Io(msg)) => assert!(msg.contains("already open"), "unclear error: {msg}"),
+        Err(other) => panic!("second open: wrong error {other:?}"),
+        Ok(_) => panic!("second open of an open store succeeded"),
+    }
+    want.commit(&s, &batch(3, 3));
+    want.check(&s);
+    drop(s);
+    want.check(&f.open());
+}
+
+/// One `#[test]` per check for an engine.
+macro_rules! conformance {
+    ($engine:ident, $factory:expr) => {
+        mod $engine {
+            use super::*;
+            conformance!(@tests $factory;
+                empty_store, commit_and_read_back, repeated_leaves_keep_first_index, entry_ranges, gap_is_corruption, tiles_replaced_by_wider,
+                size_mismatch_writes_nothing, injected_failure_writes_nothing, many_batches,
+                reopen_keeps_everything, large_values, concurrent_readers, second_open_is_refused);
+        }
+    };
+    (@tests $factory:expr; $($check:ident),*) => {
+        $(
+            #[test]
+            fn $check() {
+                super::$check(&$factory);
+            }
+        )*
+    };
+}
+
+conformance!(mem, MemFactory);
+conformance!(
+    redb,
+    DiskFactory::new(
+        RedbStore::open,
+        crate::store::redb_store::tests::remove_entry
+    )
+);
+conformance!(
+    sled,
+    DiskFactory::new(
+        SledStore::open,
+        crate::store::sled_store::tests::remove_entry
+    )
+);
