@@ -176,10 +176,15 @@ pub trait LogStore:
     /// The checkpoint stored by the last committed batch (`None` for a new store).
     fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Writes the whole batch (entries, tiles, idempotency records, new tree size) in ONE atomic
-    /// transaction and returns only once it is durable: a real `fsync`/`fdatasync` has completed,
-    /// so the batch survives a crash or power loss from then on. On error nothing of the batch is
-    /// visible after a restart, and the store is unchanged. Not retried internally.
+    /// Writes the whole batch (entries, tiles, idempotency records, leaf-hash index, checkpoint,
+    /// new tree size) in ONE atomic transaction and returns only once it is durable: a real
+    /// `fsync`/`fdatasync` has completed, so the batch survives a crash or power loss from then on.
+    /// Atomic means all of the batch or none of it is ever visible, before or after a crash.
+    ///
+    /// Errors: [`StoreError::SizeMismatch`] wrote nothing. After [`StoreError::Io`] the outcome is
+    /// unknown (an `fsync` may fail after the data reached the disk): the caller must not commit
+    /// again on this handle, and learns the truth by reopening the store and reading
+    /// [`LogStore::tree_size`]. Not retried internally.
     fn commit(&self, batch: &Batch) -> StoreResult<()>;
 
     /// The engine's name, for `/v1/log` and metrics.
