@@ -15,6 +15,7 @@
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
 //! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
+//! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
 
 pub mod envelope;
 pub mod extend;
@@ -25,6 +26,7 @@ pub mod tiles;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
+pub mod policy;
 pub mod witness;
 
 #[doc(hidden)]
