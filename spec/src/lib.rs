@@ -15,6 +15,7 @@
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
 //! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
+//! | [`tlog_proof`] | C2SP tlog-proof v1: offline inclusion proofs, verified into [`tlog_proof::VerifiedProof`] |
 //! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
 
 pub mod envelope;
@@ -27,6 +28,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
 pub mod policy;
+pub mod tlog_proof;
 pub mod witness;
 
 #[doc(hidden)]
