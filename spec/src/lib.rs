@@ -15,6 +15,8 @@
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
 //! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
+//! | [`tlog_proof`] | C2SP tlog-proof v1: offline inclusion proofs, verified into [`tlog_proof::VerifiedProof`] |
+//! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
 
 pub mod envelope;
 pub mod extend;
@@ -25,6 +27,8 @@ pub mod tiles;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
+pub mod policy;
+pub mod tlog_proof;
 pub mod witness;
 
 #[doc(hidden)]

@@ -7,8 +7,14 @@
 //! `parse(serialize(x)) == x`. The functions panic on a violated property, which is how a fuzzer
 //! reports a finding; they must never panic otherwise.
 
+use crate::checkpoint::Checkpoint;
+use crate::cosignature::cosignature_timestamp;
 use crate::envelope::LeafEnvelope;
+use crate::note::{Note, NoteSignature};
+use crate::policy::Policy;
 use crate::tiles::{TilePath, decode_bundle, encode_bundle};
+use crate::tlog_proof::TlogProof;
+use crate::witness::{AddCheckpointRequest, format_signature_lines, parse_cosignature_lines};
 
 // --- tlog-tiles -------------------------------------------------------------------------------
 
@@ -45,6 +51,81 @@ pub fn leaf_envelope(data: &[u8]) {
     }
 }
 
-// --- signed notes, checkpoints, cosignatures, tlog-witness (to come) --------------------------
+// --- signed notes, checkpoints, cosignatures, tlog-witness ---------------------------------
 
-// --- tlog-proof, tlog-policy (to come) ---------------------------------------------------------
+/// Signed notes: a parsed note writes back as the input.
+pub fn note(data: &[u8]) {
+    if let Ok(note) = Note::parse(data) {
+        assert_eq!(note.to_bytes(), data);
+        assert_eq!(Note::parse(&note.to_bytes()), Ok(note));
+    }
+}
+
+/// Checkpoint bodies, as UTF-8 text: a parsed checkpoint prints back as the input.
+pub fn checkpoint(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(checkpoint) = Checkpoint::parse(text) {
+        assert_eq!(checkpoint.to_text(), text);
+        assert_eq!(Checkpoint::parse(&checkpoint.to_text()), Ok(checkpoint));
+    }
+}
+
+/// Signature lines, including the final LF: one line through [`NoteSignature::parse_line`],
+/// and the same bytes as a tlog-witness 200 body of one or more lines through
+/// [`parse_cosignature_lines`]. Reading a cosignature timestamp never panics.
+pub fn cosignature(data: &[u8]) {
+    if let Ok(line) = std::str::from_utf8(data)
+        && let Ok(sig) = NoteSignature::parse_line(line)
+    {
+        assert_eq!(sig.to_line(), line);
+        let _ = cosignature_timestamp(&sig);
+    }
+    if let Ok(lines) = parse_cosignature_lines(data) {
+        assert_eq!(format_signature_lines(&lines).as_bytes(), data);
+    }
+}
+
+/// tlog-witness add-checkpoint bodies: a parsed request writes back as the input, and building
+/// it from its parts gives the same request.
+pub fn witness_request(data: &[u8]) {
+    if let Ok(req) = AddCheckpointRequest::parse(data) {
+        assert_eq!(req.to_bytes(), data);
+        let rebuilt = AddCheckpointRequest::new(
+            req.old_size(),
+            req.proof().to_vec(),
+            req.checkpoint().to_vec(),
+        );
+        assert_eq!(rebuilt, Ok(req));
+    }
+}
+
+// --- tlog-proof, tlog-policy -------------------------------------------------------------------
+
+/// tlog-proofs: a parsed proof writes back as the input, and building it from its parts gives
+/// the same proof.
+pub fn tlog_proof(data: &[u8]) {
+    if let Ok(proof) = TlogProof::parse(data) {
+        assert_eq!(proof.to_bytes(), data);
+        let rebuilt = TlogProof::new(
+            proof.index(),
+            proof.path().to_vec(),
+            proof.checkpoint().to_vec(),
+            proof.extra().map(<[u8]>::to_vec),
+        );
+        assert_eq!(rebuilt, Ok(proof));
+    }
+}
+
+/// Policy files. [`Policy::to_text`] is not the input (comments, spacing and line order are
+/// dropped), so the check is that the written policy parses to an equal policy and writes the
+/// same text again.
+pub fn policy(data: &[u8]) {
+    if let Ok(policy) = Policy::parse(data) {
+        let text = policy.to_text();
+        let again = Policy::parse(&text);
+        assert_eq!(again.as_ref(), Ok(&policy));
+        assert_eq!(again.map(|p| p.to_text()), Ok(text));
+    }
+}
