@@ -165,16 +165,17 @@ pub(super) async fn inclusion_proof_at(
     .await
 }
 
-/// A c2sp.org/tlog-proof@v1 for `index` with `path` against `checkpoint`.
-pub(super) fn tlog_proof_text(index: u64, path: &[Hash], checkpoint: &[u8]) -> String {
-    let mut s = format!("c2sp.org/tlog-proof@v1\nindex {index}\n");
-    for h in path {
-        s.push_str(&h.to_base64());
-        s.push('\n');
-    }
-    s.push('\n');
-    s.push_str(&String::from_utf8_lossy(checkpoint));
-    s
+/// A c2sp.org/tlog-proof@v1 for `index` with `path` against `checkpoint` (built and checked by
+/// `sealtrail-spec`).
+pub(super) fn tlog_proof_text(
+    index: u64,
+    path: &[Hash],
+    checkpoint: &[u8],
+) -> Result<String, ApiError> {
+    let proof =
+        sealtrail_spec::tlog_proof::TlogProof::new(index, path.to_vec(), checkpoint.to_vec(), None)
+            .map_err(|e| ApiError::Internal(format!("building a tlog-proof: {e}")))?;
+    String::from_utf8(proof.to_bytes()).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Rejects query parameters other than `allowed`.
@@ -517,7 +518,7 @@ pub(super) async fn tlog_proof(
         )));
     }
     let proof = inclusion_proof_at(&st, index, &published).await?;
-    let text = tlog_proof_text(index, &proof, &published.checkpoint);
+    let text = tlog_proof_text(index, &proof, &published.checkpoint)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 

@@ -201,7 +201,7 @@ pub(super) async fn post_entry(
         body["checkpoint"] = String::from_utf8_lossy(&done.published.checkpoint).into();
         body["inclusion_proof"] = proof.iter().map(|h| h.to_base64()).collect();
         body["tlog_proof"] =
-            super::read::tlog_proof_text(index, &proof, &done.published.checkpoint).into();
+            super::read::tlog_proof_text(index, &proof, &done.published.checkpoint)?.into();
     }
     let mut resp = (status_of(&done), axum::Json(body)).into_response();
     if let Ok(v) = format!("/v1/entries/{index}").parse() {
