@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod fsck;
 pub mod keys;
+pub mod leafindex;
 pub mod metrics;
 pub mod sequencer;
 pub mod serve;

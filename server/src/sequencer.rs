@@ -226,6 +226,8 @@ struct Sequencer {
     last_time_ms: u64,
     /// Leaf hashes of the last committed batch, for the replies.
     last_batch_hashes: Vec<Hash>,
+    /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
+    run_hashes: Vec<Hash>,
     max_batch: usize,
     published: watch::Sender<Arc<Published>>,
     queued: Arc<AtomicUsize>,
@@ -279,6 +281,8 @@ pub fn start(
                 .time_ms
         }
     };
+    let run_hashes = unfinished_run(store.as_ref(), size)
+        .map_err(|e| StartError::Inconsistent(format!("reading the leaf-index tail: {e}")))?;
     let published = Arc::new(Published {
         size,
         root,
@@ -305,6 +309,7 @@ pub fn start(
         edge_tiles: BTreeMap::new(),
         last_time_ms,
         last_batch_hashes: Vec::new(),
+        run_hashes,
         max_batch: config.commit_max_entries,
         published: pub_tx,
         queued,
@@ -325,6 +330,24 @@ fn sign(
     root: Hash,
 ) -> Result<Vec<u8>, sealtrail_spec::checkpoint::CheckpointError> {
     sign_checkpoint(&Checkpoint::new(origin, size, root)?, signer)
+}
+
+/// Leaf hashes of the entries after the last completed leaf-index run, from the level-0 tiles.
+fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
+    let start = size / crate::leafindex::RUN * crate::leafindex::RUN;
+    let mut hashes = Vec::new();
+    let mut tiles = StoreTiles(store);
+    let mut at = start;
+    while at < size {
+        let width = u16::try_from((size - at).min(256)).unwrap_or(256);
+        hashes.extend(tiles.read_tile(TileId {
+            level: 0,
+            index: at / 256,
+            width,
+        })?);
+        at += u64::from(width);
+    }
+    Ok(hashes)
 }
 
 fn now_ms() -> u64 {
@@ -399,6 +422,7 @@ impl Sequencer {
             old_size,
             ..Batch::default()
         };
+        let mut leaf_hashes: Vec<Hash> = Vec::new();
         let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
         for sub in subs {
             if let Some(idem) = sub.idempotency {
@@ -422,7 +446,7 @@ impl Sequencer {
                 Ok(leaves) => {
                     for (bytes, hash) in leaves {
                         batch.entries.push(bytes);
-                        batch.leaf_hashes.push(hash);
+                        leaf_hashes.push(hash);
                     }
                 }
                 Err(e) => {
@@ -445,7 +469,7 @@ impl Sequencer {
         let published = if batch.entries.is_empty() {
             self.published.borrow().clone()
         } else {
-            match self.commit(batch, time_ms) {
+            match self.commit(batch, leaf_hashes, time_ms) {
                 Ok(p) => p,
                 Err(e) => {
                     let err = SequenceError::Unavailable(e);
@@ -615,13 +639,18 @@ impl Sequencer {
 
     /// Extends the tree, signs, commits durably, then publishes. On error nothing is published
     /// and the sequencer refuses further writes.
-    fn commit(&mut self, mut batch: Batch, time_ms: u64) -> Result<Arc<Published>, String> {
+    fn commit(
+        &mut self,
+        mut batch: Batch,
+        leaf_hashes: Vec<Hash>,
+        time_ms: u64,
+    ) -> Result<Arc<Published>, String> {
         let started = Instant::now();
         let reader = EdgeTiles {
             cache: &self.edge_tiles,
             store: self.store.as_ref(),
         };
-        let ext = match extend_edge(&self.edge, reader, &batch.leaf_hashes) {
+        let ext = match extend_edge(&self.edge, reader, &leaf_hashes) {
             Ok(ext) => ext,
             Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
         };
@@ -634,6 +663,23 @@ impl Sequencer {
             .iter()
             .map(|(id, hashes)| (*id, encode_hash_tile(hashes)))
             .collect();
+        // Leaf-index rows for every run this batch completes.
+        let run = crate::leafindex::RUN as usize;
+        let next_run_hashes = if self.run_hashes.len() + leaf_hashes.len() >= run {
+            let mut all = self.run_hashes.clone();
+            all.extend_from_slice(&leaf_hashes);
+            let first_run = (batch.old_size - self.run_hashes.len() as u64) / crate::leafindex::RUN;
+            let chunks = all.chunks_exact(run);
+            let rest = chunks.remainder().to_vec();
+            for (k, chunk) in (first_run..).zip(chunks) {
+                for (bucket, row) in crate::leafindex::build_run(chunk) {
+                    batch.leaf_runs.push((k, bucket, row));
+                }
+            }
+            Some(rest)
+        } else {
+            None
+        };
         let entries = batch.entries.len();
         if let Err(e) = self.store.commit(&batch) {
             self.metrics.errors.with_label_values(&[e.category()]).inc();
@@ -660,7 +706,11 @@ impl Sequencer {
         }
         self.edge = ext.edge;
         self.last_time_ms = time_ms;
-        self.last_batch_hashes = std::mem::take(&mut batch.leaf_hashes);
+        match next_run_hashes {
+            Some(rest) => self.run_hashes = rest,
+            None => self.run_hashes.extend_from_slice(&leaf_hashes),
+        }
+        self.last_batch_hashes = leaf_hashes;
         let published = Arc::new(Published {
             size: ext.new_size,
             root: ext.root,

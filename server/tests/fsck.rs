@@ -113,3 +113,43 @@ async fn names_each_kind_of_damage() {
         r.problems
     );
 }
+
+#[tokio::test]
+async fn leaf_hash_lookups_cross_runs_and_a_bad_index_row_is_caught() {
+    use sealtrail_server::leafindex::RUN;
+    let size = 2 * RUN as usize + 1000;
+    let store = healthy_log(size).await;
+    let log = TestLog::start(config(), store.clone());
+    for index in [0, 1, RUN - 1, RUN, RUN + 17, 2 * RUN, size as u64 - 1] {
+        let e = log.get(&format!("/v1/entries/{index}")).await.json();
+        let leaf = e["leaf_hash"].as_str().unwrap().to_owned();
+        let p = log
+            .get(&format!("/v1/proof/inclusion?leaf_hash={leaf}"))
+            .await;
+        assert_eq!(p.status, axum::http::StatusCode::OK, "{}", p.text());
+        assert_eq!(p.json()["index"], index, "lookup of entry {index}");
+        // At an older size that does not contain it, it is not found.
+        if index > 0 {
+            let old = log
+                .get(&format!(
+                    "/v1/proof/inclusion?leaf_hash={leaf}&size={index}"
+                ))
+                .await;
+            assert_eq!(old.status, axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    let missing = sealtrail_spec::leaf_hash(b"never appended").to_hex();
+    let r = log
+        .get(&format!("/v1/proof/inclusion?leaf_hash={missing}"))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::NOT_FOUND);
+    log.stop().await;
+    assert!(fsck(store.as_ref(), ORIGIN, &verifier()).unwrap().ok());
+    // A damaged index row is reported by fsck.
+    store.corrupt_leaf_run(1, 7, vec![0; 10]);
+    let r = fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert_eq!(
+        r.problems,
+        ["leaf-index row 1/7 does not match the entries"]
+    );
+}

@@ -28,57 +28,66 @@ type QueryResult = Result<Query<HashMap<String, String>>, axum::extract::rejecti
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60";
 const CHECKPOINT_CACHE: &str = "public, max-age=1, must-revalidate";
-/// Full tiles and bundles kept in memory (each at most 8 KiB / 16 MiB worst case for bundles).
-const CACHED_TILES: usize = 8192;
-const CACHED_BUNDLES: usize = 256;
+/// Bytes of full tiles and of full entry bundles kept in memory (each cache separately). Bounded
+/// by bytes, not count: a bundle of 64 KB entries is 16 MiB.
+const CACHED_TILE_BYTES: usize = 64 << 20;
+const CACHED_BUNDLE_BYTES: usize = 64 << 20;
 
-/// A bounded first-in, first-out cache of immutable values.
+/// A first-in, first-out cache of immutable byte strings, bounded by their total size.
 #[derive(Debug)]
-struct Fifo<K, V> {
-    map: HashMap<K, V>,
+struct Fifo<K> {
+    map: HashMap<K, Arc<Vec<u8>>>,
     order: VecDeque<K>,
+    bytes: usize,
     cap: usize,
 }
 
-impl<K: StdHash + Eq + Clone, V: Clone> Fifo<K, V> {
+impl<K: StdHash + Eq + Clone> Fifo<K> {
     fn new(cap: usize) -> Self {
         Fifo {
             map: HashMap::new(),
             order: VecDeque::new(),
+            bytes: 0,
             cap,
         }
     }
 
-    fn get(&self, k: &K) -> Option<V> {
+    fn get(&self, k: &K) -> Option<Arc<Vec<u8>>> {
         self.map.get(k).cloned()
     }
 
-    fn put(&mut self, k: K, v: V) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-            while self.order.len() > self.cap {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
+    fn put(&mut self, k: K, v: Arc<Vec<u8>>) {
+        if v.len() > self.cap || self.map.contains_key(&k) {
+            return;
+        }
+        self.bytes += v.len();
+        self.map.insert(k.clone(), v);
+        self.order.push_back(k);
+        while self.bytes > self.cap {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(v) = self.map.remove(&old) {
+                self.bytes -= v.len();
             }
         }
     }
 }
 
-type TileFifo = Mutex<Fifo<(u8, u64), Arc<Vec<u8>>>>;
+type TileFifo = Mutex<Fifo<(u8, u64)>>;
 
 /// Hot full hash tiles and entry bundles. Only full ones are cached: they never change.
 #[derive(Debug)]
 pub struct TileCache {
     tiles: TileFifo,
-    bundles: Mutex<Fifo<u64, Arc<Vec<u8>>>>,
+    bundles: Mutex<Fifo<u64>>,
 }
 
 impl Default for TileCache {
     fn default() -> Self {
         TileCache {
-            tiles: Mutex::new(Fifo::new(CACHED_TILES)),
-            bundles: Mutex::new(Fifo::new(CACHED_BUNDLES)),
+            tiles: Mutex::new(Fifo::new(CACHED_TILE_BYTES)),
+            bundles: Mutex::new(Fifo::new(CACHED_BUNDLE_BYTES)),
         }
     }
 }
@@ -427,9 +436,14 @@ pub(super) async fn inclusion(
     let v = blocking(&st, move |store, cache| {
         let index = match (index, by_hash) {
             (Some(i), None) => i,
-            (None, Some(h)) => store
-                .index_of(&h)?
-                .ok_or_else(|| ApiError::NotFound(format!("no entry has leaf hash {h}")))?,
+            (None, Some(h)) => {
+                crate::leafindex::find(store, &mut CachedTiles { store, cache }, size, &h)?
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "no entry in the tree of size {size} has leaf hash {h}"
+                        ))
+                    })?
+            }
             _ => {
                 return Err(ApiError::BadRequest(
                     "give exactly one of index and leaf_hash".into(),
@@ -551,4 +565,24 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
         st.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_is_bounded_by_bytes() {
+        let mut f = Fifo::new(100);
+        for k in 0..10u64 {
+            f.put(k, Arc::new(vec![0; 30]));
+            assert!(f.bytes <= 100);
+        }
+        assert_eq!(f.map.len(), 3);
+        assert!(f.get(&9).is_some() && f.get(&6).is_none());
+        f.put(99, Arc::new(vec![0; 101])); // larger than the whole cache: not kept
+        assert!(f.get(&99).is_none());
+        f.put(9, Arc::new(vec![0; 50])); // already present: unchanged
+        assert_eq!(f.bytes, 90);
+    }
 }

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sealtrail_spec::tiles::TileId;
-use sealtrail_spec::{Hash, leaf_hash};
 
 use super::mem::MemStore;
 use super::redb_store::RedbStore;
@@ -167,11 +166,17 @@ pub(crate) fn batch(old_size: u64, n: u64) -> Batch {
     })
 }
 
-/// Fills in what the sequencer derives from the entries: their leaf hashes, and a checkpoint
-/// (opaque bytes to the store) naming the new size.
+/// Fills in what the sequencer adds: a checkpoint (opaque bytes to the store) naming the new
+/// size, and leaf-index rows on every batch that starts at a multiple of 8.
 pub(crate) fn complete(mut b: Batch) -> Batch {
-    b.leaf_hashes = b.entries.iter().map(|e| leaf_hash(e)).collect();
     b.checkpoint = format!("test checkpoint\n{}\n", b.new_size()).into_bytes();
+    if b.old_size.is_multiple_of(8) && b.leaf_runs.is_empty() {
+        let tag = (b.old_size % 251) as u8;
+        b.leaf_runs = vec![
+            (b.old_size, 7, vec![tag; 10]),
+            (b.old_size, 255, vec![tag; 20]),
+        ];
+    }
     b
 }
 
@@ -181,7 +186,7 @@ pub(crate) struct Expected {
     entries: Vec<Vec<u8>>,
     tiles: BTreeMap<(u8, u64), Vec<u8>>,
     idempotency: BTreeMap<[u8; 32], IdempotencyRecord>,
-    leaf_index: BTreeMap<Hash, u64>,
+    leaf_runs: BTreeMap<(u64, u8), Vec<u8>>,
     checkpoint: Option<Vec<u8>>,
 }
 
@@ -197,8 +202,8 @@ impl Expected {
             self.tiles.insert((id.level, id.index), bytes.clone());
         }
         self.idempotency.extend(b.idempotency.iter().copied());
-        for (i, h) in (b.old_size..).zip(&b.leaf_hashes) {
-            self.leaf_index.entry(*h).or_insert(i);
+        for (run, bucket, row) in &b.leaf_runs {
+            self.leaf_runs.insert((*run, *bucket), row.clone());
         }
         self.checkpoint = Some(b.checkpoint.clone());
     }
@@ -236,17 +241,14 @@ impl Expected {
                 "idempotency {key:?}"
             );
         }
-        for (hash, index) in &self.leaf_index {
-            assert_eq!(
-                store.index_of(hash).unwrap(),
-                Some(*index),
-                "leaf index {hash}"
-            );
+        for ((run, bucket), row) in &self.leaf_runs {
+            let got = store.leaf_run(*run, *bucket).unwrap();
+            assert_eq!(got.as_ref(), Some(row), "leaf run {run}/{bucket}");
         }
         assert_eq!(
-            store.index_of(&Hash([0xee; 32])).unwrap(),
+            store.leaf_run(u64::MAX, 3).unwrap(),
             None,
-            "unknown leaf"
+            "absent leaf run"
         );
         assert_eq!(store.checkpoint().unwrap(), self.checkpoint, "checkpoint");
     }
@@ -290,21 +292,27 @@ pub(crate) fn commit_and_read_back<F: Factory>(f: &F) {
     assert_eq!(s.tile(2, 0).unwrap(), Some(tile_bytes(2, 0, 1)));
 }
 
-pub(crate) fn repeated_leaves_keep_first_index<F: Factory>(f: &F) {
+pub(crate) fn leaf_runs_read_back<F: Factory>(f: &F) {
     let s = f.open();
     let mut want = Expected::default();
-    want.commit(&s, &batch(0, 3));
-    // The same leaf twice in one batch and once more in a later one.
-    let dup = |old_size| {
-        complete(Batch {
-            old_size,
-            entries: vec![leaf(1), leaf(1)],
+    want.commit(&s, &batch(0, 8));
+    want.commit(&s, &batch(8, 3));
+    // Rows of every key shape: run 0 and u64::MAX - 1, buckets 0 and 255, empty and 64 KiB rows.
+    let rows = vec![
+        (0, 0, vec![]),
+        (u64::MAX - 1, 255, vec![9; 65536]),
+        (3, 128, vec![5; 10]),
+    ];
+    want.commit(
+        &s,
+        &complete(Batch {
+            old_size: 11,
+            leaf_runs: rows,
             ..Batch::default()
-        })
-    };
-    want.commit(&s, &dup(3));
-    want.commit(&s, &dup(5));
-    assert_eq!(s.index_of(&leaf_hash(&leaf(1))).unwrap(), Some(1));
+        }),
+    );
+    assert_eq!(s.leaf_run(3, 128).unwrap(), Some(vec![5; 10]));
+    assert_eq!(s.leaf_run(3, 127).unwrap(), None);
     want.check(&s);
 }
 
@@ -581,7 +589,7 @@ macro_rules! conformance {
         mod $engine {
             use super::*;
             conformance!(@tests $factory;
-                empty_store, commit_and_read_back, repeated_leaves_keep_first_index, entry_ranges, gap_is_corruption, tiles_replaced_by_wider,
+                empty_store, commit_and_read_back, leaf_runs_read_back, entry_ranges, gap_is_corruption, tiles_replaced_by_wider,
                 size_mismatch_writes_nothing, injected_failure_writes_nothing, many_batches,
                 reopen_keeps_everything, large_values, concurrent_readers, second_open_is_refused);
         }

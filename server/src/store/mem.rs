@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sealtrail_spec::Hash;
-
 use super::{
     Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
     StoreResult, TileStore,
@@ -20,7 +18,7 @@ struct State {
     entries: BTreeMap<u64, Vec<u8>>,
     tiles: HashMap<(u8, u64), Vec<u8>>,
     idempotency: HashMap<[u8; 32], IdempotencyRecord>,
-    leaf_index: HashMap<Hash, u64>,
+    leaf_runs: HashMap<(u64, u8), Vec<u8>>,
     checkpoint: Option<Vec<u8>>,
     size: u64,
 }
@@ -56,6 +54,13 @@ impl MemStore {
     pub fn corrupt_tile(&self, level: u8, index: u64, bytes: Vec<u8>) {
         if let Ok(mut s) = self.state.lock() {
             s.tiles.insert((level, index), bytes);
+        }
+    }
+
+    /// Overwrites a leaf-index row behind the log's back (fault injection for `fsck` tests).
+    pub fn corrupt_leaf_run(&self, run: u64, bucket: u8, row: Vec<u8>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.leaf_runs.insert((run, bucket), row);
         }
     }
 
@@ -118,8 +123,8 @@ impl IdempotencyStore for MemStore {
 }
 
 impl LeafIndex for MemStore {
-    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>> {
-        Ok(self.lock()?.leaf_index.get(leaf_hash).copied())
+    fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.leaf_runs.get(&(run, bucket)).cloned())
     }
 }
 
@@ -156,11 +161,8 @@ impl LogStore for MemStore {
         for (k, r) in &batch.idempotency {
             state.idempotency.insert(*k, *r);
         }
-        for (i, h) in batch.leaf_hashes.iter().enumerate() {
-            state
-                .leaf_index
-                .entry(*h)
-                .or_insert(batch.old_size + i as u64);
+        for (run, bucket, row) in &batch.leaf_runs {
+            state.leaf_runs.insert((*run, *bucket), row.clone());
         }
         state.checkpoint = Some(batch.checkpoint.clone());
         state.size = batch.new_size();

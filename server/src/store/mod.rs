@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::TileId;
 
 #[cfg(test)]
@@ -105,9 +104,9 @@ pub struct Batch {
     pub tiles: Vec<(TileId, Vec<u8>)>,
     /// New idempotency records, keyed by the server's idempotency key digest.
     pub idempotency: Vec<([u8; 32], IdempotencyRecord)>,
-    /// The RFC 6962 leaf hash of each entry, in the same order, for [`LeafIndex`]. A hash already
-    /// indexed keeps its first index.
-    pub leaf_hashes: Vec<Hash>,
+    /// Leaf-index rows completed by this batch: `(run, bucket, row)` (see `crate::leafindex`).
+    /// Keys only ever grow, so they append.
+    pub leaf_runs: Vec<(u64, u8, Vec<u8>)>,
     /// The log-signed checkpoint (signed note bytes) for the tree after this batch. It is signed
     /// before the commit but published only after it, so a signed checkpoint leaves the process
     /// only once the tree it commits to is durable; storing it lets a restart and `fsck` check
@@ -156,13 +155,13 @@ pub trait IdempotencyStore {
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>>;
 }
 
-/// Finds entries by leaf hash.
+/// Reads the leaf-index rows (`crate::leafindex`).
 ///
-/// Contract: maps the leaf hash of every committed entry to the first index holding an entry with
-/// that hash; unknown hashes are `None`.
+/// Contract: returns the row a committed batch wrote for `(run, bucket)`, or `None`; rows are
+/// never changed or deleted. The store does not interpret them.
 pub trait LeafIndex {
-    /// The first index whose entry has this RFC 6962 leaf hash.
-    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>>;
+    /// The row for `(run, bucket)`.
+    fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// A log's durable state. One writer (the sequencer) calls [`LogStore::commit`]; any number of

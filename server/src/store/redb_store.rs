@@ -7,15 +7,13 @@
 //!
 //! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes), `tiles`
 //! ((level, index) → hash tile bytes), `idempotency` (key digest → 40-byte
-//! [`IdempotencyRecord`]), `leaf_index` (leaf hash → first index), `checkpoint` (`latest` → the
+//! [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `checkpoint` (`latest` → the
 //! signed checkpoint of the stored size), `meta` (`tree_size`, `format_version` → u64). Out of scope: compaction
 //! and backups (redb's own `compact` and a copy of the file while the server is stopped).
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-
-use sealtrail_spec::Hash;
 
 use super::{
     Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
@@ -37,7 +35,7 @@ const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
 const IDEMPOTENCY: TableDefinition<[u8; 32], [u8; 40]> = TableDefinition::new("idempotency");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const LEAVES: TableDefinition<[u8; 32], u64> = TableDefinition::new("leaf_index");
+const LEAF_RUNS: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("leaf_runs");
 const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
 const CHECKPOINT_KEY: &str = "latest";
 
@@ -120,8 +118,8 @@ impl RedbStore {
             txn.open_table(TILES).map_err(redb_err("open tiles"))?;
             txn.open_table(IDEMPOTENCY)
                 .map_err(redb_err("open idempotency"))?;
-            txn.open_table(LEAVES)
-                .map_err(redb_err("open leaf index"))?;
+            txn.open_table(LEAF_RUNS)
+                .map_err(redb_err("open leaf runs"))?;
             txn.open_table(CHECKPOINT)
                 .map_err(redb_err("open checkpoint"))?;
         }
@@ -196,15 +194,15 @@ impl IdempotencyStore for RedbStore {
 }
 
 impl LeafIndex for RedbStore {
-    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>> {
+    fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>> {
         let txn = self.read()?;
         let table = txn
-            .open_table(LEAVES)
-            .map_err(redb_err("open leaf index"))?;
+            .open_table(LEAF_RUNS)
+            .map_err(redb_err("open leaf runs"))?;
         let value = table
-            .get(leaf_hash.0)
-            .map_err(redb_err("read leaf index"))?;
-        Ok(value.map(|v| v.value()))
+            .get((run, bucket))
+            .map_err(redb_err("read leaf run"))?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 }
 
@@ -249,20 +247,12 @@ impl LogStore for RedbStore {
                 idem.insert(key, record.to_bytes())
                     .map_err(redb_err("write idempotency"))?;
             }
-            let mut leaves = txn
-                .open_table(LEAVES)
-                .map_err(redb_err("open leaf index"))?;
-            for (index, hash) in (batch.old_size..).zip(&batch.leaf_hashes) {
-                // Keep the first index of a repeated leaf: restore it if insert replaced it.
-                let prev = leaves
-                    .insert(hash.0, index)
-                    .map_err(redb_err("write leaf index"))?
-                    .map(|v| v.value());
-                if let Some(first) = prev {
-                    leaves
-                        .insert(hash.0, first)
-                        .map_err(redb_err("write leaf index"))?;
-                }
+            let mut runs = txn
+                .open_table(LEAF_RUNS)
+                .map_err(redb_err("open leaf runs"))?;
+            for (run, bucket, row) in &batch.leaf_runs {
+                runs.insert((*run, *bucket), row.as_slice())
+                    .map_err(redb_err("write leaf run"))?;
             }
             let mut cp = txn
                 .open_table(CHECKPOINT)

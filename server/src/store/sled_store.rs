@@ -3,8 +3,8 @@
 //! All log state lives in ONE sled tree (the default tree) so that a batch is one
 //! `Tree::apply_batch`, which sled makes atomic for one tree. Keys (format version
 //! [`FORMAT_VERSION`]): `e` + index (u64 BE) → leaf bytes; `t` + level + index (u64 BE) → hash tile
-//! bytes; `i` + key digest (32 bytes) → 40-byte [`IdempotencyRecord`]; `h` + leaf hash (32 bytes)
-//! → first index (u64 BE); `mcheckpoint` → the signed checkpoint of the stored size; `mtree_size`
+//! bytes; `i` + key digest (32 bytes) → 40-byte [`IdempotencyRecord`]; `r` + run (u64 BE) + bucket →
+//! leaf-index row; `mcheckpoint` → the signed checkpoint of the stored size; `mtree_size`
 //! and `mformat_version` → u64 BE. Big-endian indices make key order log order.
 //!
 //! Durability. `Db::flush` in 0.34.7 writes the log buffer with `pwrite` and then calls
@@ -48,8 +48,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sealtrail_spec::Hash;
-
 use super::{
     Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
     StoreResult, TileStore,
@@ -66,10 +64,11 @@ const META_TREE_SIZE: &[u8] = b"mtree_size";
 const META_FORMAT: &[u8] = b"mformat_version";
 const META_CHECKPOINT: &[u8] = b"mcheckpoint";
 
-fn leaf_key(hash: &Hash) -> [u8; 33] {
-    let mut k = [0u8; 33];
-    k[0] = b'h';
-    k[1..].copy_from_slice(&hash.0);
+fn run_key(run: u64, bucket: u8) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = b'r';
+    k[1..9].copy_from_slice(&run.to_be_bytes());
+    k[9] = bucket;
     k
 }
 
@@ -340,17 +339,12 @@ impl IdempotencyStore for SledStore {
 }
 
 impl LeafIndex for SledStore {
-    fn index_of(&self, leaf_hash: &Hash) -> StoreResult<Option<u64>> {
+    fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>> {
         let v = self
             .tree
-            .get(leaf_key(leaf_hash))
-            .map_err(sled_err("read leaf index"))?;
-        v.map(|v| {
-            <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt(format!("leaf index value of {} bytes", v.len())))
-        })
-        .transpose()
+            .get(run_key(run, bucket))
+            .map_err(sled_err("read leaf run"))?;
+        Ok(v.map(|v| v.to_vec()))
     }
 }
 
@@ -394,18 +388,8 @@ impl LogStore for SledStore {
         for (key, record) in &batch.idempotency {
             writes.insert(&idempotency_key(key)[..], &record.to_bytes()[..]);
         }
-        // The leaf-hash index keeps the first index of a repeated leaf.
-        let mut new_leaves = HashSet::new();
-        for (index, hash) in (batch.old_size..).zip(&batch.leaf_hashes) {
-            let key = leaf_key(hash);
-            if new_leaves.insert(key)
-                && !self
-                    .tree
-                    .contains_key(key)
-                    .map_err(sled_err("read leaf index"))?
-            {
-                writes.insert(&key[..], &index.to_be_bytes()[..]);
-            }
+        for (run, bucket, row) in &batch.leaf_runs {
+            writes.insert(&run_key(*run, *bucket)[..], row.as_slice());
         }
         writes.insert(META_CHECKPOINT, batch.checkpoint.as_slice());
         writes.insert(META_TREE_SIZE, &batch.new_size().to_be_bytes()[..]);
