@@ -360,6 +360,8 @@ fn now_ms() -> u64 {
 struct Accepted {
     sub: Submission,
     first_index: u64,
+    /// Entries in the submission (its entries were moved into the batch).
+    count: usize,
 }
 
 /// A submission answered from an earlier entry with the same idempotency key.
@@ -424,7 +426,7 @@ impl Sequencer {
         };
         let mut leaf_hashes: Vec<Hash> = Vec::new();
         let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
-        for sub in subs {
+        for mut sub in subs {
             if let Some(idem) = sub.idempotency {
                 match self.check_idempotency(&idem, &seen) {
                     Ok(Some(dup)) => {
@@ -442,7 +444,8 @@ impl Sequencer {
                 }
             }
             let first_index = batch.new_size();
-            match encode_entries(&sub.entries, time_ms) {
+            let count = sub.entries.len();
+            match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
                 Ok(leaves) => {
                     for (bytes, hash) in leaves {
                         batch.entries.push(bytes);
@@ -464,7 +467,11 @@ impl Sequencer {
                     },
                 ));
             }
-            accepted.push(Accepted { sub, first_index });
+            accepted.push(Accepted {
+                sub,
+                first_index,
+                count,
+            });
         }
         let published = if batch.entries.is_empty() {
             self.published.borrow().clone()
@@ -497,7 +504,7 @@ impl Sequencer {
     ) {
         let mut answers: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(accepted.len());
         for a in accepted {
-            let n = a.sub.entries.len();
+            let n = a.count;
             let hashes = self.batch_hashes(a.first_index - old_size, n);
             answers.push((a.first_index, hashes.clone()));
             let _ = a.sub.reply.send(Ok(Sequenced {
@@ -542,19 +549,20 @@ enum Prior {
     InBatch(usize),
 }
 
+/// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
 fn encode_entries(
-    entries: &[NewEntry],
+    entries: Vec<NewEntry>,
     time_ms: u64,
 ) -> Result<Vec<(Vec<u8>, Hash)>, SequenceError> {
     entries
-        .iter()
+        .into_iter()
         .map(|e| {
             let env = LeafEnvelope {
                 time_ms,
-                principal: e.principal.clone(),
-                content_type: e.content_type.clone(),
-                event_type: e.event_type.clone(),
-                payload: e.payload.clone(),
+                principal: e.principal,
+                content_type: e.content_type,
+                event_type: e.event_type,
+                payload: e.payload,
             };
             let bytes = env
                 .encode()
