@@ -3,6 +3,7 @@
 //! group), with many concurrent submitters and no HTTP. Reports entries/s per engine.
 //!
 //! Bounded by a fixed entry count per case. Arguments after `--`: `[engine ...]` (default: both).
+//! `SEALTRAIL_BENCH_ENTRIES=N` runs one case with N entries, for peak-RSS comparisons.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -94,6 +95,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // SEALTRAIL_BENCH_ENTRIES=N runs only the 1000-entries-per-request case with N entries (to
+    // watch peak RSS against log size, e.g. under `/usr/bin/time -v`).
+    if let Some(n) = std::env::var("SEALTRAIL_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()) {
+        for engine in engines {
+            rt.block_on(run(engine, 16, 1000, n));
+        }
+        return;
+    }
     let total = if quick { 2_000 } else { 400_000 };
     for engine in engines {
         rt.block_on(run(engine, 256, 1, total / 4));
