@@ -97,7 +97,10 @@ fn main() {
         .unwrap();
     // SEALTRAIL_BENCH_ENTRIES=N runs only the 1000-entries-per-request case with N entries (to
     // watch peak RSS against log size, e.g. under `/usr/bin/time -v`).
-    if let Some(n) = std::env::var("SEALTRAIL_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("SEALTRAIL_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         for engine in engines {
             rt.block_on(run(engine, 16, 1000, n));
         }

@@ -124,6 +124,25 @@ fn idempotency(key: Option<&str>, principal: &str, request: &[&[u8]]) -> Option<
     })
 }
 
+/// What every write request carries besides its body: `?wait=`, `X-Event-Type` and
+/// `Idempotency-Key`, all validated.
+struct WriteHead<'a> {
+    wait: Wait,
+    event_type: Option<String>,
+    key: Option<&'a str>,
+}
+
+fn write_head<'a>(query: QueryResult, headers: &'a HeaderMap) -> Result<WriteHead<'a>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(WriteHead {
+        wait: parse_wait(&q)?,
+        event_type: event_type(headers)?,
+        key: idempotency_key(headers)?,
+    })
+}
+
+type QueryResult = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+
 fn sequence_error(e: SequenceError) -> ApiError {
     match e {
         SequenceError::QueueFull => ApiError::Busy("the log is busy; retry shortly".into()),
@@ -149,15 +168,16 @@ fn status_of(s: &Sequenced) -> StatusCode {
 /// `POST /v1/entries`: one entry, the body is the payload.
 pub(super) async fn post_entry(
     State(st): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let wait = parse_wait(&q)?;
+    let WriteHead {
+        wait,
+        event_type,
+        key,
+    } = write_head(query, &headers)?;
     let (ct, is_json) = content_type(&headers)?;
-    let event_type = event_type(&headers)?;
-    let key = idempotency_key(&headers)?;
     let limits = &st.config.limits;
     let payload = read_body(
         body,
@@ -240,12 +260,15 @@ fn batch_items<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, ApiErr
 /// consecutive indices.
 pub(super) async fn post_batch(
     State(st): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let wait = parse_wait(&q)?;
+    let WriteHead {
+        wait,
+        event_type,
+        key,
+    } = write_head(query, &headers)?;
     let (ct, _) = content_type(&headers)?;
     let essence = ct
         .split(';')
@@ -262,8 +285,6 @@ pub(super) async fn post_batch(
             ));
         }
     };
-    let event_type = event_type(&headers)?;
-    let key = idempotency_key(&headers)?;
     let limits = &st.config.limits;
     let raw = read_body(
         body,

@@ -67,23 +67,20 @@ impl VerifierKey {
     /// vkey we have, from transparency-dev/formats, carries an ID that is not the formula's
     /// (formats ignores the written ID), so checking it belongs to a future ML-DSA verifier.
     pub fn parse(vkey: &str) -> Result<Self, KeyError> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(KeyError::Format("expected name+id+key"));
-        };
-        if !is_valid_key_name(name) {
-            return Err(KeyError::Name(name.to_owned()));
-        }
-        let key_id = parse_key_id(id)?;
-        let material = decode_base64(b64).ok_or(KeyError::Format("key is not canonical base64"))?;
-        let Some((&key_type, key)) = material.split_first() else {
-            return Err(KeyError::Format("key is empty"));
-        };
+        let SignerKeyParts {
+            name,
+            key_id,
+            key_type,
+            key,
+        } = split_key_text(vkey, "expected name+id+key")?;
+        let mut material = Vec::with_capacity(1 + key.len());
+        material.push(key_type);
+        material.extend_from_slice(&key);
         if matches!(
             key_type,
             SIG_TYPE_ED25519 | crate::cosignature::SIG_TYPE_COSIGNATURE_V1
         ) {
-            let computed = super::key_id(name, &material);
+            let computed = super::key_id(&name, &material);
             if computed != key_id {
                 return Err(KeyError::KeyId {
                     written: key_id,
@@ -92,10 +89,10 @@ impl VerifierKey {
             }
         }
         Ok(Self {
-            name: name.to_owned(),
+            name,
             key_id,
             key_type,
-            key: key.to_vec(),
+            key,
         })
     }
 
@@ -155,9 +152,16 @@ pub(crate) fn parse_skey(skey: &str) -> Result<SignerKeyParts, KeyError> {
     let rest = skey.strip_prefix(SKEY_PREFIX).ok_or(KeyError::Format(
         "signer key does not start with PRIVATE+KEY+",
     ))?;
-    let mut parts = rest.splitn(3, '+');
+    split_key_text(rest, "expected PRIVATE+KEY+name+id+key")
+}
+
+/// Splits `<name>+<hex8 id>+<base64(type || key)>` (the shape of vkeys, and of skeys after
+/// `PRIVATE+KEY+`) with at most two splits, since base64 may contain `+`; checks the name, the ID's
+/// spelling and the base64, but not what the ID hashes (that is type-specific).
+fn split_key_text(text: &str, shape: &'static str) -> Result<SignerKeyParts, KeyError> {
+    let mut parts = text.splitn(3, '+');
     let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(KeyError::Format("expected PRIVATE+KEY+name+id+key"));
+        return Err(KeyError::Format(shape));
     };
     if !is_valid_key_name(name) {
         return Err(KeyError::Name(name.to_owned()));
