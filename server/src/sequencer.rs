@@ -502,11 +502,17 @@ impl Sequencer {
         old_size: u64,
         time_ms: u64,
     ) {
-        let mut answers: Vec<(u64, Vec<Hash>)> = Vec::with_capacity(accepted.len());
+        // Only in-batch duplicates need the accepted answers again; don't copy hashes otherwise.
+        let keep = duplicates
+            .iter()
+            .any(|d| matches!(d, Duplicate::InBatch(..)));
+        let mut answers: Vec<(u64, Vec<Hash>)> = Vec::new();
         for a in accepted {
             let n = a.count;
             let hashes = self.batch_hashes(a.first_index - old_size, n);
-            answers.push((a.first_index, hashes.clone()));
+            if keep {
+                answers.push((a.first_index, hashes.clone()));
+            }
             let _ = a.sub.reply.send(Ok(Sequenced {
                 first_index: a.first_index,
                 leaf_hashes: hashes,
