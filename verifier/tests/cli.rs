@@ -155,3 +155,300 @@ fn checkpoint_usage_and_io_errors_exit_2() {
     assert_eq!(j["verified"], false);
     assert_eq!(j["category"], "io");
 }
+
+// --- proof ---
+
+#[test]
+fn proof_verifies_and_prints_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 300);
+    let p = write(dir.path(), "p", &log.proof(257, 300, &[witness(1)]));
+    let e = write(dir.path(), "e", &log.entries[257]);
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["proof", "--entry", s(&e), s(&p)]));
+    out.ok();
+    assert!(out.stdout.contains("\"n\":257"), "{}", out.stdout);
+    let v1 = witness(1).verifier().to_vkey();
+    let hex = log.leaves[257].to_hex();
+    let out = run(&args(
+        &k,
+        &[
+            "proof",
+            "--json",
+            "--witness-key",
+            &v1,
+            "--leaf-hash",
+            &hex,
+            s(&p),
+        ],
+    ));
+    out.ok();
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["index"], 257);
+    let out = run(&args(&k, &["proof", "--json", "--entry", s(&e), s(&p)]));
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["envelope"]["principal"], "tester");
+}
+
+#[test]
+fn proof_tampering_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 300);
+    let good = log.proof(257, 300, &[witness(1)]);
+    let k = vkey_args(&log_vkey());
+    let e = write(dir.path(), "e", &log.entries[257]);
+    // Another entry's bytes.
+    let wrong = write(dir.path(), "wrong", &log.entries[256]);
+    let p = write(dir.path(), "p", &good);
+    run(&args(&k, &["proof", "--entry", s(&wrong), s(&p)])).failed_naming("index 257");
+    // A flipped bit in a proof line: decode, flip, re-encode so it still parses.
+    let text = String::from_utf8(good.clone()).unwrap();
+    let line = text.lines().nth(2).unwrap();
+    let mut h = sealtrail_spec::Hash::from_base64(line).unwrap();
+    h.0[0] ^= 1;
+    let p = write(
+        dir.path(),
+        "line",
+        text.replacen(line, &h.to_base64(), 1).as_bytes(),
+    );
+    run(&args(&k, &["proof", "--entry", s(&e), s(&p)])).failed_naming("proof line");
+    // A flipped bit in the base64 text of a proof line.
+    let p = write(dir.path(), "raw", &good);
+    flip(&p, 30);
+    assert_eq!(run(&args(&k, &["proof", "--entry", s(&e), s(&p)])).code, 1);
+    // A flipped bit in the checkpoint's signature.
+    let (head, note) = text.split_once("\n\n").unwrap();
+    let bad = format!(
+        "{head}\n\n{}",
+        String::from_utf8(flip_signature(note.as_bytes(), 0)).unwrap()
+    );
+    let p = write(dir.path(), "sig", bad.as_bytes());
+    run(&args(&k, &["proof", "--entry", s(&e), s(&p)])).failed_naming("log signature");
+    // Quorum not met: the proof's checkpoint carries one cosignature, two are required.
+    let p = write(dir.path(), "good", &good);
+    let (v1, v2) = (
+        witness(1).verifier().to_vkey(),
+        witness(2).verifier().to_vkey(),
+    );
+    run(&args(
+        &k,
+        &[
+            "proof",
+            "--entry",
+            s(&e),
+            "--witness-key",
+            &v1,
+            "--witness-key",
+            &v2,
+            s(&p),
+        ],
+    ))
+    .failed_naming("quorum");
+    assert_eq!(run(&args(&k, &["proof", s(&p)])).code, 2);
+}
+
+// --- consistency ---
+
+#[test]
+fn consistency_from_tiles_and_from_a_proof_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 70_000);
+    let tiles = dir.path().join("log");
+    log.write_tiles(&tiles, &[]);
+    let old = write(dir.path(), "old", &log.checkpoint(1_000, &[]));
+    let new = write(dir.path(), "new", &log.checkpoint(70_000, &[]));
+    let k = vkey_args(&log_vkey());
+    run(&args(
+        &k,
+        &["consistency", "--from", s(&tiles), s(&old), s(&new)],
+    ))
+    .ok();
+    let proof = sealtrail_spec::merkle::consistency_proof(
+        1_000,
+        70_000,
+        &mut sealtrail_spec::merkle::LeafHashes(&log.leaves),
+    )
+    .unwrap();
+    let lines: String = proof.iter().map(|h| h.to_base64() + "\n").collect();
+    let pf = write(dir.path(), "proof", lines.as_bytes());
+    run(&args(
+        &k,
+        &["consistency", "--proof", s(&pf), s(&old), s(&new)],
+    ))
+    .ok();
+    // A flipped bit in one proof line.
+    let mut bad = proof.clone();
+    bad[1].0[5] ^= 4;
+    let lines: String = bad.iter().map(|h| h.to_base64() + "\n").collect();
+    let pf = write(dir.path(), "bad", lines.as_bytes());
+    run(&args(
+        &k,
+        &["consistency", "--proof", s(&pf), s(&old), s(&new)],
+    ))
+    .failed_naming("does not extend");
+    // Rollback: NEW is older than OLD.
+    run(&args(
+        &k,
+        &["consistency", "--from", s(&tiles), s(&new), s(&old)],
+    ))
+    .failed_naming("rollback");
+    // Sizes differ and no proof source: usage.
+    assert_eq!(run(&args(&k, &["consistency", s(&old), s(&new)])).code, 2);
+}
+
+#[test]
+fn consistency_catches_a_fork_and_a_tampered_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Log::new("a", 600);
+    let b = Log::new("b", 600);
+    let tiles_b = dir.path().join("b");
+    b.write_tiles(&tiles_b, &[]);
+    // One key, two histories: OLD from log a, NEW from log b.
+    let old = write(dir.path(), "old", &a.checkpoint(300, &[]));
+    let new = write(dir.path(), "new", &b.checkpoint(600, &[]));
+    let k = vkey_args(&log_vkey());
+    run(&args(
+        &k,
+        &["consistency", "--from", s(&tiles_b), s(&old), s(&new)],
+    ))
+    .failed_naming("fork");
+    // Same history, a flipped bit in a level-0 tile the proof reads.
+    let tiles_a = dir.path().join("a");
+    a.write_tiles(&tiles_a, &[]);
+    let new = write(dir.path(), "new_a", &a.checkpoint(600, &[]));
+    run(&args(
+        &k,
+        &["consistency", "--from", s(&tiles_a), s(&old), s(&new)],
+    ))
+    .ok();
+    flip(&tiles_a.join("tile/0/001"), 40);
+    run(&args(
+        &k,
+        &[
+            "consistency",
+            "--json",
+            "--from",
+            s(&tiles_a),
+            s(&old),
+            s(&new),
+        ],
+    ))
+    .failed_naming("does not extend");
+}
+
+// --- entry ---
+
+#[test]
+fn entry_from_a_tile_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 600);
+    log.write_tiles(dir.path(), &[]);
+    let k = vkey_args(&log_vkey());
+    for i in ["0", "255", "256", "599"] {
+        let out = run(&args(&k, &["entry", "--json", s(dir.path()), i]));
+        out.ok();
+        let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(j["index"].to_string(), i);
+        assert_eq!(
+            j["envelope"]["payload"]["text"],
+            format!("{{\"history\":\"a\",\"n\":{i}}}")
+        );
+    }
+    assert_eq!(run(&args(&k, &["entry", s(dir.path()), "600"])).code, 2);
+    assert_eq!(
+        run(&args(&k, &["entry", s(&dir.path().join("absent")), "1"])).code,
+        2
+    );
+    // A flipped bit in the entry bundle (the last entry's payload).
+    flip(&dir.path().join("tile/entries/002.p/88"), -2);
+    run(&args(&k, &["entry", s(dir.path()), "599"])).failed_naming("tile/entries/002.p/88");
+    // A flipped bit in a level-0 tile on the path of entry 3.
+    flip(&dir.path().join("tile/0/000"), 2 * 32);
+    run(&args(&k, &["entry", s(dir.path()), "3"])).failed_naming("entry 3");
+    // A wrong origin in the served checkpoint is refused.
+    run(&args(
+        &k,
+        &["entry", "--origin", "x.example/log", s(dir.path()), "1"],
+    ))
+    .failed_naming("origin");
+}
+
+// --- audit ---
+
+#[test]
+fn audit_passes_on_an_untouched_log_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 70_000);
+    let tiles = dir.path().join("log");
+    log.write_tiles(&tiles, &[witness(1)]);
+    let k = vkey_args(&log_vkey());
+    let state = dir.path().join("state.json");
+    let out = run(&args(
+        &k,
+        &["audit", "--json", "--state", s(&state), s(&tiles)],
+    ));
+    out.ok();
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["audited_to"], 70_000);
+    // Resume: the state covers the full bundles, only the last partial one is redone.
+    let out = run(&args(
+        &k,
+        &["audit", "--json", "--state", s(&state), s(&tiles)],
+    ));
+    out.ok();
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["audited_from"], 70_000 - 70_000 % 256);
+    // A grown log resumes from the state and checks the new part.
+    let grown = Log::new("a", 70_300);
+    let tiles2 = dir.path().join("grown");
+    grown.write_tiles(&tiles2, &[]);
+    run(&args(&k, &["audit", "--state", s(&state), s(&tiles2)])).ok();
+    // The state is ahead of a rolled-back log.
+    let small = Log::new("a", 500);
+    let tiles3 = dir.path().join("small");
+    small.write_tiles(&tiles3, &[]);
+    run(&args(&k, &["audit", "--state", s(&state), s(&tiles3)])).failed_naming("rollback");
+    let v1 = witness(1).verifier().to_vkey();
+    run(&args(&k, &["audit", "--witness-key", &v1, s(&tiles)])).ok();
+}
+
+fn audit_fails_after(rel: &str, at: isize, naming: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 70_000);
+    log.write_tiles(dir.path(), &[]);
+    flip(&dir.path().join(rel), at);
+    let k = vkey_args(&log_vkey());
+    run(&args(&k, &["audit", s(dir.path())])).failed_naming(naming);
+}
+
+#[test]
+fn audit_names_a_flipped_bit_in_a_level_0_tile() {
+    audit_fails_after("tile/0/001", 100, "tile/0/001: hash 3");
+}
+
+#[test]
+fn audit_names_a_flipped_bit_in_a_level_1_tile() {
+    audit_fails_after("tile/1/000", 32 * 7, "tile/1/000: hash 7");
+    audit_fails_after("tile/1/001.p/17", 32 * 16, "tile/1/001.p/17: hash 16");
+}
+
+#[test]
+fn audit_names_a_flipped_bit_in_an_entry_bundle() {
+    audit_fails_after("tile/entries/005", -1, "tile/entries/005");
+    // A flipped length prefix breaks the bundle's framing.
+    audit_fails_after(
+        "tile/entries/006",
+        0,
+        "tile/entries/006: malformed entry bundle",
+    );
+}
+
+#[test]
+fn audit_names_a_bad_checkpoint_and_a_missing_tile() {
+    audit_fails_after("checkpoint", -3, "signature line 1");
+    let dir = tempfile::tempdir().unwrap();
+    Log::new("a", 600).write_tiles(dir.path(), &[]);
+    std::fs::remove_file(dir.path().join("tile/0/001")).unwrap();
+    let k = vkey_args(&log_vkey());
+    run(&args(&k, &["audit", s(dir.path())])).failed_naming("tile/0/001 is missing");
+}
