@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sealtrail_spec::Hash;
+use sealtrail_spec::checkpoint::VerifiedCheckpoint;
 use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::tiles::{self, BundleId, TileId, TileReader};
 use serde_json::{Value, json};
@@ -46,7 +47,7 @@ impl TileReader for PartialReader<'_> {
 pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Report, Error> {
     let (cp, witnesses) = trust.open(&source.checkpoint()?, "the log's checkpoint")?;
     let size = cp.checkpoint().size();
-    let (mut done, mut partials) = match state {
+    let (done, partials) = match state {
         Some(p) if p.exists() => load_state(p, trust.origin())?,
         _ => (0, Partials::new()),
     };
@@ -56,18 +57,67 @@ pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Repor
         )));
     }
     let resumed = done;
-    let mut edge = RightEdge::from_tiles(done, &mut PartialReader(&partials))
+    let edge = RightEdge::from_tiles(done, &mut PartialReader(&partials))
         .map_err(|e| Error::Io(format!("state file: {e}")))?;
-    for bundle in tiles::bundles_between(done, size) {
-        edge = append_bundle(source, &edge, &mut partials, bundle)?;
+    let mut progress = Progress {
+        done,
+        partials,
+        edge,
+    };
+    check_from(source, &cp, &mut progress, state, trust.origin()).map_err(|e| match e {
+        Error::Failed(m) if resumed > 0 => Error::Failed(format!(
+            "{m}; resumed from the state of {resumed} audited entries, so this may be a fork \
+                 of the audited history"
+        )),
+        other => other,
+    })?;
+    if let Some(p) = state {
+        let partials = full_only(&progress.partials, size);
+        save_state(p, trust.origin(), size - size % 256, &partials)?;
+    }
+    let mut lines = show::checkpoint_lines("checkpoint", &cp, &witnesses);
+    lines.push(format!(
+        "audited entries {resumed}..{size}: every entry bundle, hash tile and the root match"
+    ));
+    Ok(Report {
+        lines,
+        json: json!({
+            "checkpoint": show::checkpoint_json(&cp, &witnesses),
+            "audited_from": resumed,
+            "audited_to": size,
+        }),
+    })
+}
+
+/// The audit so far: entries below `done` (a multiple of 256) are checked; `edge` and
+/// `partials` are the recomputed tree after the last appended bundle.
+struct Progress {
+    done: u64,
+    partials: Partials,
+    edge: RightEdge,
+}
+
+/// Audits the entries from `p.done` to the checkpoint's size, then the final partial tiles and
+/// the root.
+fn check_from(
+    source: &Source,
+    cp: &VerifiedCheckpoint,
+    p: &mut Progress,
+    state: Option<&Path>,
+    origin: &str,
+) -> Result<(), Error> {
+    let size = cp.checkpoint().size();
+    for bundle in tiles::bundles_between(p.done, size) {
+        p.edge = append_bundle(source, &p.edge, &mut p.partials, bundle)?;
         if bundle.is_full() {
-            done = edge.size();
-            if let Some(p) = state.filter(|_| (done / 256) % SAVE_EVERY == 0) {
-                save_state(p, trust.origin(), done, &partials)?;
+            p.done = p.edge.size();
+            if let Some(f) = state.filter(|_| (p.done / 256).is_multiple_of(SAVE_EVERY)) {
+                save_state(f, origin, p.done, &p.partials)?;
             }
         }
     }
-    for (level, hashes) in &partials {
+    let edge = &p.edge;
+    for (level, hashes) in &p.partials {
         let tile = TileId {
             level: *level,
             index: tiles::hashes_at_level(size, *level) / 256,
@@ -83,26 +133,7 @@ pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Repor
             cp.checkpoint().root().to_base64()
         )));
     }
-    if let Some(p) = state {
-        save_state(
-            p,
-            trust.origin(),
-            size - size % 256,
-            &full_only(&partials, size),
-        )?;
-    }
-    let mut lines = show::checkpoint_lines("checkpoint", &cp, &witnesses);
-    lines.push(format!(
-        "audited entries {resumed}..{size}: every entry bundle, hash tile and the root match"
-    ));
-    Ok(Report {
-        lines,
-        json: json!({
-            "checkpoint": show::checkpoint_json(&cp, &witnesses),
-            "audited_from": resumed,
-            "audited_to": size,
-        }),
-    })
+    Ok(())
 }
 
 /// Hashes one bundle into the tree, checking every tile it completes.
@@ -166,7 +197,7 @@ fn compare(source: &Source, tile: TileId, ours: &[Hash]) -> Result<(), Error> {
 /// has none there; higher levels keep theirs (a partial level-0 tile never feeds them).
 fn full_only(partials: &Partials, size: u64) -> Partials {
     let mut p = partials.clone();
-    if size % 256 != 0 {
+    if !size.is_multiple_of(256) {
         p.remove(&0);
     }
     p

@@ -53,12 +53,12 @@ pub fn run(trust: &Trust, bytes: &[u8], leaf: &Leaf) -> Result<Report, Error> {
         "index": proof.index(),
         "leaf_hash": leaf_hash.to_hex(),
     });
-    if let Leaf::Entry(data) = leaf {
-        if let Ok(env) = LeafEnvelope::decode(data) {
-            lines.push("envelope:".into());
-            lines.extend(show::envelope_lines(&env));
-            j["envelope"] = show::envelope_json(&env);
-        }
+    if let Leaf::Entry(data) = leaf
+        && let Ok(env) = LeafEnvelope::decode(data)
+    {
+        lines.push("envelope:".into());
+        lines.extend(show::envelope_lines(&env));
+        j["envelope"] = show::envelope_json(&env);
     }
     Ok(Report { lines, json: j })
 }

@@ -39,14 +39,7 @@ impl Source {
     /// `http://` and `https://` locations are URLs; anything else is a directory.
     pub fn open(location: &str) -> Result<Self, Error> {
         if location.starts_with("http://") || location.starts_with("https://") {
-            // Ignore the error: another caller in this process may have installed it already.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = reqwest::blocking::Client::builder()
-                .timeout(HTTP_TIMEOUT)
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("sealtrail-verify/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Io(format!("HTTP client: {e}")))?;
+            let client = http_client()?;
             let base = location.trim_end_matches('/').to_owned();
             Ok(Source::Http { base, client })
         } else {
@@ -123,6 +116,19 @@ impl Source {
             .sum();
         Ok(bytes[..keep].to_vec())
     }
+}
+
+/// The verifier's HTTP client: rustls with the ring provider, timeouts. Installs ring as the
+/// process's default rustls provider if none is (reqwest is built without one).
+pub fn http_client() -> Result<reqwest::blocking::Client, Error> {
+    // Ignore the error: another caller in this process may have installed one already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("sealtrail-verify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Io(format!("HTTP client: {e}")))
 }
 
 fn missing(path: &str) -> Error {
