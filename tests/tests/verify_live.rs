@@ -15,7 +15,7 @@ use sealtrail_verifier::consistency::{self, ProofFrom};
 use sealtrail_verifier::proof::Leaf;
 use sealtrail_verifier::source::Source;
 use sealtrail_verifier::trust::{Trust, WitnessArgs};
-use sealtrail_verifier::{Error, audit, checkpoint, entry, proof};
+use sealtrail_verifier::{Error, audit, checkpoint, entry, monitor, proof};
 
 const ORIGIN: &str = "live.verify.example/log";
 
@@ -162,5 +162,28 @@ fn a_fork_between_two_live_logs_with_one_key_is_caught() {
     a.append("a", 300, 300);
     audit::run(&trust(), &a.source(), Some(&state)).unwrap();
     failed(audit::run(&trust(), &b.source(), Some(&state)), "fork");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn monitor_follows_a_growing_live_log() {
+    let live = Live::start();
+    let dir = std::env::temp_dir().join(format!("sealtrail-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("trusted");
+    let mut size = 0;
+    for round in 0..4 {
+        live.append("a", size, 150 + round * 100);
+        size += 150 + round * 100;
+        let r = monitor::poll(&trust(), &live.source(), &state).unwrap();
+        assert_eq!(r.json["checkpoint"]["size"], size);
+        assert_eq!(std::fs::read(&state).unwrap(), live.get("checkpoint"));
+    }
+    // Another log with the same key: a fork, and the state does not move.
+    let other = Live::start();
+    other.append("b", 0, size + 10);
+    let before = std::fs::read(&state).unwrap();
+    failed(monitor::poll(&trust(), &other.source(), &state), "fork");
+    assert_eq!(std::fs::read(&state).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }

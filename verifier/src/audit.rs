@@ -286,10 +286,7 @@ fn save_state(path: &Path, origin: &str, size: u64, partials: &Partials) -> Resu
         .map(|(l, hs)| json!({ "level": l, "hashes": hs.iter().map(Hash::to_hex).collect::<Vec<_>>() }))
         .collect();
     let text = json!({ "origin": origin, "size": size, "partial_tiles": tiles }).to_string();
-    let tmp = path.with_extension("tmp");
-    let io = |e: std::io::Error| Error::Io(format!("writing state {}: {e}", path.display()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::write_atomically(path, text.as_bytes())
 }
 
 fn load_state(path: &Path, origin: &str) -> Result<(u64, Partials), Error> {

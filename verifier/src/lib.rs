@@ -5,12 +5,13 @@
 //! each takes its inputs as values and returns a [`Report`] or an [`Error`]. [`trust`] turns the
 //! key and policy flags into one [`trust::Trust`]; [`source`] reads a log's checkpoint, tiles and
 //! entry bundles over HTTP or from a directory laid out as static tlog-tiles. Printing and exit
-//! codes belong to `main`. Not here yet: `monitor`.
+//! codes belong to `main`. `monitor` polls a log and advances a trusted state.
 
 pub mod audit;
 pub mod checkpoint;
 pub mod consistency;
 pub mod entry;
+pub mod monitor;
 pub mod proof;
 pub mod source;
 pub mod trust;
@@ -68,4 +69,16 @@ impl Error {
 /// Reads a local input file; failure is an I/O error naming the file.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Io(format!("reading {}: {e}", path.display())))
+}
+
+/// Replaces `path` with `bytes` atomically: a synced temporary file renamed over it, so a
+/// crash leaves either the old state or the new one.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let io = |e: std::io::Error| Error::Io(format!("writing {}: {e}", path.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -117,6 +117,27 @@ enum Command {
         /// The log: a URL or a static tile directory.
         log: String,
     },
+    /// Follow a log: verify each new checkpoint and its consistency with the trusted state.
+    Monitor {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        witnesses: Witnesses,
+        /// The trusted checkpoint; created on the first poll, advanced only after verification.
+        #[arg(long)]
+        state: PathBuf,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        /// Poll once; exit 1 on an alert.
+        #[arg(long)]
+        once: bool,
+        /// POST each alert (JSON) to this URL.
+        #[arg(long)]
+        alert_webhook: Option<String>,
+        /// The log: a URL or a static tile directory.
+        log: String,
+    },
 }
 
 fn trust(common: &Common, w: &Witnesses) -> Result<Trust, Error> {
@@ -188,6 +209,73 @@ fn run(command: &Command) -> Result<Report, Error> {
             let trust = trust(common, witnesses)?;
             sealtrail_verifier::audit::run(&trust, &Source::open(log)?, state.as_deref())
         }
+        Command::Monitor {
+            common,
+            witnesses,
+            state,
+            interval,
+            once,
+            alert_webhook,
+            log,
+        } => {
+            let trust = trust(common, witnesses)?;
+            let follow = Follow {
+                state,
+                interval: *interval,
+                once: *once,
+                webhook: alert_webhook.as_deref(),
+                json: common.json,
+            };
+            monitor(&trust, &Source::open(log)?, &follow)
+        }
+    }
+}
+
+struct Follow<'a> {
+    state: &'a std::path::Path,
+    interval: u64,
+    once: bool,
+    webhook: Option<&'a str>,
+    json: bool,
+}
+
+/// Polls until an alert with `--once`, or forever. Alerts are JSON lines on stdout (and the
+/// webhook); the state is advanced only by a verified poll.
+fn monitor(trust: &Trust, source: &Source, f: &Follow<'_>) -> Result<Report, Error> {
+    use sealtrail_verifier::monitor;
+    loop {
+        match monitor::poll(trust, source, f.state) {
+            Err(e @ Error::Failed(_)) => {
+                let alert = monitor::alert(trust.origin(), &e);
+                println!("{alert}");
+                if let Some(url) = f.webhook
+                    && let Err(w) = monitor::send_webhook(url, &alert)
+                {
+                    eprintln!("error: {w}");
+                }
+                if f.once {
+                    return Err(e);
+                }
+            }
+            Err(e) if f.once => return Err(e),
+            Err(e) => eprintln!("error: {e}"),
+            Ok(report) if f.once => return Ok(report),
+            Ok(report) => print_report(report, f.json),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(f.interval));
+    }
+}
+
+fn print_report(report: Report, json: bool) {
+    if json {
+        let mut j = report.json;
+        j["verified"] = true.into();
+        println!("{j}");
+    } else {
+        for line in report.lines {
+            println!("{line}");
+        }
+        println!("OK: verified");
     }
 }
 
@@ -197,7 +285,8 @@ fn json_flag(command: &Command) -> bool {
         | Command::Proof { common, .. }
         | Command::Consistency { common, .. }
         | Command::Entry { common, .. }
-        | Command::Audit { common, .. } => common.json,
+        | Command::Audit { common, .. }
+        | Command::Monitor { common, .. } => common.json,
     }
 }
 
@@ -206,16 +295,7 @@ fn main() -> ExitCode {
     let json = json_flag(&cli.command);
     match run(&cli.command) {
         Ok(report) => {
-            if json {
-                let mut j = report.json;
-                j["verified"] = true.into();
-                println!("{j}");
-            } else {
-                for line in report.lines {
-                    println!("{line}");
-                }
-                println!("OK: verified");
-            }
+            print_report(report, json);
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -101,6 +101,13 @@ impl Trust {
         Ok((cp, witnesses))
     }
 
+    /// Verifies only the origin and the log's signature: for a checkpoint trusted earlier (a
+    /// state file), which was checked against the policy of its day.
+    pub fn open_signed(&self, note: &[u8], what: &str) -> Result<VerifiedCheckpoint, Error> {
+        checkpoint::open(note, &self.origin, &[&self.log])
+            .map_err(|e| Error::failed(format!("{what}: {}", self.explain(&e))))
+    }
+
     /// A checkpoint error in the auditor's terms: which key, which signature.
     pub fn explain(&self, e: &CheckpointError) -> String {
         match e {

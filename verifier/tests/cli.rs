@@ -452,3 +452,124 @@ fn audit_names_a_bad_checkpoint_and_a_missing_tile() {
     let k = vkey_args(&log_vkey());
     run(&args(&k, &["audit", s(dir.path())])).failed_naming("tile/0/001 is missing");
 }
+
+// --- monitor ---
+
+#[test]
+fn monitor_advances_only_past_verified_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let state = dir.path().join("state");
+    let k = vkey_args(&log_vkey());
+    let poll = |extra: &[&str]| {
+        let mut a = vec!["monitor", "--once", "--state", s(&state)];
+        a.extend_from_slice(extra);
+        a.push(s(&log));
+        run(&args(&k, &a))
+    };
+    let trusted = || std::fs::read(&state).unwrap();
+    let publish = |history: &str, size: u64| {
+        let _ = std::fs::remove_dir_all(&log);
+        Log::new(history, size).write_tiles(&log, &[]);
+    };
+    // First use: the verified checkpoint becomes the state; then the log grows.
+    publish("a", 300);
+    poll(&[]).ok();
+    assert_eq!(trusted(), Log::new("a", 300).checkpoint(300, &[]));
+    publish("a", 700);
+    poll(&[]).ok();
+    let good = Log::new("a", 700).checkpoint(700, &[]);
+    assert_eq!(trusted(), good);
+    // Rollback, fork and a bad signature: an alert, exit 1, and the state stays.
+    publish("a", 600);
+    let out = poll(&[]);
+    out.failed_naming("rollback");
+    let alert: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(alert["alert"], "verification_failed");
+    assert_eq!(trusted(), good);
+    publish("b", 900);
+    poll(&[]).failed_naming("fork");
+    assert_eq!(trusted(), good);
+    publish("a", 900);
+    let cp = log.join("checkpoint");
+    let bad = flip_signature(&std::fs::read(&cp).unwrap(), 0);
+    std::fs::write(&cp, bad).unwrap();
+    poll(&[]).failed_naming("log signature");
+    assert_eq!(trusted(), good);
+    // A quorum the checkpoint does not meet.
+    publish("a", 900);
+    let v1 = witness(1).verifier().to_vkey();
+    poll(&["--witness-key", &v1]).failed_naming("quorum");
+    assert_eq!(trusted(), good);
+    // The honest, grown log is followed again.
+    poll(&[]).ok();
+    assert_eq!(trusted(), Log::new("a", 900).checkpoint(900, &[]));
+}
+
+/// Accepts one HTTP request on 127.0.0.1, answers 200, and hands back its body.
+/// If no request came (a bug), `unblock` sends an empty one so the test fails instead of hanging.
+fn one_shot_webhook() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alert", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    (url, handle)
+}
+
+#[test]
+fn monitor_posts_alerts_to_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let state = dir.path().join("state");
+    std::fs::write(&state, Log::new("a", 300).checkpoint(300, &[])).unwrap();
+    Log::new("b", 400).write_tiles(&log, &[]);
+    let (url, hook) = one_shot_webhook();
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(
+        &k,
+        &[
+            "monitor",
+            "--once",
+            "--alert-webhook",
+            &url,
+            "--state",
+            s(&state),
+            s(&log),
+        ],
+    ));
+    out.failed_naming("fork");
+    // The CLI has exited, so its POST (if any) was answered and the listener is gone; if it is
+    // still there, no alert came: unblock it with an empty request so the test fails.
+    let addr = url.trim_start_matches("http://").trim_end_matches("/alert");
+    if let Ok(mut unblock) = std::net::TcpStream::connect(addr) {
+        let _ = std::io::Write::write_all(
+            &mut unblock,
+            b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+        );
+    }
+    let alert: serde_json::Value = serde_json::from_str(&hook.join().unwrap()).unwrap();
+    assert_eq!(alert["origin"], ORIGIN);
+    assert!(alert["message"].as_str().unwrap().contains("fork"));
+}
