@@ -263,6 +263,15 @@ fn consistency_from_tiles_and_from_a_proof_file() {
         &["consistency", "--from", s(&tiles), s(&old), s(&new)],
     ))
     .ok();
+    // NEW older than the log's tiles: its partial tiles are gone, read from the full ones.
+    let mid = write(dir.path(), "mid", &log.checkpoint(1_500, &[]));
+    assert!(!tiles.join("tile/0/005.p/220").exists());
+    assert!(!tiles.join("tile/1/000.p/5").exists());
+    run(&args(
+        &k,
+        &["consistency", "--from", s(&tiles), s(&old), s(&mid)],
+    ))
+    .ok();
     let proof = sealtrail_spec::merkle::consistency_proof(
         1_000,
         70_000,
