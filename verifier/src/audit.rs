@@ -9,7 +9,6 @@
 //! written atomically to the optional state file, so a later run resumes there. The state is the
 //! auditor's own and trusted, and it is progress, not a verdict: every run ends with the root
 //! check, whose recomputed root covers the resumed prefix too.
-//! Not yet: a progress bar.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,6 +60,16 @@ impl TileReader for PartialReader<'_> {
 
 /// Audits the log at `source`, resuming from `state` if given and present.
 pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Report, Error> {
+    run_with_progress(trust, source, state, &mut |_, _| {})
+}
+
+/// [`run`], calling `progress(audited, size)` after each fetch window.
+pub fn run_with_progress(
+    trust: &Trust,
+    source: &Source,
+    state: Option<&Path>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, Error> {
     let (cp, witnesses) = trust.open(&source.checkpoint()?, "the log's checkpoint")?;
     let size = cp.checkpoint().size();
     let (done, partials) = match state {
@@ -75,18 +84,21 @@ pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Repor
     let resumed = done;
     let edge = RightEdge::from_tiles(done, &mut PartialReader(&partials))
         .map_err(|e| Error::Io(format!("state file: {e}")))?;
+    let on_window = progress;
     let mut progress = Progress {
         done,
         partials,
         edge,
     };
-    check_from(source, &cp, &mut progress, state, trust.origin()).map_err(|e| match e {
-        Error::Failed(m) if resumed > 0 => Error::Failed(format!(
-            "{m}; resumed from the state of {resumed} audited entries, so this may be a fork \
+    check_from(source, &cp, &mut progress, state, trust.origin(), on_window).map_err(
+        |e| match e {
+            Error::Failed(m) if resumed > 0 => Error::Failed(format!(
+                "{m}; resumed from the state of {resumed} audited entries, so this may be a fork \
                  of the audited history"
-        )),
-        other => other,
-    })?;
+            )),
+            other => other,
+        },
+    )?;
     if let Some(p) = state {
         let partials = full_only(&progress.partials, size);
         save_state(p, trust.origin(), size - size % 256, &partials)?;
@@ -121,6 +133,7 @@ fn check_from(
     p: &mut Progress,
     state: Option<&Path>,
     origin: &str,
+    on_window: &mut dyn FnMut(u64, u64),
 ) -> Result<(), Error> {
     let size = cp.checkpoint().size();
     let end = size.div_ceil(256);
@@ -140,6 +153,7 @@ fn check_from(
                 }
             }
         }
+        on_window(p.edge.size(), size);
     }
     let edge = &p.edge;
     for (level, hashes) in &p.partials {

@@ -2,6 +2,7 @@
 //! library and prints its report. Exit codes: 0 verified, 1 verification failed, 2 usage or I/O
 //! error.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -207,7 +208,22 @@ fn run(command: &Command) -> Result<Report, Error> {
             log,
         } => {
             let trust = trust(common, witnesses)?;
-            sealtrail_verifier::audit::run(&trust, &Source::open(log)?, state.as_deref())
+            let source = Source::open(log)?;
+            let terminal = std::io::stderr().is_terminal();
+            let mut progress = |done: u64, size: u64| {
+                if terminal {
+                    eprint!("\raudited {done} of {size} entries");
+                    if done == size {
+                        eprintln!();
+                    }
+                }
+            };
+            sealtrail_verifier::audit::run_with_progress(
+                &trust,
+                &source,
+                state.as_deref(),
+                &mut progress,
+            )
         }
         Command::Monitor {
             common,
