@@ -1,0 +1,172 @@
+//! Where a log's tlog-tiles resources come from: an HTTP(S) base URL or a local directory laid
+//! out as static tlog-tiles (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`).
+//!
+//! Nothing read here is trusted: callers verify every byte against a signed checkpoint. A
+//! resource the log should have but does not serve is a verification failure naming its path;
+//! a network or file-system failure is an I/O error. A missing partial tile or bundle is read
+//! from its full version and truncated, as tlog-tiles allows logs to drop partial versions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::tiles::{self, BundleId, TileId, TileReader};
+
+use crate::Error;
+
+/// Attempts per HTTP request (transient failures and 5xx/429 are retried).
+const HTTP_ATTEMPTS: u32 = 3;
+/// Per-request timeout: a full entry bundle is at most 16 MiB.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// First retry delay; doubled per attempt.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// A log's static resources.
+#[derive(Debug)]
+pub enum Source {
+    /// `base` ends without a slash.
+    Http {
+        /// The log's base URL.
+        base: String,
+        /// The shared client.
+        client: reqwest::blocking::Client,
+    },
+    /// A directory of static tiles.
+    Dir(PathBuf),
+}
+
+impl Source {
+    /// `http://` and `https://` locations are URLs; anything else is a directory.
+    pub fn open(location: &str) -> Result<Self, Error> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            let client = http_client()?;
+            let base = location.trim_end_matches('/').to_owned();
+            Ok(Source::Http { base, client })
+        } else {
+            let dir = PathBuf::from(location);
+            if !dir.is_dir() {
+                return Err(Error::Io(format!(
+                    "{location} is neither a URL nor a directory"
+                )));
+            }
+            Ok(Source::Dir(dir))
+        }
+    }
+
+    /// Fetches `path` (relative to the log root); `None` when the log says it does not exist.
+    pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Source::Dir(dir) => match std::fs::read(dir.join(path)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::Io(format!("reading {path}: {e}"))),
+            },
+            Source::Http { base, client } => http_get(client, &format!("{base}/{path}")),
+        }
+    }
+
+    /// The log's current checkpoint note.
+    pub fn checkpoint(&self) -> Result<Vec<u8>, Error> {
+        self.get("checkpoint")?
+            .ok_or_else(|| Error::failed("the log serves no checkpoint"))
+    }
+
+    /// A hash tile's hashes (exactly `tile.width`).
+    pub fn tile(&self, tile: TileId) -> Result<Vec<Hash>, Error> {
+        let bytes = match self.get(&tile.path())? {
+            Some(b) => b,
+            None if !tile.is_full() => {
+                let full = TileId {
+                    width: tiles::TILE_WIDTH,
+                    ..tile
+                };
+                let mut b = self
+                    .get(&full.path())?
+                    .ok_or_else(|| missing(&tile.path()))?;
+                b.truncate(usize::from(tile.width) * sealtrail_spec::hash::HASH_SIZE);
+                b
+            }
+            None => return Err(missing(&tile.path())),
+        };
+        tiles::decode_hash_tile(&bytes, tile.width)
+            .map_err(|e| Error::failed(format!("{}: {e}", tile.path())))
+    }
+
+    /// An entry bundle's bytes, exactly `bundle.width` entries (checked by the caller).
+    pub fn bundle(&self, bundle: BundleId) -> Result<Vec<u8>, Error> {
+        if let Some(b) = self.get(&bundle.path())? {
+            return Ok(b);
+        }
+        if bundle.is_full() {
+            return Err(missing(&bundle.path()));
+        }
+        let full = BundleId {
+            width: tiles::TILE_WIDTH,
+            ..bundle
+        };
+        let bytes = self
+            .get(&full.path())?
+            .ok_or_else(|| missing(&bundle.path()))?;
+        let entries = tiles::decode_bundle(&bytes, None)
+            .map_err(|e| Error::failed(format!("{}: {e}", full.path())))?;
+        let keep = entries
+            .iter()
+            .take(usize::from(bundle.width))
+            .map(|e| 2 + e.len())
+            .sum();
+        Ok(bytes[..keep].to_vec())
+    }
+}
+
+/// The verifier's HTTP client: rustls with the ring provider, timeouts. Installs ring as the
+/// process's default rustls provider if none is (reqwest is built without one).
+pub fn http_client() -> Result<reqwest::blocking::Client, Error> {
+    // Ignore the error: another caller in this process may have installed one already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("sealtrail-verify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Io(format!("HTTP client: {e}")))
+}
+
+fn missing(path: &str) -> Error {
+    Error::failed(format!("{path} is missing: the log does not serve it"))
+}
+
+fn http_get(client: &reqwest::blocking::Client, url: &str) -> Result<Option<Vec<u8>>, Error> {
+    let mut last = String::new();
+    for attempt in 0..HTTP_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(RETRY_DELAY * 2u32.pow(attempt - 1));
+        }
+        match client.get(url).send() {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            Ok(r) if r.status().is_success() => match r.bytes() {
+                Ok(b) => return Ok(Some(b.to_vec())),
+                Err(e) => last = e.to_string(),
+            },
+            Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                last = format!("HTTP {}", r.status());
+            }
+            Ok(r) => return Err(Error::Io(format!("GET {url}: HTTP {}", r.status()))),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(Error::Io(format!(
+        "GET {url}: {last} (after {HTTP_ATTEMPTS} attempts)"
+    )))
+}
+
+/// A [`TileReader`] over a [`Source`].
+#[derive(Debug)]
+pub struct SourceTiles<'a>(pub &'a Source);
+
+impl TileReader for SourceTiles<'_> {
+    type Error = Error;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, Error> {
+        self.0.tile(tile)
+    }
+}
