@@ -38,7 +38,7 @@ pub(crate) fn from_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Parses a canonical decimal `u64`: ASCII digits only, no sign, no leading zeros (but `0`).
-pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
+pub fn parse_decimal(text: &str) -> Option<u64> {
     let b = text.as_bytes();
     if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
         return None;

@@ -241,6 +241,27 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     resp
 }
 
+/// Query parameters as handlers receive them (rejections are mapped to JSON errors by hand).
+pub(crate) type QueryResult = Result<
+    axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::rejection::QueryRejection,
+>;
+
+/// The media type of a `Content-Type` value: before any parameters, trimmed, lowercase.
+pub(crate) fn media_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a media type (from [`media_essence`]) is JSON: `application/json` or `*+json`.
+pub(crate) fn is_json_media(essence: &str) -> bool {
+    essence == "application/json" || essence.ends_with("+json")
+}
+
 /// Reads a request body of at most `limit` bytes within `timeout`.
 pub(crate) async fn read_body(
     body: Body,

@@ -19,11 +19,9 @@ use sealtrail_spec::tiles::{
     hashes_at_level,
 };
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
 use crate::sequencer::{Published, StoreTiles};
 use crate::store::{LogStore, StoreError};
-
-type QueryResult = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60";
@@ -199,11 +197,7 @@ pub(super) fn only_params(q: &HashMap<String, String>, allowed: &[&str]) -> Resu
 }
 
 fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
-    let ok = !v.is_empty()
-        && v.len() <= 20
-        && v.bytes().all(|b| b.is_ascii_digit())
-        && (v == "0" || !v.starts_with('0'));
-    ok.then(|| v.parse().ok()).flatten().ok_or_else(|| {
+    sealtrail_spec::parse_decimal(v).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{name} must be a decimal integer without leading zeros, got {v:?}"
         ))
@@ -325,14 +319,7 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
 fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     let env = LeafEnvelope::decode(bytes)
         .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
-    let essence = env
-        .content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let json_payload = (essence == "application/json" || essence.ends_with("+json"))
+    let json_payload = is_json_media(&media_essence(&env.content_type))
         .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
         .flatten();
     Ok(serde_json::json!({

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::read::inclusion_proof_at;
-use super::{ApiError, AppState, read_body};
+use super::{ApiError, AppState, QueryResult, is_json_media, media_essence, read_body};
 use crate::sequencer::{Idempotency, NewEntry, SequenceError, Sequenced};
 
 /// The principal of unauthenticated writes (authentication lands with access control).
@@ -68,14 +68,7 @@ fn content_type(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
             "Content-Type must be printable ASCII".into(),
         ));
     }
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let json = essence == "application/json" || essence.ends_with("+json");
-    Ok((ct.to_owned(), json))
+    Ok((ct.to_owned(), is_json_media(&media_essence(ct))))
 }
 
 fn event_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -140,8 +133,6 @@ fn write_head<'a>(query: QueryResult, headers: &'a HeaderMap) -> Result<WriteHea
         key: idempotency_key(headers)?,
     })
 }
-
-type QueryResult = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
 
 fn sequence_error(e: SequenceError) -> ApiError {
     match e {
@@ -270,13 +261,7 @@ pub(super) async fn post_batch(
         key,
     } = write_head(query, &headers)?;
     let (ct, _) = content_type(&headers)?;
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let ndjson = match essence.as_str() {
+    let ndjson = match media_essence(&ct).as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
         "application/json" => false,
         _ => {
