@@ -36,6 +36,45 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Witnesses that cosign the log's checkpoints, and the policy their cosignatures must meet.
+    pub witnessing: WitnessingConfig,
+}
+
+/// Witnesses and witness policy (C2SP tlog-witness, tlog-policy). With no witnesses configured the
+/// log works alone: `/checkpoint` carries only the log's signature and `?wait=cosigned` is refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessingConfig {
+    /// A tlog-policy file. Its `witness` lines that carry a URL are the witnesses contacted (the
+    /// URL is the submission prefix), and its quorum is the policy. It must list this log's key.
+    /// Mutually exclusive with `witnesses`.
+    pub policy_file: Option<PathBuf>,
+    /// Witnesses given inline, each with its submission prefix URL and verifier key.
+    pub witnesses: Vec<WitnessEndpoint>,
+    /// With inline witnesses: how many must cosign a checkpoint (k of n). Default: all of them.
+    pub quorum: Option<usize>,
+    /// Least milliseconds between two checkpoints sent to the witnesses (each witness gets at
+    /// most one new checkpoint per interval).
+    pub interval_ms: u64,
+    /// Milliseconds a witness may take to answer one add-checkpoint request.
+    pub timeout_ms: u64,
+    /// Longest back-off, in milliseconds, after a witness fails (back-off doubles from
+    /// `interval_ms`, with jitter).
+    pub max_backoff_ms: u64,
+    /// Seconds a `?wait=cosigned` write waits for a checkpoint that meets the policy before it
+    /// answers 504 (the entry stays appended). Must be below `limits.request_timeout_secs`.
+    pub cosigned_wait_secs: u64,
+}
+
+/// One witness: where to send checkpoints and the key its cosignatures verify with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEndpoint {
+    /// The witness's submission prefix; `<url>/add-checkpoint` is called.
+    pub url: String,
+    /// The witness's verifier key (vkey text; Ed25519 type 0x01 keys are used as 0x04
+    /// cosignature keys).
+    pub vkey: String,
 }
 
 /// Request, batching and queue limits. All are listed at `GET /v1/log`.
@@ -94,6 +133,7 @@ impl Default for Config {
             key_file: None,
             limits: Limits::default(),
             log: LogConfig::default(),
+            witnessing: WitnessingConfig::default(),
         }
     }
 }
@@ -111,6 +151,20 @@ impl Default for Limits {
             request_timeout_secs: 30,
             max_connections: 4096,
             shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for WitnessingConfig {
+    fn default() -> Self {
+        WitnessingConfig {
+            policy_file: None,
+            witnesses: Vec::new(),
+            quorum: None,
+            interval_ms: 1000,
+            timeout_ms: 5000,
+            max_backoff_ms: 60_000,
+            cosigned_wait_secs: 10,
         }
     }
 }
@@ -216,6 +270,32 @@ impl Config {
         }
         if l.max_page_entries > 10_000 {
             return bad("limits.max_page_entries must be at most 10000".into());
+        }
+        let w = &self.witnessing;
+        if w.policy_file.is_some() && (!w.witnesses.is_empty() || w.quorum.is_some()) {
+            return bad(
+                "witnessing.policy_file and inline witnessing.witnesses/quorum are exclusive"
+                    .into(),
+            );
+        }
+        if w.quorum.is_some_and(|k| k == 0 || k > w.witnesses.len()) {
+            return bad(format!(
+                "witnessing.quorum must be 1..={} (the number of witnesses)",
+                w.witnesses.len()
+            ));
+        }
+        if w.interval_ms == 0 || w.timeout_ms == 0 || w.cosigned_wait_secs == 0 {
+            return bad(
+                "witnessing.interval_ms, timeout_ms and cosigned_wait_secs must be positive".into(),
+            );
+        }
+        if w.max_backoff_ms < w.interval_ms {
+            return bad("witnessing.max_backoff_ms must be at least interval_ms".into());
+        }
+        if w.cosigned_wait_secs >= l.request_timeout_secs {
+            return bad(
+                "witnessing.cosigned_wait_secs must be below limits.request_timeout_secs".into(),
+            );
         }
         Ok(())
     }

@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod sequencer;
 pub mod serve;
 pub mod store;
+pub mod witnessing;

@@ -87,6 +87,11 @@ impl Metrics {
         Ok(m)
     }
 
+    /// The registry, for metrics that other modules own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Records a newly published tree.
     pub fn observe_published(&self, p: &Published) {
         self.tree_size

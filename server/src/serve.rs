@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sequencer::{self, SequencerConfig, SequencerHandle, StartError};
 use crate::store::LogStore;
+use crate::witnessing::Witnessing;
 
 /// A started log: store open, state recovered and checked, sequencer running.
 #[derive(Debug)]
@@ -38,8 +39,7 @@ impl Server {
         signer: Ed25519Signer,
     ) -> Result<Self, StartError> {
         let metrics = Arc::new(
-            Metrics::new()
-                .map_err(|e| StartError::Inconsistent(format!("registering metrics: {e}")))?,
+            Metrics::new().map_err(|e| StartError::Config(format!("registering metrics: {e}")))?,
         );
         let seq_config = SequencerConfig {
             origin: config.origin.clone(),
@@ -47,6 +47,10 @@ impl Server {
             commit_max_entries: config.limits.commit_max_entries,
         };
         let verifier_key = signer.verifier().to_vkey();
+        let witnessing = Arc::new(
+            Witnessing::new(&config, &verifier_key, metrics.registry())
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        );
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -57,6 +61,7 @@ impl Server {
                 verifier_key: verifier_key.into(),
                 metrics,
                 cache: Arc::new(TileCache::default()),
+                witnessing,
             },
             sequencer,
         })
@@ -76,6 +81,10 @@ impl Server {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limits = self.state.config.limits.clone();
         let app = router(self.state.clone());
+        let mut witness_tasks = self
+            .state
+            .witnessing
+            .spawn(self.state.seq.clone(), self.state.store.clone());
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -117,6 +126,7 @@ impl Server {
             });
         }
         drop(listener);
+        witness_tasks.abort_all();
         tracing::info!("shutting down: no longer accepting connections");
         let grace = Duration::from_secs(limits.shutdown_grace_secs);
         if tokio::time::timeout(grace, graceful.shutdown())

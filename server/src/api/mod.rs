@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Hot full tiles and bundles.
     pub cache: Arc<TileCache>,
+    /// Witnesses, witness policy and the newest cosigned checkpoint.
+    pub witnessing: Arc<crate::witnessing::Witnessing>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,6 +84,9 @@ pub enum ApiError {
     /// The log cannot serve this now (not accepting writes, shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// The witnesses did not cosign in time (the write itself succeeded).
+    #[error("{0}")]
+    WitnessTimeout(String),
     /// A failure inside the server. The message is logged, not sent.
     #[error("{0}")]
     Internal(String),
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::WitnessTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "witness_timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -248,7 +254,7 @@ pub(crate) type QueryResult = Result<
 >;
 
 /// The media type of a `Content-Type` value: before any parameters, trimmed, lowercase.
-pub(crate) fn media_essence(content_type: &str) -> String {
+pub fn media_essence(content_type: &str) -> String {
     content_type
         .split(';')
         .next()

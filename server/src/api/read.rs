@@ -20,7 +20,7 @@ use sealtrail_spec::tiles::{
 };
 
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
-use crate::sequencer::{Published, StoreTiles};
+use crate::sequencer::StoreTiles;
 use crate::store::{LogStore, StoreError};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -158,13 +158,12 @@ fn proof_error<E: std::fmt::Display>(e: sealtrail_spec::merkle::ProofError<E>) -
     }
 }
 
-/// The inclusion proof of `index` in the published tree `p`.
+/// The inclusion proof of `index` in the published tree of size `size`.
 pub(super) async fn inclusion_proof_at(
     st: &AppState,
     index: u64,
-    p: &Published,
+    size: u64,
 ) -> Result<Vec<Hash>, ApiError> {
-    let size = p.size;
     blocking(st, move |store, cache| {
         let mut r = TileHashReader::new(size, CachedTiles { store, cache });
         inclusion_proof(index, size, &mut r).map_err(proof_error)
@@ -220,14 +219,15 @@ fn with_cache(mut resp: Response, policy: &'static str) -> Response {
     resp
 }
 
-/// `GET /checkpoint`: the latest signed checkpoint (tlog-tiles).
+/// `GET /checkpoint`: the latest signed checkpoint (tlog-tiles). With witnesses configured, the
+/// newest checkpoint whose cosignatures meet the witness policy, with those cosignatures; until
+/// one does (after a start), the latest checkpoint with only the log's signature.
 pub(super) async fn checkpoint(State(st): State<AppState>) -> Response {
-    let p = st.seq.published();
-    let resp = (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        p.checkpoint.as_ref().clone(),
-    )
-        .into_response();
+    let body = match st.witnessing.cosigned() {
+        Some(c) => c.note.as_ref().clone(),
+        None => st.seq.published().checkpoint.as_ref().clone(),
+    };
+    let resp = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
     with_cache(resp, CHECKPOINT_CACHE)
 }
 
@@ -299,7 +299,8 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
         "checkpoint": String::from_utf8_lossy(&p.checkpoint),
         "checkpoint_signed_at": p.signed_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         "storage_engine": st.store.engine(),
-        "witness_policy": null,
+        "witness_policy": st.witnessing.policy_text(),
+        "cosigned_tree_size": st.witnessing.cosigned().map(|c| c.size),
         "version": env!("CARGO_PKG_VERSION"),
         "limits": {
             "max_payload_bytes": l.max_payload_bytes,
@@ -518,7 +519,7 @@ pub(super) async fn tlog_proof(
             published.size
         )));
     }
-    let proof = inclusion_proof_at(&st, index, &published).await?;
+    let proof = inclusion_proof_at(&st, index, published.size).await?;
     let text = tlog_proof_text(index, &proof, &published.checkpoint)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }

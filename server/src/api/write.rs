@@ -4,6 +4,8 @@
 //! bad request never reaches the sequencer; then they wait for the durable commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -32,6 +34,8 @@ enum Wait {
     Durable,
     /// Also return the signed checkpoint and an inclusion proof.
     Checkpoint,
+    /// Also return a checkpoint that meets the witness policy, and an inclusion proof.
+    Cosigned,
 }
 
 fn parse_wait(q: &HashMap<String, String>) -> Result<Wait, ApiError> {
@@ -39,9 +43,53 @@ fn parse_wait(q: &HashMap<String, String>) -> Result<Wait, ApiError> {
     match q.get("wait").map(String::as_str) {
         None => Ok(Wait::Durable),
         Some("checkpoint") => Ok(Wait::Checkpoint),
+        Some("cosigned") => Ok(Wait::Cosigned),
         Some(other) => Err(ApiError::BadRequest(format!(
-            "unsupported wait={other:?}; supported: wait=checkpoint"
+            "unsupported wait={other:?}; supported: wait=checkpoint, wait=cosigned"
         ))),
+    }
+}
+
+/// Refuses `?wait=cosigned` on a log without witnesses, before anything is written.
+fn check_wait(st: &AppState, wait: Wait) -> Result<(), ApiError> {
+    if wait == Wait::Cosigned && !st.witnessing.enabled() {
+        return Err(ApiError::BadRequest(
+            "wait=cosigned needs witnesses, and this log has none configured".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The checkpoint (size, signed note) a `?wait=` answer proves against: the commit's own, or
+/// the first checkpoint that meets the witness policy and covers the first `end` entries.
+async fn proof_checkpoint(
+    st: &AppState,
+    wait: Wait,
+    end: u64,
+    done: &Sequenced,
+) -> Result<Option<(u64, Arc<Vec<u8>>)>, ApiError> {
+    match wait {
+        Wait::Durable => Ok(None),
+        Wait::Checkpoint => Ok(Some((
+            done.published.size,
+            done.published.checkpoint.clone(),
+        ))),
+        Wait::Cosigned => {
+            let secs = st.config.witnessing.cosigned_wait_secs;
+            match st
+                .witnessing
+                .wait_cosigned(end, Duration::from_secs(secs))
+                .await
+            {
+                Some(c) => Ok(Some((c.size, c.note.clone()))),
+                None => Err(ApiError::WitnessTimeout(format!(
+                    "entries {}..{end} are durably appended, but no checkpoint meeting the \
+                     witness policy covered them within {secs}s; get the proof later from \
+                     GET /v1/proof/{}, or retry with the same Idempotency-Key",
+                    done.first_index, done.first_index
+                ))),
+            }
+        }
     }
 }
 
@@ -168,6 +216,7 @@ pub(super) async fn post_entry(
         event_type,
         key,
     } = write_head(query, &headers)?;
+    check_wait(&st, wait)?;
     let (ct, is_json) = content_type(&headers)?;
     let limits = &st.config.limits;
     let payload = read_body(
@@ -207,12 +256,11 @@ pub(super) async fn post_entry(
         "tree_size": done.published.size,
         "duplicate": done.duplicate,
     });
-    if wait == Wait::Checkpoint {
-        let proof = inclusion_proof_at(&st, index, &done.published).await?;
-        body["checkpoint"] = String::from_utf8_lossy(&done.published.checkpoint).into();
+    if let Some((size, checkpoint)) = proof_checkpoint(&st, wait, index + 1, &done).await? {
+        let proof = inclusion_proof_at(&st, index, size).await?;
+        body["checkpoint"] = String::from_utf8_lossy(&checkpoint).into();
         body["inclusion_proof"] = proof.iter().map(|h| h.to_base64()).collect();
-        body["tlog_proof"] =
-            super::read::tlog_proof_text(index, &proof, &done.published.checkpoint)?.into();
+        body["tlog_proof"] = super::read::tlog_proof_text(index, &proof, &checkpoint)?.into();
     }
     let mut resp = (status_of(&done), axum::Json(body)).into_response();
     if let Ok(v) = format!("/v1/entries/{index}").parse() {
@@ -260,6 +308,7 @@ pub(super) async fn post_batch(
         event_type,
         key,
     } = write_head(query, &headers)?;
+    check_wait(&st, wait)?;
     let (ct, _) = content_type(&headers)?;
     let ndjson = match media_essence(&ct).as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
@@ -321,13 +370,14 @@ pub(super) async fn post_batch(
         "tree_size": done.published.size,
         "duplicate": done.duplicate,
     });
-    if wait == Wait::Checkpoint {
+    let end = done.first_index + count as u64;
+    if let Some((size, checkpoint)) = proof_checkpoint(&st, wait, end, &done).await? {
         let mut proofs = Vec::with_capacity(count);
         for i in 0..count as u64 {
-            let p = inclusion_proof_at(&st, done.first_index + i, &done.published).await?;
+            let p = inclusion_proof_at(&st, done.first_index + i, size).await?;
             proofs.push(p.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>());
         }
-        body["checkpoint"] = String::from_utf8_lossy(&done.published.checkpoint).into();
+        body["checkpoint"] = String::from_utf8_lossy(&checkpoint).into();
         body["inclusion_proofs"] = proofs.into();
     }
     Ok((status_of(&done), axum::Json(body)).into_response())
