@@ -311,3 +311,50 @@ fn bad_witness_configs_are_refused() {
         sealtrail_server::serve::Server::start(c, Arc::new(MemStore::default()), signer()).is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tlog_policy_file_names_the_witnesses_and_the_quorum() {
+    let (a, b) = (
+        witness("w1.example", 1, false).await,
+        witness("w2.example", 2, false).await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log_vkey = signer().verifier().to_vkey();
+    // w2 has no URL: it counts for the policy but is never contacted, so the quorum must be
+    // met by w1 alone.
+    let text = format!(
+        "log {log_vkey}\nwitness w1 {} {}\nwitness w2 {}\ngroup g 1 w1 w2\nquorum g\n",
+        a.vkey, a.url, b.vkey
+    );
+    let path = dir.path().join("policy.txt");
+    std::fs::write(&path, &text).unwrap();
+    let mut c = config();
+    c.witnessing.policy_file = Some(path.clone());
+    c.witnessing.interval_ms = 20;
+    let (log, _tasks) = start(c);
+    let r = append(&log, 2, "?wait=cosigned").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let policy = Policy::parse(text.as_bytes()).unwrap();
+    assert_eq!(check_tlog_proof(&r, &policy), 1);
+    assert_eq!(b.fake.requests.load(Ordering::SeqCst), 0);
+    log.stop().await;
+
+    // A policy that does not list this log's key is refused at start.
+    let other = Cosigner::from_seed("other.example/log", [9; 32])
+        .unwrap()
+        .verifier()
+        .to_vkey();
+    std::fs::write(
+        &path,
+        format!("log {other}\nwitness w1 {} {}\nquorum w1\n", a.vkey, a.url),
+    )
+    .unwrap();
+    let mut c = config();
+    c.witnessing.policy_file = Some(path);
+    let err = sealtrail_server::serve::Server::start(c, Arc::new(MemStore::default()), signer())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not list this log's key"),
+        "{err}"
+    );
+}
