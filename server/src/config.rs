@@ -101,6 +101,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Seconds to wait for in-flight requests on shutdown before closing them.
     pub shutdown_grace_secs: u64,
+    /// Free bytes the data directory's filesystem must keep: a batch that would leave less is
+    /// refused with 503 before the store is touched, so the store never meets a full disk and
+    /// reads go on. 0 disables the check.
+    pub min_free_bytes: u64,
 }
 
 /// Logging options.
@@ -151,6 +155,7 @@ impl Default for Limits {
             request_timeout_secs: 30,
             max_connections: 4096,
             shutdown_grace_secs: 30,
+            min_free_bytes: 256 << 20,
         }
     }
 }

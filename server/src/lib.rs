@@ -9,5 +9,6 @@ pub mod leafindex;
 pub mod metrics;
 pub mod sequencer;
 pub mod serve;
+pub mod space;
 pub mod store;
 pub mod witnessing;

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Errors by category (store failures, rejected input, ...).
     pub errors: IntCounterVec,
+    /// Free bytes on the data directory's filesystem (for unprivileged users).
+    pub disk_free: IntGauge,
+    /// Size of the data directory's filesystem in bytes.
+    pub disk_total: IntGauge,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -73,6 +77,14 @@ impl Metrics {
                 Opts::new("errors_total", "Errors by category"),
                 &["category"],
             )?,
+            disk_free: IntGauge::new(
+                "data_dir_free_bytes",
+                "Free bytes on the data directory's filesystem",
+            )?,
+            disk_total: IntGauge::new(
+                "data_dir_size_bytes",
+                "Size of the data directory's filesystem in bytes",
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -84,6 +96,8 @@ impl Metrics {
         r.register(Box::new(m.checkpoint_timestamp.clone()))?;
         r.register(Box::new(m.http_requests.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.disk_free.clone()))?;
+        r.register(Box::new(m.disk_total.clone()))?;
         Ok(m)
     }
 
@@ -99,6 +113,14 @@ impl Metrics {
         if let Ok(d) = p.signed_at.duration_since(UNIX_EPOCH) {
             self.checkpoint_timestamp.set(d.as_secs_f64());
         }
+    }
+
+    /// Records the data directory's free space.
+    pub fn observe_disk(&self, s: &crate::space::DiskSpace) {
+        self.disk_free
+            .set(i64::try_from(s.free_bytes).unwrap_or(i64::MAX));
+        self.disk_total
+            .set(i64::try_from(s.total_bytes).unwrap_or(i64::MAX));
     }
 
     /// The text exposition of every metric.

@@ -99,6 +99,9 @@ pub enum SequenceError {
     /// The entry could not be encoded (a field broke an envelope limit).
     #[error("invalid entry: {0}")]
     Invalid(String),
+    /// The data directory's filesystem is (nearly) full; nothing was written. Retry later.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 struct Submission {
@@ -216,6 +219,9 @@ pub struct SequencerConfig {
     pub queue_entries: usize,
     /// Most entries per commit.
     pub commit_max_entries: usize,
+    /// The data directory and the free bytes its filesystem must keep (see
+    /// `Limits::min_free_bytes`); `None` for stores without a directory.
+    pub disk_guard: Option<(std::path::PathBuf, u64)>,
 }
 
 /// The sequencer's private state.
@@ -232,6 +238,7 @@ struct Sequencer {
     /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
     run_hashes: Vec<Hash>,
     max_batch: usize,
+    disk_guard: Option<(std::path::PathBuf, u64)>,
     published: watch::Sender<Arc<Published>>,
     queued: Arc<AtomicUsize>,
     failed: Arc<AtomicBool>,
@@ -314,6 +321,7 @@ pub fn start(
         last_batch_hashes: Vec::new(),
         run_hashes,
         max_batch: config.commit_max_entries,
+        disk_guard: config.disk_guard.clone(),
         published: pub_tx,
         queued,
         failed,
@@ -419,6 +427,13 @@ impl Sequencer {
             }
             return;
         }
+        if let Some(why) = self.disk_full(&subs) {
+            self.metrics.errors.with_label_values(&["disk_full"]).inc();
+            for s in subs {
+                let _ = s.reply.send(Err(SequenceError::DiskFull(why.clone())));
+            }
+            return;
+        }
         let old_size = self.edge.size();
         let time_ms = now_ms().max(self.last_time_ms);
         let mut accepted: Vec<Accepted> = Vec::new();
@@ -495,6 +510,44 @@ impl Sequencer {
             }
         };
         self.reply_all(accepted, duplicates, &published, old_size, time_ms);
+    }
+
+    /// Why the batch must not be written because the data directory's filesystem would keep
+    /// less than the configured free space; `None` to go ahead. The store is never asked to
+    /// write into a full disk (redb refuses every later operation, reads too, after a failed
+    /// write), and writes resume by themselves once space is freed.
+    fn disk_full(&self, subs: &[Submission]) -> Option<String> {
+        let (dir, min_free) = self.disk_guard.as_ref()?;
+        if *min_free == 0 {
+            return None;
+        }
+        let space = match crate::space::disk_space(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the data directory's free space");
+                return None;
+            }
+        };
+        self.metrics.observe_disk(&space);
+        let (entries, bytes) = subs
+            .iter()
+            .flat_map(|s| &s.entries)
+            .fold((0u64, 0u64), |(n, b), e| {
+                (n + 1, b + e.payload.len() as u64)
+            });
+        let need = min_free.saturating_add(crate::space::batch_footprint(bytes, entries));
+        (space.free_bytes < need).then(|| {
+            tracing::error!(
+                free_bytes = space.free_bytes,
+                min_free_bytes = *min_free,
+                "data directory nearly full: refusing writes"
+            );
+            format!(
+                "the data directory's disk is nearly full ({} bytes free, {} must stay free); \
+                 nothing was written; retry after space is freed",
+                space.free_bytes, min_free
+            )
+        })
     }
 
     fn reply_all(

@@ -45,6 +45,11 @@ impl Server {
             origin: config.origin.clone(),
             queue_entries: config.limits.queue_entries,
             commit_max_entries: config.limits.commit_max_entries,
+            // Only for a real data directory (in-memory test stores have none).
+            disk_guard: config
+                .data_dir
+                .is_dir()
+                .then(|| (config.data_dir.clone(), config.limits.min_free_bytes)),
         };
         let verifier_key = signer.verifier().to_vkey();
         let witnessing = Arc::new(

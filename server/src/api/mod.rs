@@ -84,6 +84,9 @@ pub enum ApiError {
     /// The log cannot serve this now (not accepting writes, shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// The data directory's disk is nearly full; nothing was written.
+    #[error("{0}")]
+    DiskFull(String),
     /// The witnesses did not cosign in time (the write itself succeeded).
     #[error("{0}")]
     WitnessTimeout(String),
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::DiskFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "disk_full"),
             ApiError::WitnessTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "witness_timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

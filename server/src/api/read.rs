@@ -545,6 +545,9 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     st.metrics
         .queue_depth
         .set(i64::try_from(st.seq.queue_depth()).unwrap_or(i64::MAX));
+    if let Ok(space) = crate::space::disk_space(&st.config.data_dir) {
+        st.metrics.observe_disk(&space);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -193,6 +193,7 @@ fn sequence_error(e: SequenceError) -> ApiError {
         }
         SequenceError::ShuttingDown => ApiError::Unavailable("the server is shutting down".into()),
         SequenceError::Invalid(why) => ApiError::BadRequest(why),
+        SequenceError::DiskFull(why) => ApiError::DiskFull(why),
     }
 }
 
