@@ -109,6 +109,19 @@ pub fn write_new(path: &Path, signer: &Ed25519Signer) -> Result<(), KeyFileError
 
 /// Loads the key at `path`, checking its permissions and that its name is `origin`.
 pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
+    let signer = load_any(path)?;
+    if signer.name() != origin {
+        return Err(KeyFileError::OriginMismatch {
+            path: path.to_owned(),
+            key_origin: signer.name().to_owned(),
+            configured: origin.to_owned(),
+        });
+    }
+    Ok(signer)
+}
+
+/// Loads the key at `path`, checking its permissions; its name is the log's origin.
+pub fn load_any(path: &Path) -> Result<Ed25519Signer, KeyFileError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -118,20 +131,10 @@ pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let signer = Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| {
-        KeyFileError::Invalid {
-            path: path.to_owned(),
-            error: e.to_string(),
-        }
-    })?;
-    if signer.name() != origin {
-        return Err(KeyFileError::OriginMismatch {
-            path: path.to_owned(),
-            key_origin: signer.name().to_owned(),
-            configured: origin.to_owned(),
-        });
-    }
-    Ok(signer)
+    Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
+        path: path.to_owned(),
+        error: e.to_string(),
+    })
 }
 
 /// Loads the key, or creates it if the file does not exist. Returns the signer and whether it was

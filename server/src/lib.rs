@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod export;
 pub mod fsck;
 pub mod keys;
 pub mod leafindex;
@@ -10,5 +11,6 @@ pub mod metrics;
 pub mod sequencer;
 pub mod serve;
 pub mod space;
+pub mod status;
 pub mod store;
 pub mod witnessing;

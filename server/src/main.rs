@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use sealtrail_server::config::{Config, LogFormat};
 use sealtrail_server::serve::{Server, shutdown_signal};
 use sealtrail_server::store::{self, Engine};
-use sealtrail_server::{fsck, keys};
-use sealtrail_spec::note::Signer as _;
+use sealtrail_server::{export, fsck, keys, status};
+use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +43,59 @@ enum Command {
     },
     /// Recompute every hash from the stored entries and check tiles and checkpoint.
     Fsck(Common),
+    /// Write a consistent snapshot of the log as a static tlog-tiles directory (a backup and a
+    /// mirror), recomputing and checking every hash against the signed checkpoint.
+    Export {
+        /// Output directory: new, empty, or an earlier export to bring up to date.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read from this running server (its tlog-tiles endpoints). Without it the store in
+        /// the data directory is read, which needs the server stopped.
+        #[arg(long)]
+        url: Option<String>,
+        /// The log's verifier key (vkey) to check the checkpoint with. Default: from the key
+        /// file when reading the store; with --url, required.
+        #[arg(long)]
+        log_key: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rebuild a new data directory from an export, checking every entry, hash and the
+    /// checkpoint signature with the log's own key first. The log continues from there.
+    Import {
+        /// The export directory.
+        dir: PathBuf,
+        /// Also copy the key file into the new data directory as log.key (mode 0600), so that
+        /// `serve --data-dir` finds it without --key-file.
+        #[arg(long)]
+        copy_key: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check a running server's health: exit 0 healthy, 1 warning, 2 critical.
+    Status {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SEALTRAIL_URL")]
+        url: String,
+        /// Bearer token, when the server's metrics are private.
+        #[arg(long, env = "SEALTRAIL_TOKEN")]
+        token: Option<String>,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Seconds entries may wait without a new checkpoint (critical after).
+        #[arg(long, default_value_t = 60.0)]
+        max_checkpoint_age: f64,
+        /// Seconds the witness policy may stay unmet (critical after).
+        #[arg(long, default_value_t = 300.0)]
+        max_cosign_lag: f64,
+        /// Forwarding lag in entries that warns (critical at ten times).
+        #[arg(long, default_value_t = 100_000.0)]
+        max_forward_lag: f64,
+        /// Request timeout in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +250,106 @@ fn run_fsck(common: &Common) -> Result<bool> {
     Ok(report.ok())
 }
 
+fn run_export(
+    common: &Common,
+    out: &std::path::Path,
+    url: Option<&str>,
+    log_key: Option<&str>,
+) -> Result<bool> {
+    let config = common.load()?;
+    let verifier = match log_key {
+        Some(vkey) => Ed25519Verifier::from_vkey(vkey).context("--log-key")?,
+        None if url.is_some() => {
+            anyhow::bail!("--url needs --log-key: the export is checked against the log's key")
+        }
+        None => keys::load_any(&config.key_path())?.verifier(),
+    };
+    let origin = verifier.name().to_owned();
+    let summary = match url {
+        Some(url) => {
+            let mut source = export::HttpSource::new(url)?;
+            export::export(&mut source, &origin, &verifier, out)?
+        }
+        None => {
+            let store = open_store(&config)?;
+            let mut source = export::StoreSource(store.as_ref());
+            export::export(&mut source, &origin, &verifier, out)?
+        }
+    };
+    println!(
+        "export: {} at tree size {} ({} files, {} bytes written)",
+        out.display(),
+        summary.size,
+        summary.files_written,
+        summary.bytes_written
+    );
+    Ok(true)
+}
+
+fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<bool> {
+    let mut config = common.load()?;
+    let key_path = config.key_path();
+    if !key_path.exists() {
+        anyhow::bail!(
+            "the log's signing key is needed: pass --key-file (not found at {})",
+            key_path.display()
+        );
+    }
+    let signer = keys::load_any(&key_path)?;
+    // The key names the log: the restored log keeps its origin.
+    config.origin = signer.name().to_owned();
+    let copy = copy_key.then(|| signer.clone());
+    let summary = export::import(dir, &config, signer)?;
+    println!(
+        "import: {} restored at tree size {}, root {}",
+        config.data_dir.display(),
+        summary.size,
+        summary.root.to_base64()
+    );
+    let default_key = config.data_dir.join("log.key");
+    if let Some(signer) = copy.filter(|_| key_path != default_key) {
+        keys::write_new(&default_key, &signer)?;
+        println!("import: key copied to {}", default_key.display());
+    } else if key_path != default_key {
+        println!("import: start it with --key-file {}", key_path.display());
+    }
+    Ok(true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_status(
+    url: &str,
+    token: Option<&str>,
+    json: bool,
+    thresholds: status::Thresholds,
+    timeout: f64,
+) -> Result<status::Level> {
+    let observed = status::observe(
+        url,
+        token,
+        std::time::Duration::from_secs_f64(timeout.max(0.1)),
+    );
+    let findings = status::evaluate(&observed, &thresholds);
+    let level = status::overall(&findings);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "url": url, "status": level, "checks": findings })
+        );
+    } else {
+        for f in &findings {
+            println!(
+                "{:<8} {:<15} {}",
+                format!("{:?}", f.level).to_uppercase(),
+                f.check,
+                f.message
+            );
+        }
+        println!("status: {}", format!("{level:?}").to_uppercase());
+    }
+    Ok(level)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -216,6 +369,40 @@ fn main() -> ExitCode {
             Ok(true)
         }),
         Command::Fsck(c) => run_fsck(c),
+        Command::Export {
+            out,
+            url,
+            log_key,
+            common,
+        } => run_export(common, out, url.as_deref(), log_key.as_deref()),
+        Command::Import {
+            dir,
+            copy_key,
+            common,
+        } => run_import(common, dir, *copy_key),
+        Command::Status {
+            url,
+            token,
+            json,
+            max_checkpoint_age,
+            max_cosign_lag,
+            max_forward_lag,
+            timeout,
+        } => {
+            let t = status::Thresholds {
+                max_checkpoint_age_secs: *max_checkpoint_age,
+                max_cosign_lag_secs: *max_cosign_lag,
+                max_forward_lag_entries: *max_forward_lag,
+                ..status::Thresholds::default()
+            };
+            return match run_status(url, token.as_deref(), *json, t, *timeout) {
+                Ok(level) => ExitCode::from(level.exit_code()),
+                Err(e) => {
+                    eprintln!("sealtrail: error: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

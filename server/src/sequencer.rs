@@ -112,6 +112,11 @@ struct Submission {
 
 enum Msg {
     Submit(Submission),
+    /// Leaves appended verbatim (restoring an export).
+    Import(
+        Vec<Vec<u8>>,
+        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
+    ),
     Shutdown,
 }
 
@@ -129,6 +134,7 @@ impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Msg::Submit(_) => "Submit",
+            Msg::Import(..) => "Import",
             Msg::Shutdown => "Shutdown",
         })
     }
@@ -168,6 +174,19 @@ impl SequencerHandle {
             return Err(SequenceError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// Appends already-encoded leaves verbatim, in one commit, and returns the published tree
+    /// (for `sealtrail import`, which has verified them against a signed checkpoint). Each leaf
+    /// must decode strictly as an envelope and sequencing times must not go backwards. Blocks:
+    /// never call it on an async runtime thread.
+    pub fn import_blocking(&self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Import(leaves, reply))
+            .map_err(|_| SequenceError::ShuttingDown)?;
+        rx.blocking_recv()
+            .unwrap_or(Err(SequenceError::ShuttingDown))
     }
 
     /// The latest published tree.
@@ -398,6 +417,15 @@ impl Sequencer {
                         stopping = true;
                         break;
                     }
+                    Msg::Import(leaves, reply) => {
+                        // Keep the log order: what was submitted before goes first.
+                        if !subs.is_empty() {
+                            self.queued.fetch_sub(n, Ordering::AcqRel);
+                            self.process(std::mem::take(&mut subs));
+                            n = 0;
+                        }
+                        let _ = reply.send(self.import(leaves));
+                    }
                     Msg::Submit(s) => {
                         n += s.entries.len();
                         subs.push(s);
@@ -510,6 +538,41 @@ impl Sequencer {
             }
         };
         self.reply_all(accepted, duplicates, &published, old_size, time_ms);
+    }
+
+    /// Commits verbatim leaves (see [`SequencerHandle::import_blocking`]).
+    fn import(&mut self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SequenceError::Unavailable(
+                "an earlier commit failed".into(),
+            ));
+        }
+        let old_size = self.edge.size();
+        let mut time_ms = self.last_time_ms;
+        let mut hashes = Vec::with_capacity(leaves.len());
+        for (i, leaf) in leaves.iter().enumerate() {
+            let index = old_size + i as u64;
+            let env = LeafEnvelope::decode(leaf)
+                .map_err(|e| SequenceError::Invalid(format!("entry {index}: {e}")))?;
+            if env.time_ms < time_ms {
+                return Err(SequenceError::Invalid(format!(
+                    "entry {index}: sequencing time {} is before {time_ms}",
+                    env.time_ms
+                )));
+            }
+            time_ms = env.time_ms;
+            hashes.push(sealtrail_spec::leaf_hash(leaf));
+        }
+        if leaves.is_empty() {
+            return Ok(self.published.borrow().clone());
+        }
+        let batch = Batch {
+            old_size,
+            entries: leaves,
+            ..Batch::default()
+        };
+        self.commit(batch, hashes, time_ms)
+            .map_err(SequenceError::Unavailable)
     }
 
     /// Why the batch must not be written because the data directory's filesystem would keep

@@ -16,6 +16,49 @@ fn sealtrail(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Starts `sealtrail serve` on 127.0.0.1:0 with `data` and `args`; returns the child and its
+/// stdout lines up to and including "listening on".
+fn serve(data: &std::path::Path, args: &[&str]) -> (std::process::Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("SEALTRAIL_ORIGIN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("sealtrail: listening on"))
+    {
+        seen.push(lines.next().expect("server exited early").unwrap());
+    }
+    (child, seen)
+}
+
+fn url_of(seen: &[String]) -> String {
+    seen.iter()
+        .find_map(|l| l.strip_prefix("sealtrail: listening on "))
+        .unwrap()
+        .to_owned()
+}
+
+fn stop(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -119,30 +162,7 @@ fn refuses_a_key_readable_by_others() {
 fn first_start_creates_and_prints_the_key_then_fsck_passes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            "first.example/log",
-            "--log-format",
-            "text",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.starts_with("sealtrail: listening on"))
-    {
-        seen.push(lines.next().expect("server exited early").unwrap());
-    }
+    let (mut child, seen) = serve(&data, &["--origin", "first.example/log"]);
     assert!(
         seen.iter()
             .any(|l| l.starts_with("sealtrail: created signing key")),
@@ -201,5 +221,187 @@ fn first_start_creates_and_prints_the_key_then_fsck_passes() {
         text(&out.stderr).contains("created with the redb engine"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Runs `sealtrail status --json` until its exit code is `want` (bounded), returning the JSON.
+fn status_until(url: &str, want: i32) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = sealtrail(&["status", "--json", "--timeout", "2", "--url", url]);
+        let code = out.status.code().unwrap();
+        if code == want {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status stayed at exit {code}, want {want}: {}",
+            text(&out.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn status_exit_codes() {
+    // Nothing listening: critical.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = sealtrail(&["status", "--url", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("server down"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A healthy server: 0.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, seen) = serve(&dir.path().join("a"), &[]);
+    let j = status_until(&url_of(&seen), 0);
+    assert_eq!(j["status"], "ok");
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "disk")
+    );
+    stop(child);
+
+    // A witness policy that no checkpoint has met (its only witness is down): warning.
+    let witness = sealtrail_spec::cosignature::Cosigner::from_seed("w.example", [3; 32]).unwrap();
+    let config = dir.path().join("witnessed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[witnessing]\ninterval_ms = 50\n[[witnessing.witnesses]]\nurl = \"http://127.0.0.1:{port}\"\nvkey = \"{}\"\n",
+            witness.verifier().to_vkey()
+        ),
+    )
+    .unwrap();
+    let (child, seen) = serve(
+        &dir.path().join("b"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let url = url_of(&seen);
+    let r = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{}",
+        ])
+        .arg(format!("{url}/v1/entries"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "curl: {}", text(&r.stderr));
+    let j = status_until(&url, 1);
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "witness_policy" && c["level"] == "warning"),
+        "{j}"
+    );
+    stop(child);
+}
+
+#[test]
+fn export_and_import_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out, restored) = (
+        dir.path().join("data"),
+        dir.path().join("export"),
+        dir.path().join("restored"),
+    );
+    let (child, seen) = serve(&data, &["--origin", "cli.example/log"]);
+    let url = url_of(&seen);
+    let vkey = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("sealtrail: verifier key "))
+        .unwrap()
+        .to_owned();
+    let body: String = (0..300).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let r = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/x-ndjson",
+        ])
+        .args(["--data-binary", &body])
+        .arg(format!("{url}/v1/entries/batch"))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "curl: {}", text(&r.stderr));
+    // --url without --log-key is refused: the export must be checked against a known key.
+    let o = sealtrail(&["export", "--url", &url, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = sealtrail(&[
+        "export",
+        "--url",
+        &url,
+        "--log-key",
+        &vkey,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("at tree size 300"),
+        "{}",
+        text(&o.stdout)
+    );
+    stop(child);
+
+    // Import needs the key; with it (copied into the new directory) the log is restored.
+    let o = sealtrail(&[
+        "import",
+        out.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--key-file"),
+        "{}",
+        text(&o.stderr)
+    );
+    let key = data.join("log.key");
+    let o = sealtrail(&[
+        "import",
+        out.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--copy-key",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("restored at tree size 300"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = sealtrail(&[
+        "fsck",
+        "--origin",
+        "cli.example/log",
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(text(&o.stdout).contains("fsck: OK"), "{}", text(&o.stdout));
+    assert_eq!(
+        std::fs::read(restored.join("log.key")).unwrap(),
+        std::fs::read(&key).unwrap()
     );
 }

@@ -107,10 +107,16 @@ async fn a_nearly_full_disk_refuses_writes_keeps_reads_and_recovers() {
     // Nothing of the refused batch was written, and reads go on.
     let cp = log.checkpoint().await;
     assert_eq!(cp.checkpoint().size(), acked);
-    assert_eq!(log.get(&format!("/v1/entries/{}", acked - 1)).await.status, StatusCode::OK);
+    assert_eq!(
+        log.get(&format!("/v1/entries/{}", acked - 1)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(log.get("/tile/0/000").await.status, StatusCode::OK);
     let metrics = log.get("/metrics").await.text();
-    assert!(metrics.contains("sealtrail_errors_total{category=\"disk_full\"}"), "{metrics}");
+    assert!(
+        metrics.contains("sealtrail_errors_total{category=\"disk_full\"}"),
+        "{metrics}"
+    );
     // Grow the filesystem: writes resume without a restart.
     fs.resize(96);
     let r = log.post_json("/v1/entries/batch", &batch(999)).await;
@@ -130,7 +136,12 @@ async fn enospc_inside_a_commit_loses_nothing_acknowledged() {
     let log = TestLog::start(c.clone(), store.clone());
     let (acked, refused) = fill(&log, 200).await;
     assert!(acked > 0);
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text());
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
     // The sequencer fails closed: later writes are refused too, even with space back.
     fs.resize(64);
     let r = log.post_json("/v1/entries", "{}").await;

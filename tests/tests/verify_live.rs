@@ -6,14 +6,15 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::Live;
 use sealtrail_server::config::Config;
-use sealtrail_server::serve::Server;
 use sealtrail_server::store::mem::MemStore;
 use sealtrail_spec::Hash;
 use sealtrail_spec::note::Ed25519Signer;
 use sealtrail_verifier::consistency::{self, ProofFrom};
 use sealtrail_verifier::proof::Leaf;
-use sealtrail_verifier::source::Source;
 use sealtrail_verifier::trust::{Trust, WitnessArgs};
 use sealtrail_verifier::{Error, audit, checkpoint, entry, monitor, proof};
 
@@ -27,74 +28,12 @@ fn trust() -> Trust {
     Trust::new(&signer().verifier().to_vkey(), None, WitnessArgs::default()).unwrap()
 }
 
-/// A server on 127.0.0.1:0 with an in-memory store; dropped with its runtime.
-struct Live {
-    url: String,
-    http: reqwest::blocking::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Live {
-    fn start() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let addr = rt.block_on(async {
-            let config = Config {
-                origin: ORIGIN.to_owned(),
-                ..Config::default()
-            };
-            let server = Server::start(config, Arc::new(MemStore::new()), signer()).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(server.run(listener, async {
-                let _ = rx.await;
-            }));
-            addr
-        });
-        Live {
-            url: format!("http://{addr}"),
-            http: sealtrail_verifier::source::http_client().unwrap(),
-            _stop: tx,
-            _rt: rt,
-        }
-    }
-
-    /// Appends `count` JSON entries tagged `history`, waiting for a checkpoint covering them.
-    fn append(&self, history: &str, first: u64, count: u64) {
-        for chunk in (first..first + count).collect::<Vec<_>>().chunks(100) {
-            let body: String = chunk
-                .iter()
-                .map(|i| format!("{{\"history\":\"{history}\",\"n\":{i}}}\n"))
-                .collect();
-            let r = self
-                .http
-                .post(format!("{}/v1/entries/batch?wait=checkpoint", self.url))
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .unwrap();
-            assert!(r.status().is_success(), "{}", r.text().unwrap());
-        }
-    }
-
-    fn get(&self, path: &str) -> Vec<u8> {
-        let r = self
-            .http
-            .get(format!("{}/{path}", self.url))
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.bytes().unwrap().to_vec()
-    }
-
-    fn source(&self) -> Source {
-        Source::open(&self.url).unwrap()
-    }
+fn start_live() -> Live {
+    let config = Config {
+        origin: ORIGIN.to_owned(),
+        ..Config::default()
+    };
+    Live::start(config, Arc::new(MemStore::new()), signer())
 }
 
 fn failed(r: Result<sealtrail_verifier::Report, Error>, naming: &str) {
@@ -106,7 +45,7 @@ fn failed(r: Result<sealtrail_verifier::Report, Error>, naming: &str) {
 
 #[test]
 fn a_live_log_verifies_end_to_end() {
-    let live = Live::start();
+    let live = start_live();
     live.append("a", 0, 300);
     let old = live.get("checkpoint");
     checkpoint::run(&trust(), &old).unwrap();
@@ -142,7 +81,7 @@ fn a_live_log_verifies_end_to_end() {
 
 #[test]
 fn a_fork_between_two_live_logs_with_one_key_is_caught() {
-    let (a, b) = (Live::start(), Live::start());
+    let (a, b) = (start_live(), start_live());
     a.append("a", 0, 300);
     b.append("b", 0, 600);
     let old = a.get("checkpoint");
@@ -167,7 +106,7 @@ fn a_fork_between_two_live_logs_with_one_key_is_caught() {
 
 #[test]
 fn monitor_follows_a_growing_live_log() {
-    let live = Live::start();
+    let live = start_live();
     let dir = std::env::temp_dir().join(format!("sealtrail-monitor-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("trusted");
@@ -180,7 +119,7 @@ fn monitor_follows_a_growing_live_log() {
         assert_eq!(std::fs::read(&state).unwrap(), live.get("checkpoint"));
     }
     // Another log with the same key: a fork, and the state does not move.
-    let other = Live::start();
+    let other = start_live();
     other.append("b", 0, size + 10);
     let before = std::fs::read(&state).unwrap();
     failed(monitor::poll(&trust(), &other.source(), &state), "fork");

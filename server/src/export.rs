@@ -1,0 +1,583 @@
+//! Export and import: the log as a static tlog-tiles directory (`checkpoint`, `tile/<L>/<N>`,
+//! `tile/entries/<N>`, partial tiles as `.p/<W>`), which is both a backup and a mirror any web
+//! server or CDN can serve.
+//!
+//! Both directions trust nothing they read. A [`Rebuild`] takes a signed checkpoint and the entry
+//! bundles up to its size, decodes every leaf envelope strictly, recomputes every hash tile from
+//! the leaves (the same `extend` the sequencer uses), and only succeeds when the recomputed root
+//! is the checkpoint's, whose signature was verified with the log's key first. Export writes the
+//! recomputed tiles (never tiles copied from the source); import appends the verified leaves
+//! through the sequencer into a fresh data directory, which signs the same checkpoint again.
+//!
+//! Export is a consistent snapshot while the server runs: it reads the server's `/checkpoint`
+//! (the store is locked by the running server) and then only bundles below that size, which never
+//! change. Re-exporting into an earlier export checks the old checkpoint is a prefix of the new
+//! one (same root at the old size), rewrites only what changed, and writes `checkpoint` last.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::checkpoint::VerifiedCheckpoint;
+use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::extend::{RightEdge, extend_edge};
+use sealtrail_spec::note::Verifier;
+use sealtrail_spec::tiles::{
+    BundleId, TILE_WIDTH, TileId, TileReader, all_bundles, decode_bundle, encode_bundle,
+    encode_hash_tile,
+};
+
+use crate::store::LogStore;
+
+/// Why an export or import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The source could not be read.
+    #[error("reading {what}: {error}")]
+    Source {
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// The source does not hold a valid log: bad signature, bad envelope, wrong root.
+    #[error("refused: {0}")]
+    Invalid(String),
+    /// Writing the output failed.
+    #[error("writing {path}: {error}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+fn invalid(m: impl Into<String>) -> ExportError {
+    ExportError::Invalid(m.into())
+}
+
+/// Where a log is read from: a running server, a stopped server's store, or an export.
+pub trait Source {
+    /// The signed checkpoint note to export (with any cosignatures).
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError>;
+    /// The bytes of an entry bundle at its width.
+    fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError>;
+}
+
+/// A running server's tlog-tiles endpoints.
+#[derive(Debug)]
+pub struct HttpSource {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl HttpSource {
+    /// Reads from the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<Self, ExportError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("sealtrail-export/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ExportError::Source {
+                what: "HTTP client".into(),
+                error: e.to_string(),
+            })?;
+        Ok(HttpSource {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+        })
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>, ExportError> {
+        let url = format!("{}/{path}", self.base);
+        let err = |error: String| ExportError::Source {
+            what: url.clone(),
+            error,
+        };
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .map_err(|e| err(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(err(format!("HTTP {}", resp.status())));
+        }
+        Ok(resp.bytes().map_err(|e| err(e.to_string()))?.to_vec())
+    }
+}
+
+impl Source for HttpSource {
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError> {
+        self.get("checkpoint")
+    }
+
+    fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError> {
+        self.get(&id.path())
+    }
+}
+
+/// A store opened directly (the server must be stopped: the store is locked while it runs).
+pub struct StoreSource<'a>(pub &'a dyn LogStore);
+
+impl std::fmt::Debug for StoreSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreSource({})", self.0.engine())
+    }
+}
+
+impl Source for StoreSource<'_> {
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError> {
+        self.0
+            .checkpoint()
+            .map_err(|e| ExportError::Source {
+                what: "the stored checkpoint".into(),
+                error: e.to_string(),
+            })?
+            .ok_or_else(|| invalid("the store holds no checkpoint"))
+    }
+
+    fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError> {
+        let start = id.index * u64::from(TILE_WIDTH);
+        let entries = self
+            .0
+            .entries(start, start + u64::from(id.width))
+            .map_err(|e| ExportError::Source {
+                what: id.path(),
+                error: e.to_string(),
+            })?;
+        encode_bundle(&entries).map_err(|e| invalid(format!("{}: {e}", id.path())))
+    }
+}
+
+/// An export directory.
+#[derive(Debug)]
+pub struct DirSource(pub PathBuf);
+
+impl Source for DirSource {
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError> {
+        read_file(&self.0.join("checkpoint"))
+    }
+
+    fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError> {
+        read_file(&self.0.join(id.path()))
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ExportError> {
+    std::fs::read(path).map_err(|e| ExportError::Source {
+        what: path.display().to_string(),
+        error: e.to_string(),
+    })
+}
+
+/// The rightmost partial tile of each level, as the extension reads them.
+#[derive(Debug, Default)]
+struct Partials(BTreeMap<u8, (u64, Vec<Hash>)>);
+
+struct PartialReader<'a>(&'a Partials);
+
+impl TileReader for PartialReader<'_> {
+    type Error = String;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, String> {
+        match self.0.0.get(&tile.level) {
+            Some((index, hashes)) if *index == tile.index => hashes
+                .get(..usize::from(tile.width))
+                .map(<[Hash]>::to_vec)
+                .ok_or_else(|| format!("{} is not held", tile.path())),
+            _ => Err(format!("{} is not held", tile.path())),
+        }
+    }
+}
+
+/// What a verified rebuild hands to its consumer, in log order.
+#[derive(Debug)]
+pub enum Piece<'a> {
+    /// An entry bundle (its bytes as read) and its decoded leaves.
+    Bundle {
+        /// Which bundle.
+        id: BundleId,
+        /// The bundle's bytes.
+        bytes: &'a [u8],
+        /// The leaves it holds.
+        leaves: Vec<&'a [u8]>,
+    },
+    /// A hash tile recomputed from the leaves: full tiles as they complete, partial tiles at
+    /// the end.
+    Tile(TileId, Vec<u8>),
+}
+
+/// Recomputes a log from a source and checks it against its signed checkpoint.
+#[derive(Debug)]
+pub struct Rebuild {
+    /// The verified checkpoint.
+    pub checkpoint: VerifiedCheckpoint,
+    /// Its signed note as read (with any cosignatures).
+    pub note: Vec<u8>,
+}
+
+/// Root of the tree at `at` leaves, if the rebuild passes that size (for consistency checks).
+#[derive(Debug, Clone, Copy)]
+pub struct Prefix {
+    /// The size.
+    pub size: u64,
+    /// The root expected there.
+    pub root: Hash,
+}
+
+/// Reads the checkpoint from `source`, verifies it with `log_key` for `origin`, then reads and
+/// checks every bundle, giving each bundle and each recomputed tile to `consume`. If `prefix` is
+/// given, the tree at that size must have that root (an earlier checkpoint of the same log).
+/// Fails unless the recomputed root equals the checkpoint's.
+pub fn rebuild(
+    source: &mut dyn Source,
+    origin: &str,
+    log_key: &dyn Verifier,
+    prefix: Option<Prefix>,
+    consume: &mut dyn FnMut(Piece<'_>) -> Result<(), ExportError>,
+) -> Result<Rebuild, ExportError> {
+    let note = source.checkpoint()?;
+    let checkpoint = sealtrail_spec::checkpoint::open(&note, origin, &[log_key])
+        .map_err(|e| invalid(format!("checkpoint: {e}")))?;
+    let size = checkpoint.checkpoint().size();
+    if let Some(p) = prefix
+        && p.size > size
+    {
+        return Err(invalid(format!(
+            "the earlier export is at size {}, beyond the source's {size}",
+            p.size
+        )));
+    }
+    let mut edge = RightEdge::empty();
+    let mut partials = Partials::default();
+    let mut last_time = 0u64;
+    let check_prefix = |edge: &RightEdge| -> Result<(), ExportError> {
+        match prefix {
+            Some(p) if p.size == edge.size() && p.root != edge.root() => Err(invalid(format!(
+                "the earlier export's checkpoint (size {}) is not a prefix of this log: \
+                 roots differ",
+                p.size
+            ))),
+            _ => Ok(()),
+        }
+    };
+    check_prefix(&edge)?;
+    for id in all_bundles(size) {
+        let bytes = source.bundle(id)?;
+        let leaves = decode_bundle(&bytes, Some(id.width))
+            .map_err(|e| invalid(format!("{}: {e}", id.path())))?;
+        let mut hashes = Vec::with_capacity(leaves.len());
+        for (i, leaf) in leaves.iter().enumerate() {
+            let index = id.index * u64::from(TILE_WIDTH) + i as u64;
+            let env =
+                LeafEnvelope::decode(leaf).map_err(|e| invalid(format!("entry {index}: {e}")))?;
+            if env.time_ms < last_time {
+                return Err(invalid(format!(
+                    "entry {index}: sequencing time {} is before the previous entry's {last_time}",
+                    env.time_ms
+                )));
+            }
+            last_time = env.time_ms;
+            hashes.push(sealtrail_spec::leaf_hash(leaf));
+        }
+        // Split at the earlier export's size, to compare roots there.
+        let split = match prefix {
+            Some(p) if p.size > edge.size() && p.size < edge.size() + hashes.len() as u64 => {
+                (p.size - edge.size()) as usize
+            }
+            _ => hashes.len(),
+        };
+        for part in [&hashes[..split], &hashes[split..]] {
+            if part.is_empty() {
+                continue;
+            }
+            let ext = extend_edge(&edge, PartialReader(&partials), part)
+                .map_err(|e| invalid(format!("extending the tree: {e}")))?;
+            for (tile, hashes) in ext.tiles {
+                if tile.is_full() {
+                    if partials
+                        .0
+                        .get(&tile.level)
+                        .is_some_and(|(i, _)| *i == tile.index)
+                    {
+                        partials.0.remove(&tile.level);
+                    }
+                    consume(Piece::Tile(tile, encode_hash_tile(&hashes)))?;
+                } else {
+                    partials.0.insert(tile.level, (tile.index, hashes));
+                }
+            }
+            edge = ext.edge;
+            check_prefix(&edge)?;
+        }
+        consume(Piece::Bundle {
+            id,
+            bytes: &bytes,
+            leaves,
+        })?;
+    }
+    if edge.root() != checkpoint.checkpoint().root() {
+        return Err(invalid(format!(
+            "the entries give root {} at size {size}, but the checkpoint says {}",
+            edge.root().to_base64(),
+            checkpoint.checkpoint().root().to_base64()
+        )));
+    }
+    for (level, (index, hashes)) in std::mem::take(&mut partials.0) {
+        let width = u16::try_from(hashes.len()).map_err(|_| invalid("oversized partial tile"))?;
+        let tile = TileId {
+            level,
+            index,
+            width,
+        };
+        consume(Piece::Tile(tile, encode_hash_tile(&hashes)))?;
+    }
+    Ok(Rebuild { checkpoint, note })
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportSummary {
+    /// Tree size of the exported checkpoint.
+    pub size: u64,
+    /// Files written (unchanged files of an earlier export are not rewritten).
+    pub files_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+/// Exports the log from `source` into `out` (created if missing; an earlier export there is
+/// extended after checking it is a prefix of the source: same bytes in every file both have,
+/// same root at the earlier size; nothing of the earlier export is ever overwritten). Everything is durable (one `syncfs`)
+/// before `checkpoint` is replaced, so a crash leaves the old export intact.
+pub fn export(
+    source: &mut dyn Source,
+    origin: &str,
+    log_key: &dyn Verifier,
+    out: &Path,
+) -> Result<ExportSummary, ExportError> {
+    let werr = |path: &Path| {
+        let path = path.to_owned();
+        move |error| ExportError::Write { path, error }
+    };
+    std::fs::create_dir_all(out).map_err(werr(out))?;
+    let prefix = match std::fs::read(out.join("checkpoint")) {
+        Ok(note) => {
+            let old = sealtrail_spec::checkpoint::open(&note, origin, &[log_key])
+                .map_err(|e| invalid(format!("the earlier export's checkpoint: {e}")))?;
+            Some(Prefix {
+                size: old.checkpoint().size(),
+                root: old.checkpoint().root(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut entries = std::fs::read_dir(out).map_err(werr(out))?;
+            if entries.next().is_some() {
+                return Err(invalid(format!(
+                    "{} is neither empty nor an earlier export (no checkpoint file)",
+                    out.display()
+                )));
+            }
+            None
+        }
+        Err(e) => return Err(werr(out)(e)),
+    };
+    let mut summary = ExportSummary::default();
+    // Tiles and bundles never change once written (a partial one is a new file at each width),
+    // so an existing file with other bytes means another history: stop before touching it.
+    let mut write = |rel: &str, bytes: &[u8]| -> Result<(), ExportError> {
+        let path = out.join(rel);
+        match std::fs::read(&path) {
+            Ok(old) if old == bytes => return Ok(()),
+            Ok(_) => {
+                return Err(invalid(format!(
+                    "{rel} differs from the earlier export's: the source is not a continuation \
+                     of the exported log; nothing was changed"
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(werr(&path)(e)),
+        }
+        write_file(&path, bytes, false)?;
+        summary.files_written += 1;
+        summary.bytes_written += bytes.len() as u64;
+        Ok(())
+    };
+    let rebuilt = rebuild(source, origin, log_key, prefix, &mut |piece| match piece {
+        Piece::Bundle { id, bytes, .. } => write(&id.path(), bytes),
+        Piece::Tile(tile, bytes) => write(&tile.path(), &bytes),
+    })?;
+    // Every tile and bundle durable first, then the checkpoint that makes them the export.
+    let dir = std::fs::File::open(out).map_err(werr(out))?;
+    rustix::fs::syncfs(&dir).map_err(|e| werr(out)(e.into()))?;
+    write_file(&out.join("checkpoint"), &rebuilt.note, true)?;
+    summary.files_written += 1;
+    summary.bytes_written += rebuilt.note.len() as u64;
+    summary.size = rebuilt.checkpoint.checkpoint().size();
+    Ok(summary)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, creating parent directories;
+/// with `durable`, fsyncs the file and its directory.
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), ExportError> {
+    let werr = |error| ExportError::Write {
+        path: path.to_owned(),
+        error,
+    };
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(werr)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp).map_err(werr)?;
+    f.write_all(bytes).map_err(werr)?;
+    if durable {
+        f.sync_all().map_err(werr)?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(werr)?;
+    if durable {
+        crate::store::sync_dir(parent).map_err(|e| ExportError::Write {
+            path: parent.to_owned(),
+            error: std::io::Error::other(e.to_string()),
+        })?;
+    }
+    Ok(())
+}
+
+/// What an import restored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportSummary {
+    /// Tree size of the restored log.
+    pub size: u64,
+    /// Root hash of the restored log.
+    pub root: Hash,
+}
+
+/// Rebuilds `config.data_dir` (which must not exist yet) from the export in `dir`, with the log's
+/// own signing key `signer`. Nothing is written before the export's checkpoint verifies with that
+/// key. The store is built in a sibling directory and renamed into place only after every entry,
+/// every hash and the final root were checked, so a refused export leaves nothing behind.
+/// Idempotency keys are not part of an export; forwarding sinks start over from entry 0.
+pub fn import(
+    dir: &Path,
+    config: &crate::config::Config,
+    signer: sealtrail_spec::note::Ed25519Signer,
+) -> Result<ImportSummary, ExportError> {
+    let target = config.data_dir.clone();
+    if target.exists() {
+        return Err(invalid(format!(
+            "{} already exists: import only creates a new data directory",
+            target.display()
+        )));
+    }
+    let verifier = signer.verifier();
+    let mut source = DirSource(dir.to_owned());
+    let note = source.checkpoint()?;
+    sealtrail_spec::checkpoint::open(&note, &config.origin, &[&verifier])
+        .map_err(|e| invalid(format!("the export's checkpoint, with this log's key: {e}")))?;
+    let mut staging = target.clone().into_os_string();
+    staging.push(".importing");
+    let staging = PathBuf::from(staging);
+    if staging.exists() {
+        return Err(invalid(format!(
+            "{} exists (an interrupted import?); remove it first",
+            staging.display()
+        )));
+    }
+    let result = import_into(&mut source, config, signer, &staging);
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&staging, &target).map_err(|error| ExportError::Write {
+                path: target.clone(),
+                error,
+            })?;
+            let parent = target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            crate::store::sync_dir(parent).map_err(|e| ExportError::Write {
+                path: parent.to_owned(),
+                error: std::io::Error::other(e.to_string()),
+            })?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// Most leaves per import commit.
+const IMPORT_BATCH: usize = 8192;
+
+fn import_into(
+    source: &mut DirSource,
+    config: &crate::config::Config,
+    signer: sealtrail_spec::note::Ed25519Signer,
+    staging: &Path,
+) -> Result<ImportSummary, ExportError> {
+    let store_err = |e: crate::store::StoreError| ExportError::Write {
+        path: staging.to_owned(),
+        error: std::io::Error::other(e.to_string()),
+    };
+    let store: std::sync::Arc<dyn LogStore> =
+        std::sync::Arc::from(crate::store::open(config.store, staging).map_err(store_err)?);
+    let metrics = std::sync::Arc::new(
+        crate::metrics::Metrics::new().map_err(|e| invalid(format!("metrics: {e}")))?,
+    );
+    let verifier = signer.verifier();
+    let seq_config = crate::sequencer::SequencerConfig {
+        origin: config.origin.clone(),
+        queue_entries: IMPORT_BATCH,
+        commit_max_entries: IMPORT_BATCH,
+        disk_guard: None,
+    };
+    let (seq, thread) = crate::sequencer::start(store.clone(), signer, &seq_config, metrics)
+        .map_err(|e| invalid(format!("starting the sequencer: {e}")))?;
+    let mut pending: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
+    let flush = |pending: &mut Vec<Vec<u8>>| -> Result<(), ExportError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        seq.import_blocking(std::mem::take(pending))
+            .map(|_| ())
+            .map_err(|e| invalid(format!("appending: {e}")))
+    };
+    let rebuilt = rebuild(source, &config.origin, &verifier, None, &mut |piece| {
+        if let Piece::Bundle { leaves, .. } = piece {
+            pending.extend(leaves.iter().map(|l| l.to_vec()));
+            if pending.len() >= IMPORT_BATCH {
+                flush(&mut pending)?;
+            }
+        }
+        Ok(())
+    });
+    let outcome = rebuilt.and_then(|r| {
+        flush(&mut pending)?;
+        let published = seq.published();
+        let (size, root) = (
+            r.checkpoint.checkpoint().size(),
+            r.checkpoint.checkpoint().root(),
+        );
+        if published.size != size || published.root != root {
+            return Err(invalid(format!(
+                "the restored log is at size {} root {}, not the export's size {size} root {}",
+                published.size,
+                published.root.to_base64(),
+                root.to_base64()
+            )));
+        }
+        Ok(ImportSummary { size, root })
+    });
+    seq.shutdown();
+    let _ = thread.join();
+    drop(store);
+    outcome
+}
