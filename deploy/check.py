@@ -8,6 +8,8 @@ What the schema validators cannot see:
   no privilege escalation, seccomp RuntimeDefault), resource requests and a memory limit; the
   log's StatefulSet has exactly one replica; every StatefulSet has a PodDisruptionBudget and a
   NetworkPolicy selecting its pods;
+- the Dockerfile: stages defined before use, pinned base images, a distroless non-root default
+  stage, a .dockerignore keeping target/ out of the build context;
 - compose: our services are read-only, drop every capability and bind ports to 127.0.0.1; every
   named volume is declared and every bind-mounted file exists; the server has a 2-of-3 policy
   (checked on the configs init.sh writes, see --compose-configs);
@@ -209,6 +211,54 @@ def check_kubernetes(c, docs):
              "expected the StatefulSets sealtrail and sealtrail-witness")
 
 
+# --- container build --------------------------------------------------------------------------
+
+
+def dockerfile_instructions(text):
+    """(instruction, arguments) pairs, with continuation lines joined and comments dropped."""
+    out, cur = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") and not cur:
+            continue
+        cur += line.rstrip("\\").strip() + " "
+        if not line.rstrip().endswith("\\"):
+            if cur.strip():
+                word, _, rest = cur.strip().partition(" ")
+                out.append((word.upper(), rest.strip()))
+            cur = ""
+    return out
+
+
+def check_dockerfile(c):
+    """No container engine here, so the build is read, not run: stages are defined before use,
+    images are pinned (no implicit latest), and the default (last) stage runs as non-root."""
+    path = DEPLOY / "container" / "Dockerfile"
+    where = rel(path)
+    stages, last_user, last_from = [], None, None
+    for word, args in dockerfile_instructions(path.read_text(encoding="utf-8")):
+        if word == "FROM":
+            parts = args.split()
+            image = parts[0]
+            c.expect(":" in image.split("/")[-1] and not image.endswith(":latest"), where,
+                     f"base image {image} must have a pinned tag")
+            stages.append(parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None)
+            last_user, last_from = None, image
+        elif word == "USER":
+            last_user = args
+        elif word == "ADD":
+            c.expect("://" not in args, where, "ADD of a URL: download in a stage and verify")
+        for ref in re.findall(r"--from=(\S+)", args):
+            c.expect(ref in stages[:-1], where, f"--from={ref} is not an earlier stage")
+    c.expect(stages and stages[-1] == "runtime", where, "the last (default) stage must be runtime")
+    c.expect(last_from is not None and "distroless" in last_from, where,
+             "the runtime stage must be distroless (no shell, no package manager)")
+    uid = (last_user or "0").split(":")[0]
+    c.expect(uid not in ("0", "root"), where, "the runtime stage must end with a non-root USER")
+    ignore = DEPLOY / "container" / "Dockerfile.dockerignore"
+    c.expect(ignore.exists() and "**/target" in ignore.read_text(encoding="utf-8"), rel(ignore),
+             "must exist and exclude **/target from the build context")
+
+
 # --- compose ----------------------------------------------------------------------------------
 
 
@@ -369,6 +419,7 @@ def main():
     docs = parse_all(c)
     check_kubernetes(c, docs)
     check_compose(c, docs)
+    check_dockerfile(c)
     check_metrics(c, docs, args.write_dashboard_rules)
     if args.compose_configs:
         check_compose_configs(c, args.compose_configs)

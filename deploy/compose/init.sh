@@ -63,7 +63,10 @@ for i in $WITNESSES; do
     ensure_key witness "$WITNESS_HOST$i.staging.sealtrail.test" "$WITNESS_DIR$i/witness.key" "$WITNESS_DIR$i/witness.vkey"
 done
 
-# The log: 2-of-3 witness policy over the three witnesses.
+# The log: 2-of-3 witness policy over the three witnesses. It listens beyond loopback, so once
+# authentication is configured ([auth] in deploy/sealtrail.example.toml), appends need a token:
+# create one for staging clients, or allow anonymous appends here (staging only: the compose
+# ports are published on 127.0.0.1).
 {
     cat <<TOML
 # Written by deploy/compose/init.sh on every start of the staging setup: edit init.sh, not this.
@@ -125,6 +128,10 @@ if [ "$(id -u)" = 0 ]; then
     chown -R "$OWNER" "$LOG_DIR"
     for i in $WITNESSES; do chown -R "$OWNER" "$WITNESS_DIR$i"; done
 fi
+chmod 0700 "$LOG_DIR"
 chmod 0600 "$LOG_DIR/log.key"
-for i in $WITNESSES; do chmod 0600 "$WITNESS_DIR$i/witness.key"; done
+for i in $WITNESSES; do
+    chmod 0700 "$WITNESS_DIR$i"
+    chmod 0600 "$WITNESS_DIR$i/witness.key"
+done
 echo "init: configuration written to $CONFIG_DIR"
