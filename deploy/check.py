@@ -37,9 +37,6 @@ ROOT = DEPLOY.parent
 # Metric names the deployment files use before the code that defines them is merged. Remove a
 # name once it is defined (the check says so). Each entry: name -> where it comes from.
 PENDING_METRICS = {
-    "sealtrail_data_dir_free_bytes": "server: filesystem of the data directory",
-    "sealtrail_data_dir_size_bytes": "server: filesystem of the data directory",
-    "sealtrail_queue_capacity_entries": "server: limits.queue_entries",
     "sealtrail_security_events_total": "server auth branch",
     "sealtrail_forward_lag_seconds": "server forwarding branch",
     "sealtrail_forward_sent_total": "server forwarding branch",

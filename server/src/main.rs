@@ -232,10 +232,15 @@ fn serve(common: &Common) -> Result<()> {
 
 fn run_fsck(common: &Common) -> Result<bool> {
     let config = common.load()?;
-    let signer = keys::load(&config.key_path(), &config.origin)?;
+    // The key names the log: with --origin (or a config origin) it must match, else the key's
+    // name is the origin.
+    let signer = match (&common.origin, &common.config) {
+        (None, None) => keys::load_any(&config.key_path())?,
+        _ => keys::load(&config.key_path(), &config.origin)?,
+    };
     let store = open_store(&config)?;
     let verifier = signer.verifier();
-    let report = fsck::fsck(store.as_ref(), &config.origin, &verifier)?;
+    let report = fsck::fsck(store.as_ref(), signer.name(), &verifier)?;
     println!(
         "fsck: tree size {}, {} entries hashed, {} tiles compared",
         report.size, report.entries, report.tiles

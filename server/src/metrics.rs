@@ -30,6 +30,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Errors by category (store failures, rejected input, ...).
     pub errors: IntCounterVec,
+    /// Entries the sequencer queue holds at most (`limits.queue_entries`).
+    pub queue_capacity: IntGauge,
     /// Free bytes on the data directory's filesystem (for unprivileged users).
     pub disk_free: IntGauge,
     /// Size of the data directory's filesystem in bytes.
@@ -77,6 +79,10 @@ impl Metrics {
                 Opts::new("errors_total", "Errors by category"),
                 &["category"],
             )?,
+            queue_capacity: IntGauge::new(
+                "queue_capacity_entries",
+                "Entries the sequencer queue holds at most",
+            )?,
             disk_free: IntGauge::new(
                 "data_dir_free_bytes",
                 "Free bytes on the data directory's filesystem",
@@ -96,6 +102,7 @@ impl Metrics {
         r.register(Box::new(m.checkpoint_timestamp.clone()))?;
         r.register(Box::new(m.http_requests.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.queue_capacity.clone()))?;
         r.register(Box::new(m.disk_free.clone()))?;
         r.register(Box::new(m.disk_total.clone()))?;
         Ok(m)

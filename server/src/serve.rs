@@ -52,6 +52,9 @@ impl Server {
                 .then(|| (config.data_dir.clone(), config.limits.min_free_bytes)),
         };
         let verifier_key = signer.verifier().to_vkey();
+        metrics
+            .queue_capacity
+            .set(i64::try_from(config.limits.queue_entries).unwrap_or(i64::MAX));
         let witnessing = Arc::new(
             Witnessing::new(&config, &verifier_key, metrics.registry())
                 .map_err(|e| StartError::Config(e.to_string()))?,

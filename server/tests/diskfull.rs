@@ -146,6 +146,15 @@ async fn enospc_inside_a_commit_loses_nothing_acknowledged() {
     fs.resize(64);
     let r = log.post_json("/v1/entries", "{}").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Liveness fails, so a supervisor restarts it; reads of what is durable still answer.
+    assert_eq!(
+        log.get("/livez").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        log.get("/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     log.stop().await;
     drop(store);
     // A restart finds every acknowledged entry and a consistent store, and appends again.

@@ -524,9 +524,16 @@ pub(super) async fn tlog_proof(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-/// `GET /livez`: the process is up.
-pub(super) async fn livez() -> &'static str {
-    "ok\n"
+/// `GET /livez`: the process is up and its sequencer has not failed. After a failed commit the
+/// log refuses writes until a restart (which re-checks the store), so a supervisor that restarts
+/// on a failed liveness check is what recovers it.
+pub(super) async fn livez(State(st): State<AppState>) -> Result<&'static str, ApiError> {
+    if st.seq.is_failed() {
+        return Err(ApiError::Unavailable(
+            "the sequencer failed (see the logs); restart the server".into(),
+        ));
+    }
+    Ok("ok\n")
 }
 
 /// `GET /readyz`: the store answers, the sequencer is alive and accepting writes.
