@@ -187,6 +187,8 @@ pub async fn start(config: Config) -> Running {
 }
 
 pub fn client() -> reqwest::Client {
+    // reqwest is built without a TLS provider; the witness installs ring, so do the same here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
