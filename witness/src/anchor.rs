@@ -176,6 +176,10 @@ impl Worker {
         }
     }
 
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout_secs)
+    }
+
     fn count(&self, result: &str) {
         self.metrics
             .anchor_deliveries
@@ -212,6 +216,7 @@ impl Worker {
                 let r = self
                     .client
                     .post(url)
+                    .timeout(self.timeout())
                     .json(&record)
                     .send()
                     .await
@@ -249,6 +254,7 @@ impl Worker {
         let mut req = self
             .client
             .post(&url)
+            .timeout(self.timeout())
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .header("x-event-type", EVENT_TYPE)
             .header("idempotency-key", key)

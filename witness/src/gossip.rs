@@ -70,6 +70,10 @@ pub(crate) async fn round(core: &Arc<Core>) {
     }
 }
 
+fn timeout(core: &Core) -> Duration {
+    Duration::from_secs(core.config.gossip.timeout_secs)
+}
+
 fn count(core: &Core, kind: &str, result: &str) {
     core.metrics
         .gossip_checks
@@ -84,7 +88,7 @@ async fn check_source(
     url: &str,
     peer: Option<&CosignatureVerifier>,
 ) {
-    let bytes = match get(&core.client, url, MAX_NOTE_SIZE).await {
+    let bytes = match get(&core.client, url, MAX_NOTE_SIZE, timeout(core)).await {
         Ok(Some(b)) => b,
         Ok(None) => return count(core, kind, "not_found"),
         Err(e) => {
@@ -170,7 +174,7 @@ async fn compare(core: &Core, log: &Log, ours: &Cosigned, theirs: &VerifiedCheck
         ));
     };
     let (small, big) = if a.size() < b.size() { (a, b) } else { (b, a) };
-    match prefix_root_from_tiles(&core.client, base, small.size(), big).await {
+    match prefix_root_from_tiles(&core.client, timeout(core), base, small.size(), big).await {
         Ok(prefix) if prefix == small.root() => Verdict::Consistent,
         Ok(prefix) => Verdict::Split(format!(
             "the checkpoint of size {} commits to root {} at size {}, but the checkpoint of \
@@ -189,6 +193,7 @@ async fn compare(core: &Core, log: &Log, ours: &Cosigned, theirs: &VerifiedCheck
 /// authenticated by verifying the consistency proof (also from the tiles) against `big`'s root.
 async fn prefix_root_from_tiles(
     client: &reqwest::Client,
+    timeout: Duration,
     base: &str,
     small: u64,
     big: &Checkpoint,
@@ -209,7 +214,7 @@ async fn prefix_root_from_tiles(
                 return Ok(prefix);
             }
             Err(ProofError::Reader(TileReadError::Reader { tile, .. })) => {
-                let hashes = fetch_tile(client, base, tile).await?;
+                let hashes = fetch_tile(client, timeout, base, tile).await?;
                 tiles.insert(tile, hashes);
             }
             Err(e) => return Err(format!("computing a proof from the log's tiles: {e}")),
@@ -242,12 +247,13 @@ impl TileReader for Fetched<'_> {
 /// tlog-tiles lets logs delete partial tiles once the full tile exists.
 async fn fetch_tile(
     client: &reqwest::Client,
+    timeout: Duration,
     base: &str,
     tile: TileId,
 ) -> Result<Vec<Hash>, String> {
     let limit = usize::from(TILE_WIDTH) * sealtrail_spec::hash::HASH_SIZE;
     let url = format!("{base}/{}", tile.path());
-    let bytes = match get(client, &url, limit).await? {
+    let bytes = match get(client, &url, limit, timeout).await? {
         Some(b) => b,
         None if !tile.is_full() => {
             let full = TileId {
@@ -255,7 +261,7 @@ async fn fetch_tile(
                 ..tile
             };
             let url = format!("{base}/{}", full.path());
-            let mut b = get(client, &url, limit)
+            let mut b = get(client, &url, limit, timeout)
                 .await?
                 .ok_or_else(|| format!("the log does not serve {}", tile.path()))?;
             b.truncate(usize::from(tile.width) * sealtrail_spec::hash::HASH_SIZE);
@@ -268,13 +274,15 @@ async fn fetch_tile(
 }
 
 /// GETs `url`: `Ok(None)` on 404, the body (at most `limit` bytes) on success.
-pub(crate) async fn get(
+async fn get(
     client: &reqwest::Client,
     url: &str,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Option<Vec<u8>>, String> {
     let mut resp = client
         .get(url)
+        .timeout(timeout)
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;

@@ -1,6 +1,6 @@
 //! `sealtrail-witness`: the witness daemon's command line, a thin layer over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -74,7 +74,7 @@ fn init_logging(c: &Config) {
     }
 }
 
-fn serve(config: &PathBuf, listen: Option<std::net::SocketAddr>) -> Result<()> {
+fn serve(config: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
     let mut config = Config::from_file(config)?;
     if let Some(l) = listen {
         config.listen = l;
@@ -102,7 +102,7 @@ fn serve(config: &PathBuf, listen: Option<std::net::SocketAddr>) -> Result<()> {
     })
 }
 
-fn open_store(config: &PathBuf) -> Result<Store> {
+fn open_store(config: &Path) -> Result<Store> {
     let config = Config::from_file(config)?;
     Ok(Store::open(&config.data_dir)?)
 }

@@ -67,13 +67,7 @@ impl Witness {
         let logs = logs_from_config(&config).map_err(StartError::Other)?;
         let metrics =
             Metrics::new().map_err(|e| StartError::Other(format!("registering metrics: {e}")))?;
-        let client = http_client(Duration::from_secs(
-            config
-                .gossip
-                .timeout_secs
-                .max(config.anchoring.timeout_secs),
-        ))
-        .map_err(StartError::Other)?;
+        let client = http_client().map_err(StartError::Other)?;
         let anchors = crate::anchor::from_config(&config.anchors).map_err(StartError::Other)?;
         let store = Store::open(&config.data_dir)?;
         let mut latest = BTreeMap::new();

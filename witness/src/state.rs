@@ -70,12 +70,12 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 /// The HTTP client for gossip, alerts and anchors: rustls with the ring provider (installed as
-/// the process default if none is; reqwest is built without one), with timeouts.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+/// the process default if none is; reqwest is built without one). Each request sets its own
+/// timeout (`gossip.timeout_secs` or `anchoring.timeout_secs`).
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("sealtrail-witness/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
@@ -158,7 +158,15 @@ impl Core {
         });
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=5 {
-            match self.client.post(url).json(&body).send().await {
+            let timeout = Duration::from_secs(self.config.gossip.timeout_secs);
+            match self
+                .client
+                .post(url)
+                .timeout(timeout)
+                .json(&body)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => {
                     tracing::info!(origin = %split.origin, url, "split-view alert delivered");
                     return;

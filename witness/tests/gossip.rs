@@ -17,7 +17,7 @@ use sealtrail_witness::store::Store;
 
 const SPLIT_METRIC: &str = "sealtrail_witness_split_view{origin=\"example.com/log\"}";
 
-fn ok_receiver() -> Arc<dyn Fn(usize, &Received) -> (StatusCode, String) + Send + Sync> {
+fn ok_receiver() -> Respond {
     Arc::new(|_, _| (StatusCode::OK, String::new()))
 }
 

@@ -260,7 +260,7 @@ impl Receiver {
     }
 }
 
-type Respond = Arc<dyn Fn(usize, &Received) -> (StatusCode, String) + Send + Sync>;
+pub type Respond = Arc<dyn Fn(usize, &Received) -> (StatusCode, String) + Send + Sync>;
 
 pub async fn receiver(respond: Respond) -> Receiver {
     receiver_with_gate(respond, None).await
