@@ -199,9 +199,14 @@ pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<Stri
     // Cosign, and keep the note the monitoring API serves: the text, the log signatures we
     // verified (unknown lines such as other witnesses' cosignatures are dropped), our line.
     let text = verified.note().text().to_owned();
+    let timestamp = now_secs();
+    if timestamp == 0 {
+        // tlog-witness: the cosignature timestamp MUST NOT be 0.
+        return Err(AddError::Internal("the system clock is before 1970".into()));
+    }
     let cosignature = core
         .cosigner
-        .cosign(&text, now_secs())
+        .cosign(&text, timestamp)
         .map_err(|e| AddError::Internal(format!("cosigning: {e}")))?;
     let log_sigs = verified
         .note()

@@ -4,7 +4,8 @@
 //! One background task per anchor watches a channel that holds only the latest cosigned
 //! checkpoint per log ([`crate::state::LatestMap`]); cosigning only replaces that value and never
 //! waits for an anchor. A task delivers at most once per `anchoring.interval_secs`, every log whose
-//! latest checkpoint it has not delivered yet. A failed delivery is retried after
+//! latest tree (size and root) it has not delivered yet; a re-submitted checkpoint that only got a
+//! fresh cosignature is not delivered again. A failed delivery is retried after
 //! `retry_initial_ms`, doubling up to `retry_max_secs`, plus up to 50% random jitter; each retry
 //! picks up the newest checkpoint. Delivery is at least once: after a restart the last stored
 //! checkpoint is delivered again, and a sealtrail anchor gets an `Idempotency-Key` derived from the
@@ -131,8 +132,8 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut rx: watch::Receiver<LatestMap>) {
-        // Notes delivered, by origin.
-        let mut delivered: HashMap<String, String> = HashMap::new();
+        // (size, root) delivered, by origin: a re-cosigned identical tree is not sent again.
+        let mut delivered: HashMap<String, (u64, String)> = HashMap::new();
         let interval = Duration::from_secs(self.settings.interval_secs);
         let mut last_round: Option<Instant> = None;
         // The initial value (what was stored before a restart) counts as new.
@@ -150,14 +151,14 @@ impl Worker {
                 let pending: Vec<Latest> = rx
                     .borrow_and_update()
                     .values()
-                    .filter(|l| delivered.get(&l.origin) != Some(&l.note))
+                    .filter(|l| delivered.get(&l.origin) != Some(&(l.size, l.root_base64.clone())))
                     .cloned()
                     .collect();
                 let mut failed = false;
                 for l in pending {
                     match self.deliver(&l).await {
                         Ok(()) => {
-                            delivered.insert(l.origin.clone(), l.note.clone());
+                            delivered.insert(l.origin.clone(), (l.size, l.root_base64.clone()));
                         }
                         Err(e) => {
                             failed = true;

@@ -102,7 +102,9 @@ async fn file_webhook_and_sealtrail_anchors_receive_the_checkpoint() {
     })
     .await;
 
-    // A second checkpoint is appended as a second line.
+    // Re-submitting size 4 only refreshes the cosignature: not anchored again. A second
+    // checkpoint is appended as a second line.
+    assert_eq!(add(&w.url, log.request(4, 4)).await.0, 200);
     assert_eq!(add(&w.url, log.request(4, 7)).await.0, 200);
     let text = eventually("a second JSONL line", || async {
         std::fs::read_to_string(&jsonl)
