@@ -13,7 +13,6 @@ use sealtrail_spec::cosignature::Cosigner;
 use sealtrail_spec::note::{Note, NoteSignature, Signer as _};
 use sealtrail_spec::witness::monitoring_checkpoint_path;
 use sealtrail_witness::config::PeerConfig;
-use sealtrail_witness::store::Store;
 
 const SPLIT_METRIC: &str = "sealtrail_witness_split_view{origin=\"example.com/log\"}";
 
@@ -149,11 +148,32 @@ async fn two_witnesses_detect_a_split_view_and_the_operator_clears_it() {
     // The operator stops A and clears the block; A cosigns again after the restart.
     let la = listener().await;
     a.stop().await;
-    {
-        let store = Store::open(&da.path().join("data")).unwrap();
-        let cleared = store.clear_split_view(ORIGIN).unwrap().unwrap();
-        assert!(cleared.theirs.starts_with(&h2.checkpoint_text(5)));
-    }
+    let toml = da.path().join("clear.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "name = \"w\"\nkey_file = \"unused\"\ndata_dir = \"{}\"\n",
+            da.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail-witness"))
+        .args([
+            "clear-split-view",
+            "--config",
+            toml.to_str().unwrap(),
+            "--origin",
+            ORIGIN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cleared: sealtrail_witness::store::SplitView = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(cleared.theirs.starts_with(&h2.checkpoint_text(5)));
     let a = start_on(la, cfg_a, key_a);
     assert_eq!(metric(&a.url, SPLIT_METRIC).await, Some(0.0));
     assert!(split_views(&a.url).await.is_empty());
