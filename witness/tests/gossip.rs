@@ -257,6 +257,55 @@ async fn log_url_checks_other_sizes_with_tiles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaller_peer_checkpoints_are_checked_against_ours_with_tiles() {
+    // We cosigned h1 at 300; the log serves h1's tiles. One peer shows h1 at 100 (consistent),
+    // another h2 at 260 (a fork): the tiles at 300 commit to h1's root at 260.
+    let h1 = TestLog::new(ORIGIN, 1, "a", 300);
+    let h2 = TestLog::new(ORIGIN, 1, "b", 300);
+    let mut files = h1.tiles(300);
+    files.insert("checkpoint".into(), h1.checkpoint(300));
+    let log_url = static_server(files).await;
+    let path = monitoring_checkpoint_path(ORIGIN);
+    let honest = static_server(HashMap::from([(path.clone(), h1.checkpoint(100))])).await;
+    let forked = static_server(HashMap::from([(path, h2.checkpoint(260))])).await;
+    let peer_key = Cosigner::from_seed("peer", [9; 32]).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mut c = config(d.path(), vec![h1.log_config(Some(log_url))]);
+    c.peers = vec![PeerConfig {
+        url: honest.clone(),
+        vkey: peer_key.verifier().to_vkey(),
+    }];
+    let w = start(c.clone()).await;
+    assert_eq!(add(&w.url, h1.request(0, 300)).await.0, 200);
+    w.witness.gossip_once().await;
+    assert!(split_views(&w.url).await.is_empty());
+    assert_eq!(
+        metric(
+            &w.url,
+            "sealtrail_witness_gossip_checks_total{result=\"consistent\",source=\"peer\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    w.stop().await;
+
+    c.peers[0].url = forked.clone();
+    let w = start(c).await;
+    w.witness.gossip_once().await;
+    let splits = split_views(&w.url).await;
+    assert_eq!(splits.len(), 1);
+    assert_eq!(
+        splits[0]["source"],
+        format!("peer {forked}/{}", monitoring_checkpoint_path(ORIGIN))
+    );
+    assert_eq!(
+        splits[0]["theirs"],
+        String::from_utf8(h2.checkpoint(260)).unwrap()
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_from_peers_are_ignored() {
     let h1 = TestLog::new(ORIGIN, 1, "a", 10);
     let h2 = TestLog::new(ORIGIN, 1, "b", 10);
