@@ -393,3 +393,39 @@ fn forged_key_sanity() {
     let b = Ed25519Signer::from_seed(ORIGIN, [2; 32]).unwrap();
     assert_ne!(a.key_id(), b.key_id());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_chunked_body_is_413() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let log = TestLog::new(ORIGIN, 1, "a", 4);
+    let w = start(config(dir.path(), vec![log.log_config(None)])).await;
+    // No Content-Length: the limit must hold while streaming.
+    let addr = w.url.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /add-checkpoint HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 16 * 1024];
+    for _ in 0..9 {
+        let r = async {
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            s.write_all(&chunk).await?;
+            s.write_all(b"\r\n").await
+        }
+        .await;
+        if r.is_err() {
+            break; // the witness answered and closed early
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp).await;
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    // The witness still works.
+    assert_eq!(add(&w.url, log.request(0, 4)).await.0, 200);
+    w.stop().await;
+}
