@@ -1,13 +1,140 @@
-//! `sealtrail-witness`: placeholder until the witness daemon (issue 5) lands.
-//!
-//! It exists so the workspace builds and the binary name is reserved; it does nothing but say so.
+//! `sealtrail-witness`: the witness daemon's command line, a thin layer over the library.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use sealtrail_witness::config::{Config, LogFormat};
+use sealtrail_witness::store::Store;
+use sealtrail_witness::{Witness, keys, shutdown_signal};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sealtrail-witness",
+    version,
+    about = "A C2SP tlog-witness: cosigns consistent checkpoints, gossips, alarms on split views"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the witness.
+    Serve {
+        /// TOML configuration file (see deploy/sealtrail-witness.example.toml).
+        #[arg(long, env = "SEALTRAIL_WITNESS_CONFIG")]
+        config: PathBuf,
+        /// Address to listen on (overrides the file).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create a new witness key file (mode 0600) and print its verifier key.
+    Keygen {
+        /// The witness name, e.g. witness.example.com/w1.
+        #[arg(long)]
+        name: String,
+        /// Where to write the key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the recorded split views (the witness must be stopped).
+    SplitViews {
+        /// TOML configuration file.
+        #[arg(long, env = "SEALTRAIL_WITNESS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Remove the split-view block of a log so it is cosigned again (the witness must be
+    /// stopped). Prints the removed evidence as JSON: archive it.
+    ClearSplitView {
+        /// TOML configuration file.
+        #[arg(long, env = "SEALTRAIL_WITNESS_CONFIG")]
+        config: PathBuf,
+        /// The log's origin.
+        #[arg(long)]
+        origin: String,
+    },
+}
+
+fn init_logging(c: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match c.log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
+    let mut config = Config::from_file(config)?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    init_logging(&config);
+    let listen = config.listen;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let witness = Witness::start(config)?;
+        println!(
+            "sealtrail-witness: verifier key {}",
+            witness.verifier().to_vkey()
+        );
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("sealtrail-witness: listening on http://{addr}");
+        tracing::info!(%addr, "listening");
+        witness.run(listener, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn open_store(config: &Path) -> Result<Store> {
+    let config = Config::from_file(config)?;
+    Ok(Store::open(&config.data_dir)?)
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "sealtrail-witness {}: not implemented yet; see the witness daemon (issue 5)",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Keygen { name, out } => keys::generate(&name)
+            .and_then(|c| keys::write_new(&out, &c).map(|()| c))
+            .map(|c| println!("{}", c.verifier().to_vkey()))
+            .map_err(anyhow::Error::from),
+        Command::SplitViews { config } => open_store(&config).and_then(|s| {
+            println!("{}", serde_json::to_string_pretty(&s.split_views()?)?);
+            Ok(())
+        }),
+        Command::ClearSplitView { config, origin } => {
+            open_store(&config).and_then(|s| match s.clear_split_view(&origin)? {
+                Some(split) => {
+                    println!("{}", serde_json::to_string_pretty(&split)?);
+                    eprintln!("sealtrail-witness: split view of {origin:?} cleared");
+                    Ok(())
+                }
+                None => bail!("no split view is recorded for {origin:?}"),
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sealtrail-witness: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,169 @@
+//! The witness key file: a Go-style skey (`PRIVATE+KEY+<name>+<id>+<base64>`, type `0x04`, or a
+//! plain `0x01` note key used as a cosigner), mode 0600, written with `O_EXCL` and synced. The
+//! witness refuses to load a key readable or writable by group or others.
+//!
+//! This duplicates a few lines of the server's key handling on purpose: the witness does not
+//! depend on the server crate.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use sealtrail_spec::cosignature::Cosigner;
+
+/// Why the key could not be created or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// File-system failure.
+    #[error("{path}: {error}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The file is accessible to group or others.
+    #[error(
+        "{path} has mode {mode:o}: a witness key must be readable by its owner only (chmod 600 it)"
+    )]
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a valid skey, or no randomness.
+    #[error("{path}: {error}")]
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        error: String,
+    },
+    /// The key's name is not the configured witness name.
+    #[error("{path} is the key of {key_name:?} but the configured name is {configured:?}")]
+    NameMismatch {
+        /// The key file.
+        path: PathBuf,
+        /// The key's name.
+        key_name: String,
+        /// The configured name.
+        configured: String,
+    },
+    /// Refusing to overwrite a key.
+    #[error("{0} already exists; refusing to overwrite a key")]
+    Exists(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |error| KeyFileError::Io {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// A new cosigner named `name` with a seed from the operating system.
+pub fn generate(name: &str) -> Result<Cosigner, KeyFileError> {
+    let invalid = |error: String| KeyFileError::Invalid {
+        path: PathBuf::new(),
+        error,
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| invalid(format!("no randomness: {e}")))?;
+    Cosigner::from_seed(name, seed).map_err(|e| invalid(e.to_string()))
+}
+
+/// Writes `cosigner` as a type-`0x04` skey to a new file (mode 0600, `O_EXCL`), synced with its
+/// directory.
+pub fn write_new(path: &Path, cosigner: &Cosigner) -> Result<(), KeyFileError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists(path.to_owned())
+            } else {
+                io(path)(e)
+            }
+        })?;
+    f.write_all(format!("{}\n", cosigner.to_skey()).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io(path))?;
+    if let Some(dir) = dir {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Loads the key at `path`, checking its permissions and that its name is `name`.
+pub fn load(path: &Path, name: &str) -> Result<Cosigner, KeyFileError> {
+    let mode = std::fs::metadata(path)
+        .map_err(io(path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let cosigner =
+        Cosigner::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
+            path: path.to_owned(),
+            error: format!("not a valid witness key: {e}"),
+        })?;
+    if cosigner.name() != name {
+        return Err(KeyFileError::NameMismatch {
+            path: path.to_owned(),
+            key_name: cosigner.name().to_owned(),
+            configured: name.to_owned(),
+        });
+    }
+    Ok(cosigner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_load_and_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/w.key");
+        let c = generate("witness.example/w").unwrap();
+        write_new(&path, &c).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            load(&path, "witness.example/w").unwrap().to_skey(),
+            c.to_skey()
+        );
+        assert!(matches!(write_new(&path, &c), Err(KeyFileError::Exists(_))));
+        assert!(matches!(
+            load(&path, "other"),
+            Err(KeyFileError::NameMismatch { .. })
+        ));
+        for mode in [0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(matches!(
+                load(&path, "witness.example/w"),
+                Err(KeyFileError::Permissions { .. })
+            ));
+        }
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "PRIVATE+KEY+x\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(load(&bad, "x"), Err(KeyFileError::Invalid { .. })));
+    }
+}
