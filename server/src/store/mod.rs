@@ -254,7 +254,11 @@ pub(crate) fn create_dir_durably(dir: &Path) -> StoreResult<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    // `Path::new("x").ancestors()` ends with `""` (the current directory), which exists.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::Io(format!("creating {}: {e}", dir.display())))?;
     for created in &missing {
@@ -282,6 +286,18 @@ pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creates_relative_directories_durably() {
+        let tmp = tempfile::tempdir().unwrap();
+        create_dir_durably(&tmp.path().join("a/b/c")).unwrap();
+        assert!(tmp.path().join("a/b/c").is_dir());
+        // A single relative component (its parent is "", the current directory): once failed.
+        let name = format!("sealtrail-test-dir-{}", std::process::id());
+        create_dir_durably(Path::new(&name)).unwrap();
+        assert!(Path::new(&name).is_dir());
+        std::fs::remove_dir(&name).unwrap();
+    }
 
     #[test]
     fn open_dispatches_on_the_engine_and_creates_nested_dirs() {
