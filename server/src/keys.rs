@@ -4,10 +4,9 @@
 //! (`PRIVATE+KEY+<origin>+<key id>+<base64>`) in a file of mode 0600, written with `O_EXCL` and
 //! synced before use, and the server refuses to start if the file is readable by anyone else.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+
+use sealtrail_net::secret::SecretFileError;
 
 use sealtrail_spec::note::{Ed25519Signer, Signer as _};
 
@@ -81,30 +80,15 @@ pub fn generate(origin: &str) -> Result<Ed25519Signer, KeyFileError> {
 /// Writes `signer` to a new file at `path` (mode 0600, `O_EXCL`), syncing the file and its
 /// directory so the key survives a crash right after it was first used.
 pub fn write_new(path: &Path, signer: &Ed25519Signer) -> Result<(), KeyFileError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    sealtrail_net::secret::write_new(path, &format!("{}\n", signer.to_skey())).map_err(secret_error)
+}
+
+fn secret_error(e: SecretFileError) -> KeyFileError {
+    match e {
+        SecretFileError::Io { path, error } => KeyFileError::Io { path, error },
+        SecretFileError::Permissions { path, mode } => KeyFileError::Permissions { path, mode },
+        SecretFileError::Exists(path) => KeyFileError::Exists(path),
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyFileError::Exists(path.to_owned())
-            } else {
-                io(path)(e)
-            }
-        })?;
-    f.write_all(format!("{}\n", signer.to_skey()).as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io(path))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-    }
-    Ok(())
 }
 
 /// Loads the key at `path`, checking its permissions and that its name is `origin`.
@@ -122,15 +106,7 @@ pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
 
 /// Loads the key at `path`, checking its permissions; its name is the log's origin.
 pub fn load_any(path: &Path) -> Result<Ed25519Signer, KeyFileError> {
-    let meta = std::fs::metadata(path).map_err(io(path))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let text = sealtrail_net::secret::read(path).map_err(secret_error)?;
     Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
         path: path.to_owned(),
         error: e.to_string(),
@@ -154,6 +130,7 @@ pub fn load_or_create(path: &Path, origin: &str) -> Result<(Ed25519Signer, bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn created_once_then_loaded() {

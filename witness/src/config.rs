@@ -54,6 +54,19 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: Logging,
+    /// TLS for the listener (off unless both files are set).
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// TLS for the witness's listener. Logs and peers then use `https://` URLs for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Flag `--tls-cert`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key. Flag `--tls-key`.
+    pub key_file: Option<PathBuf>,
 }
 
 /// A log this witness cosigns.
@@ -331,12 +344,16 @@ impl Config {
             logs: Vec::new(),
             peers: Vec::new(),
             log: Logging::default(),
+            tls: TlsConfig::default(),
         }
     }
 
     /// Checks everything serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return bad("tls.cert_file and tls.key_file go together".into());
+        }
         if !is_valid_key_name(&self.name) {
             return bad(format!("name {:?} is not a valid key name", self.name));
         }

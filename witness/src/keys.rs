@@ -2,13 +2,11 @@
 //! plain `0x01` note key used as a cosigner), mode 0600, written with `O_EXCL` and synced. The
 //! witness refuses to load a key readable or writable by group or others.
 //!
-//! This duplicates a few lines of the server's key handling on purpose: the witness does not
-//! depend on the server crate.
+//! The file handling is `sealtrail-net`'s, shared with the server.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+
+use sealtrail_net::secret::SecretFileError;
 
 use sealtrail_spec::cosignature::Cosigner;
 
@@ -56,13 +54,6 @@ pub enum KeyFileError {
     Exists(PathBuf),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |error| KeyFileError::Io {
-        path: path.to_owned(),
-        error,
-    }
-}
-
 /// A new cosigner named `name` with a seed from the operating system.
 pub fn generate(name: &str) -> Result<Cosigner, KeyFileError> {
     let invalid = |error: String| KeyFileError::Invalid {
@@ -77,47 +68,21 @@ pub fn generate(name: &str) -> Result<Cosigner, KeyFileError> {
 /// Writes `cosigner` as a type-`0x04` skey to a new file (mode 0600, `O_EXCL`), synced with its
 /// directory.
 pub fn write_new(path: &Path, cosigner: &Cosigner) -> Result<(), KeyFileError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    sealtrail_net::secret::write_new(path, &format!("{}\n", cosigner.to_skey()))
+        .map_err(secret_error)
+}
+
+fn secret_error(e: SecretFileError) -> KeyFileError {
+    match e {
+        SecretFileError::Io { path, error } => KeyFileError::Io { path, error },
+        SecretFileError::Permissions { path, mode } => KeyFileError::Permissions { path, mode },
+        SecretFileError::Exists(path) => KeyFileError::Exists(path),
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyFileError::Exists(path.to_owned())
-            } else {
-                io(path)(e)
-            }
-        })?;
-    f.write_all(format!("{}\n", cosigner.to_skey()).as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io(path))?;
-    if let Some(dir) = dir {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-    }
-    Ok(())
 }
 
 /// Loads the key at `path`, checking its permissions and that its name is `name`.
 pub fn load(path: &Path, name: &str) -> Result<Cosigner, KeyFileError> {
-    let mode = std::fs::metadata(path)
-        .map_err(io(path))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let text = sealtrail_net::secret::read(path).map_err(secret_error)?;
     let cosigner =
         Cosigner::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
             path: path.to_owned(),
@@ -136,6 +101,7 @@ pub fn load(path: &Path, name: &str) -> Result<Cosigner, KeyFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn write_load_and_refuse() {

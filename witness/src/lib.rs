@@ -43,4 +43,5 @@ pub mod store;
 
 pub use anchor::EVENT_TYPE as ANCHOR_EVENT_TYPE;
 pub use config::Config;
-pub use serve::{StartError, Witness, shutdown_signal};
+pub use sealtrail_net::signal::shutdown_signal;
+pub use serve::{StartError, Witness};

@@ -30,6 +30,12 @@ enum Command {
         /// Address to listen on (overrides the file).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// PEM certificate chain for TLS (overrides the file; needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for TLS (overrides the file; needs --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Create a new witness key file (mode 0600) and print its verifier key.
     Keygen {
@@ -74,11 +80,24 @@ fn init_logging(c: &Config) {
     }
 }
 
-fn serve(config: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
+fn serve(
+    config: &Path,
+    listen: Option<std::net::SocketAddr>,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> Result<()> {
     let mut config = Config::from_file(config)?;
     if let Some(l) = listen {
         config.listen = l;
     }
+    if let Some((cert, key)) = tls {
+        config.tls.cert_file = Some(cert);
+        config.tls.key_file = Some(key);
+    }
+    let scheme = if config.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     init_logging(&config);
     let listen = config.listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -95,7 +114,7 @@ fn serve(config: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("sealtrail-witness: listening on http://{addr}");
+        println!("sealtrail-witness: listening on {scheme}://{addr}");
         tracing::info!(%addr, "listening");
         witness.run(listener, shutdown_signal()).await;
         Ok(())
@@ -110,7 +129,12 @@ fn open_store(config: &Path) -> Result<Store> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Serve {
+            config,
+            listen,
+            tls_cert,
+            tls_key,
+        } => serve(&config, listen, tls_cert.zip(tls_key)),
         Command::Keygen { name, out } => keys::generate(&name)
             .and_then(|c| keys::write_new(&out, &c).map(|()| c))
             .map(|c| println!("{}", c.verifier().to_vkey()))

@@ -9,12 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use sealtrail_spec::cosignature::{CosignatureVerifier, Cosigner};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt as _;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -69,6 +66,18 @@ impl Witness {
             Metrics::new().map_err(|e| StartError::Other(format!("registering metrics: {e}")))?;
         let client = http_client().map_err(StartError::Other)?;
         let anchors = crate::anchor::from_config(&config.anchors).map_err(StartError::Other)?;
+        let tls = match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                sealtrail_net::tls::Tls::load(sealtrail_net::tls::TlsFiles {
+                    cert_file: cert.clone(),
+                    key_file: key.clone(),
+                    client_ca_file: None,
+                    client_cert_optional: false,
+                })
+                .map_err(|e| StartError::Other(format!("tls: {e}")))?,
+            )),
+            _ => None,
+        };
         let store = Store::open(&config.data_dir)?;
         let mut latest = BTreeMap::new();
         for log in &logs {
@@ -105,6 +114,7 @@ impl Witness {
             latest: watch::Sender::new(latest),
             client,
             anchors,
+            tls,
             config,
         };
         Ok(Witness {
@@ -153,78 +163,26 @@ impl Witness {
 }
 
 async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let limits = core.config.limits.clone();
-    let app = crate::api::router(core.clone());
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of file descriptors and similar: log, back off briefly, go on.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| app.clone().oneshot(req));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    drop(app);
-    tracing::info!("shutting down: no longer accepting connections");
-    let grace = Duration::from_secs(limits.shutdown_grace_secs);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "in-flight requests did not finish within {}s",
-            grace.as_secs()
-        );
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let limits = &core.config.limits;
+    let opts = sealtrail_net::http::HttpOptions {
+        header_timeout: Duration::from_secs(limits.header_timeout_secs),
+        max_connections: limits.max_connections,
+        shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+        tls_handshake_timeout: Duration::from_secs(limits.header_timeout_secs),
     };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received");
+    let tls = core.tls.clone().map(|tls| sealtrail_net::http::TlsSetup {
+        tls,
+        principal: Arc::new(|_| Ok(None)),
+        refused: Arc::new(|peer, why| {
+            tracing::info!(%peer, reason = why, "TLS connection refused");
+        }),
+    });
+    sealtrail_net::http::serve(
+        listener,
+        crate::api::router(core.clone()),
+        opts,
+        tls,
+        shutdown,
+    )
+    .await;
 }

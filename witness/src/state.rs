@@ -60,6 +60,8 @@ pub(crate) struct Core {
     pub(crate) latest: watch::Sender<LatestMap>,
     pub(crate) client: reqwest::Client,
     pub(crate) anchors: Vec<crate::anchor::Anchor>,
+    /// TLS for the listener, when configured.
+    pub(crate) tls: Option<Arc<sealtrail_net::tls::Tls>>,
 }
 
 /// Unix time in seconds.

@@ -1,0 +1,195 @@
+//! The HTTP/1.1 accept loop: at most `max_connections` connections (more wait in the kernel's
+//! accept queue), a header-read timeout against slow clients, optional TLS with a bounded
+//! handshake, and a graceful shutdown that lets in-flight requests finish within a grace period.
+//!
+//! Every request carries a [`ConnInfo`] extension: the peer address and, with mutual TLS, the
+//! principal its client certificate was given by [`TlsSetup::principal`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use crate::tls::Tls;
+
+/// Who is on the other end of a connection; an extension of every request.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// With mutual TLS, the principal named by the verified client certificate.
+    pub cert_principal: Option<Arc<str>>,
+}
+
+/// Connection limits and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// Time a client may take to send its request headers.
+    pub header_timeout: Duration,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Time a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Names the principal of a verified client certificate chain (`Ok(None)` when the client sent
+/// none); an error refuses the connection.
+pub type PrincipalFn =
+    dyn Fn(Option<&[CertificateDer<'_>]>) -> Result<Option<Arc<str>>, String> + Send + Sync;
+
+/// Called when a TLS connection is refused (failed or timed-out handshake, unusable
+/// certificate), with the peer and the reason.
+pub type RefusedFn = dyn Fn(SocketAddr, &str) + Send + Sync;
+
+/// TLS for [`serve`].
+#[derive(Clone)]
+pub struct TlsSetup {
+    /// Certificates and acceptor.
+    pub tls: Arc<Tls>,
+    /// The principal of a client certificate.
+    pub principal: Arc<PrincipalFn>,
+    /// What to do about a refused connection (besides closing it).
+    pub refused: Arc<RefusedFn>,
+}
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSetup")
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish (up to `shutdown_grace`) and returns. With `tls`, every connection is TLS
+/// and SIGHUP reloads the certificate files.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    opts: HttpOptions,
+    tls: Option<TlsSetup>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let reloader = tls
+        .as_ref()
+        .map(|t| tokio::spawn(crate::signal::reload_on_sighup(t.tls.clone())));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and similar: log, back off briefly, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            graceful: graceful.watcher(),
+            peer,
+        };
+        let tls = tls.clone();
+        let handshake = opts.tls_handshake_timeout;
+        tokio::spawn(async move {
+            match tls {
+                None => conn.serve(stream, None).await,
+                Some(tls) => conn.serve_tls(stream, &tls, handshake).await,
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(app);
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    tracing::info!("shutting down: no longer accepting connections");
+    if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight requests did not finish within {}s",
+            opts.shutdown_grace.as_secs()
+        );
+    }
+}
+
+/// One accepted connection.
+struct Connection {
+    app: axum::Router,
+    builder: hyper::server::conn::http1::Builder,
+    graceful: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `io`; every request carries the [`ConnInfo`].
+    async fn serve<I>(self, io: I, cert_principal: Option<Arc<str>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            builder,
+            graceful,
+            peer,
+        } = self;
+        let info = ConnInfo {
+            addr: peer,
+            cert_principal,
+        };
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(info.clone());
+            app.clone().oneshot(req)
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+
+    /// The TLS handshake (bounded by `timeout`), the client certificate's principal, then HTTP.
+    async fn serve_tls(self, stream: tokio::net::TcpStream, tls: &TlsSetup, timeout: Duration) {
+        let peer = self.peer;
+        let why = match tokio::time::timeout(timeout, tls.tls.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => match (tls.principal)(s.get_ref().1.peer_certificates()) {
+                Ok(name) => return self.serve(s, name).await,
+                Err(why) => why,
+            },
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "handshake timed out".to_owned(),
+        };
+        tracing::debug!(%peer, reason = %why, "TLS connection refused");
+        (tls.refused)(peer, &why);
+    }
+}

@@ -1,0 +1,13 @@
+//! `sealtrail-net`: the serving plumbing the sealtrail server and witness share, so both get the
+//! same hardening from one piece of code: an HTTP/1.1 accept loop with a connection limit, a
+//! header-read timeout and graceful shutdown ([`http`]); TLS and mutual TLS with rustls and
+//! certificate reload ([`tls`]); SIGTERM/SIGINT/SIGHUP handling ([`signal`]); and files that hold
+//! secrets, created 0600 and refused when others can read them ([`secret`]).
+//!
+//! Nothing here knows about logs, witnesses or authentication: callers pass an axum router and,
+//! for mutual TLS, a function naming the principal of a client certificate.
+
+pub mod http;
+pub mod secret;
+pub mod signal;
+pub mod tls;

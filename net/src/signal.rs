@@ -1,0 +1,46 @@
+//! Process signals: SIGTERM/SIGINT for a graceful shutdown, SIGHUP to reload TLS certificates.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed when this is called
+/// (on a runtime), not when the future is first polled, so a signal sent right after a caller
+/// announces it is listening is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending::<()>().await,
+        }
+        tracing::info!("shutdown signal received");
+    }
+}
+
+/// Reloads `tls` on every SIGHUP until the task is dropped; a failed reload keeps the current
+/// certificates and is logged.
+pub async fn reload_on_sighup(tls: Arc<crate::tls::Tls>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificates reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
+            }
+        }
+    }
+}
