@@ -2,6 +2,7 @@
 //! tests run it in-process on `127.0.0.1:0`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod fsck;
 pub mod keys;
@@ -10,3 +11,4 @@ pub mod metrics;
 pub mod sequencer;
 pub mod serve;
 pub mod store;
+pub mod tls;

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Errors by category (store failures, rejected input, ...).
     pub errors: IntCounterVec,
+    /// Security events by kind (see `auth::events`).
+    pub security_events: IntCounterVec,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -73,6 +75,10 @@ impl Metrics {
                 Opts::new("errors_total", "Errors by category"),
                 &["category"],
             )?,
+            security_events: IntCounterVec::new(
+                Opts::new("security_events_total", "Security events by kind"),
+                &["kind"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -84,6 +90,7 @@ impl Metrics {
         r.register(Box::new(m.checkpoint_timestamp.clone()))?;
         r.register(Box::new(m.http_requests.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.security_events.clone()))?;
         Ok(m)
     }
 

@@ -202,6 +202,9 @@ pub enum StartError {
     /// The store does not match the last checkpoint it recorded, or holds an undecodable entry.
     #[error("refusing to start: {0}; run `sealtrail fsck`")]
     Inconsistent(String),
+    /// A setting the server cannot use (TLS files, JWT keys, access control).
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Settings the sequencer needs.

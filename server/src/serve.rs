@@ -18,16 +18,19 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
 use crate::api::{AppState, TileCache, router};
+use crate::auth::{Guard, Peer, SecurityEvent, SecurityEventKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sequencer::{self, SequencerConfig, SequencerHandle, StartError};
 use crate::store::LogStore;
+use crate::tls::Tls;
 
 /// A started log: store open, state recovered and checked, sequencer running.
 #[derive(Debug)]
 pub struct Server {
     state: AppState,
     sequencer: std::thread::JoinHandle<()>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Server {
@@ -47,6 +50,12 @@ impl Server {
             commit_max_entries: config.limits.commit_max_entries,
         };
         let verifier_key = signer.verifier().to_vkey();
+        // Access control and TLS files are checked before the sequencer starts.
+        let guard = Guard::new(&config, Some(metrics.security_events.clone()))
+            .map_err(StartError::Config)?;
+        let tls = Tls::load(&config.tls)
+            .map_err(|e| StartError::Config(format!("tls: {e}")))?
+            .map(Arc::new);
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -57,8 +66,10 @@ impl Server {
                 verifier_key: verifier_key.into(),
                 metrics,
                 cache: Arc::new(TileCache::default()),
+                guard: Arc::new(guard),
             },
             sequencer,
+            tls,
         })
     }
 
@@ -72,7 +83,14 @@ impl Server {
         &self.state.seq
     }
 
-    /// Serves `listener` until `shutdown` resolves, then shuts down gracefully.
+    /// The TLS state, when TLS is on (to reload certificates).
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then shuts down gracefully. With TLS on,
+    /// every connection is a TLS connection (handshake bounded by
+    /// `limits.tls_handshake_timeout_secs`) and SIGHUP reloads the certificate files.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limits = self.state.config.limits.clone();
         let app = router(self.state.clone());
@@ -83,6 +101,7 @@ impl Server {
             .keep_alive(true);
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let reloader = self.tls.clone().map(|t| tokio::spawn(reload_on_sighup(t)));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -105,18 +124,47 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let app = app.clone();
-            let service = hyper::service::service_fn(move |req| app.clone().oneshot(req));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
+            let conn = Connection {
+                app: app.clone(),
+                builder: builder.clone(),
+                graceful: graceful.watcher(),
+                peer,
+            };
+            let tls = self.tls.clone();
+            let events = self.state.guard.events.clone();
+            let handshake = limits.tls_handshake_timeout();
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                match tls {
+                    None => conn.serve(stream, None).await,
+                    Some(tls) => {
+                        let accept = tls.acceptor().accept(stream);
+                        let why = match tokio::time::timeout(handshake, accept).await {
+                            Ok(Ok(s)) => {
+                                let name = tls.client_principal(s.get_ref().1.peer_certificates());
+                                conn.serve(s, name).await;
+                                drop(permit);
+                                return;
+                            }
+                            Ok(Err(e)) => e.to_string(),
+                            Err(_) => "handshake timed out".to_owned(),
+                        };
+                        events.record(SecurityEvent::new(
+                            SecurityEventKind::TlsHandshake,
+                            None,
+                            Some(peer.ip()),
+                            "",
+                            "",
+                            &why,
+                        ));
+                    }
                 }
                 drop(permit);
             });
         }
         drop(listener);
+        if let Some(r) = reloader {
+            r.abort();
+        }
         tracing::info!("shutting down: no longer accepting connections");
         let grace = Duration::from_secs(limits.shutdown_grace_secs);
         if tokio::time::timeout(grace, graceful.shutdown())
@@ -134,10 +182,61 @@ impl Server {
     /// Stops the sequencer after it has committed and answered everything queued.
     pub async fn stop(self) {
         self.state.seq.shutdown();
-        let Server { state, sequencer } = self;
+        let Server {
+            state, sequencer, ..
+        } = self;
         drop(state);
         let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
         tracing::info!("stopped");
+    }
+}
+
+/// One accepted connection, ready to be served over plain TCP or TLS.
+struct Connection {
+    app: axum::Router,
+    builder: hyper::server::conn::http1::Builder,
+    graceful: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `io`; every request carries the [`Peer`].
+    async fn serve<I>(self, io: I, cert_principal: Option<Arc<str>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            builder,
+            graceful,
+            peer,
+        } = self;
+        let info = Peer {
+            addr: peer,
+            cert_principal,
+        };
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(info.clone());
+            app.clone().oneshot(req)
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Reloads the TLS files on every SIGHUP; a failed reload keeps the current ones.
+async fn reload_on_sighup(tls: Arc<Tls>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificates reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the current certificates"),
+        }
     }
 }
 

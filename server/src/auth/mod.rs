@@ -1,0 +1,461 @@
+//! Access control and abuse resistance: who a request comes from (API token, JWT, client
+//! certificate, or anonymous), whether its role allows the route, and whether it may run now
+//! (concurrency limit, per-IP and per-principal rate limits). Every refusal is a
+//! [`SecurityEvent`](events::SecurityEvent).
+//!
+//! In scope: the [`guard`] middleware, the [`Guard`] state it runs on, API token creation and
+//! the admin view of recent security events. TLS itself (handshakes, certificate loading) is in
+//! `crate::tls`; this module only turns a verified client certificate into a principal.
+//!
+//! Roles are ordered: `reader` < `submitter` < `admin`; a role allows everything a lower one
+//! does (a submitter can read the proofs of what it wrote even when reads are private).
+
+mod config;
+pub mod der;
+pub mod events;
+mod jwt;
+pub mod ratelimit;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Semaphore;
+
+pub use config::{AnonymousWrites, AuthConfig, JwtAlgorithm, JwtConfig, TokenEntry};
+pub use events::{SecurityEvent, SecurityEventKind, SecurityEvents};
+
+use crate::api::{ApiError, AppState, ErrorCategory};
+use crate::config::Config;
+use ratelimit::RateLimiter;
+
+/// Every API token starts with this, so a bearer value is never mistaken for a JWT.
+pub const TOKEN_PREFIX: &str = "stk_";
+/// The principal of unauthenticated requests.
+pub const ANONYMOUS: &str = "anonymous";
+/// Security events kept for `GET /v1/admin/security-events`.
+const RECENT_EVENTS: usize = 1000;
+
+/// What a principal may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads, when reads are private.
+    Reader,
+    /// Appends entries (and reads).
+    Submitter,
+    /// Admin endpoints, private metrics, and everything else.
+    Admin,
+}
+
+impl Role {
+    /// Parses `reader`, `submitter` or `admin`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "submitter" => Some(Role::Submitter),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller of a request (a request extension set by [`guard`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Recorded in every entry it appends: `token:NAME`, `jwt:SUBJECT`, `cert:NAME` or
+    /// `anonymous`.
+    pub name: String,
+    /// `None` for anonymous callers and for credentials that carry no known role.
+    pub role: Option<Role>,
+}
+
+impl Principal {
+    fn anonymous() -> Self {
+        Principal {
+            name: ANONYMOUS.to_owned(),
+            role: None,
+        }
+    }
+}
+
+/// What the connection layer knows about a request's client (a request extension set by
+/// `serve.rs`; absent for in-process requests).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's socket address.
+    pub addr: SocketAddr,
+    /// The principal name of a verified client certificate (`cert:...`), if one was presented.
+    pub cert_principal: Option<Arc<str>>,
+}
+
+/// Checks a principal against the leaf envelope's rules (non-empty, at most
+/// [`MAX_PRINCIPAL_LEN`](sealtrail_spec::envelope::MAX_PRINCIPAL_LEN) bytes, no control
+/// characters).
+pub fn check_principal(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > sealtrail_spec::envelope::MAX_PRINCIPAL_LEN {
+        return Err(format!(
+            "a principal is 1 to {} bytes",
+            sealtrail_spec::envelope::MAX_PRINCIPAL_LEN
+        ));
+    }
+    if p.chars().any(char::is_control) {
+        return Err("a principal has no control characters".into());
+    }
+    Ok(())
+}
+
+/// A new random API token and the lowercase hex SHA-256 that goes into the configuration.
+pub fn generate_token() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = token_hash(&token);
+    Ok((token, hex(&hash)))
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteClass {
+    /// `/livez`, `/readyz`: never limited or authenticated (orchestrators probe them).
+    Public,
+    /// The read API.
+    Read,
+    /// `POST /v1/entries`, `POST /v1/entries/batch`.
+    Append,
+    /// `/metrics`.
+    Metrics,
+    /// `/v1/admin/...`.
+    Admin,
+}
+
+fn classify(method: &Method, matched: Option<&str>, path: &str) -> RouteClass {
+    match matched {
+        Some("/livez" | "/readyz") => RouteClass::Public,
+        Some("/metrics") => RouteClass::Metrics,
+        Some("/v1/entries" | "/v1/entries/batch") if method == Method::POST => RouteClass::Append,
+        _ if path.starts_with("/v1/admin") => RouteClass::Admin,
+        _ => RouteClass::Read,
+    }
+}
+
+/// The state [`guard`] runs on. Built once per server.
+#[derive(Debug)]
+pub struct Guard {
+    tokens: Vec<([u8; 32], Principal)>,
+    jwt: Option<jwt::JwtAuth>,
+    cert_role: Option<Role>,
+    anonymous_writes: bool,
+    private_reads: bool,
+    private_metrics: bool,
+    inflight: Arc<Semaphore>,
+    ip_limit: RateLimiter<IpAddr>,
+    principal_limit: RateLimiter<String>,
+    /// Every security event; subscribe here to forward them.
+    pub events: Arc<SecurityEvents>,
+}
+
+impl Guard {
+    /// Builds the guard from the configuration (reads JWT key files). `counter` counts events
+    /// by kind.
+    pub fn new(
+        c: &Config,
+        counter: Option<prometheus::IntCounterVec>,
+    ) -> Result<Self, String> {
+        let a = &c.auth;
+        a.validate()?;
+        let tokens = a
+            .tokens
+            .iter()
+            .map(|t| {
+                let hash = unhex(&t.sha256).ok_or("auth.tokens: bad sha256")?;
+                let p = Principal {
+                    name: format!("token:{}", t.name),
+                    role: Some(t.role),
+                };
+                Ok((hash, p))
+            })
+            .collect::<Result<_, String>>()?;
+        let l = &c.limits;
+        Ok(Guard {
+            tokens,
+            jwt: a.jwt.as_ref().map(jwt::JwtAuth::new).transpose()?,
+            cert_role: c.tls.cert_role(),
+            anonymous_writes: match a.anonymous_writes {
+                AnonymousWrites::Always => true,
+                AnonymousWrites::Never => false,
+                AnonymousWrites::Loopback => c.listen.ip().is_loopback(),
+            },
+            private_reads: a.private_reads,
+            private_metrics: a.private_metrics,
+            inflight: Arc::new(Semaphore::new(l.max_concurrent_requests)),
+            ip_limit: RateLimiter::new(l.ip_rate_per_sec, l.ip_burst, l.rate_limit_max_keys),
+            principal_limit: RateLimiter::new(
+                l.principal_rate_per_sec,
+                l.principal_burst,
+                l.rate_limit_max_keys,
+            ),
+            events: Arc::new(SecurityEvents::new(RECENT_EVENTS, counter)),
+        })
+    }
+
+    /// Whether requests without credentials may append.
+    pub fn anonymous_writes(&self) -> bool {
+        self.anonymous_writes
+    }
+
+    /// Whether any credential (token, JWT, client certificate role) is configured.
+    pub fn has_credentials(&self) -> bool {
+        !self.tokens.is_empty() || self.jwt.is_some() || self.cert_role.is_some()
+    }
+
+    /// Who sent the request. Credentials that are present must be valid: a bad token is never
+    /// downgraded to anonymous.
+    fn authenticate(&self, headers: &HeaderMap, peer: Option<&Peer>) -> Result<Principal, String> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(match peer.and_then(|p| p.cert_principal.as_ref()) {
+                Some(name) => Principal {
+                    name: name.to_string(),
+                    role: self.cert_role,
+                },
+                None => Principal::anonymous(),
+            });
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| "the Authorization header is not visible ASCII".to_owned())?;
+        let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err("only Bearer credentials are accepted".into());
+        }
+        let credential = credential.trim();
+        if credential.starts_with(TOKEN_PREFIX) {
+            return self.lookup_token(credential).ok_or_else(|| "unknown API token".into());
+        }
+        let Some(jwt) = &self.jwt else {
+            return Err("unknown bearer token".into());
+        };
+        let (name, role) = jwt.verify(credential)?;
+        let name = format!("jwt:{name}");
+        check_principal(&name).map_err(|e| format!("the JWT principal is unusable: {e}"))?;
+        Ok(Principal { name, role })
+    }
+
+    /// Compares the token's hash with every configured hash in constant time (no early exit).
+    fn lookup_token(&self, token: &str) -> Option<Principal> {
+        let h = token_hash(token);
+        let mut found = None;
+        for (hash, p) in &self.tokens {
+            if bool::from(hash.ct_eq(&h)) {
+                found = Some(p);
+            }
+        }
+        found.cloned()
+    }
+
+    /// 401 when the route needs credentials the caller did not present, 403 when its role is
+    /// too low.
+    fn authorise(&self, class: RouteClass, who: &Principal) -> Result<(), ApiError> {
+        let need = match class {
+            RouteClass::Public => None,
+            RouteClass::Read => self.private_reads.then_some(Role::Reader),
+            RouteClass::Append if self.anonymous_writes && who.name == ANONYMOUS => None,
+            RouteClass::Append => Some(Role::Submitter),
+            RouteClass::Metrics => self.private_metrics.then_some(Role::Admin),
+            RouteClass::Admin => Some(Role::Admin),
+        };
+        let Some(need) = need else { return Ok(()) };
+        match who.role {
+            _ if who.name == ANONYMOUS => Err(ApiError::Unauthorized(
+                "credentials required: send Authorization: Bearer TOKEN".into(),
+            )),
+            Some(r) if r >= need => Ok(()),
+            _ => Err(ApiError::Forbidden(format!(
+                "{} lacks the {need:?} role this request needs",
+                who.name
+            ))),
+        }
+    }
+}
+
+/// Facts about one request for its security events.
+struct Ctx<'a> {
+    events: &'a SecurityEvents,
+    method: String,
+    path: String,
+    ip: Option<IpAddr>,
+}
+
+impl Ctx<'_> {
+    fn record(&self, kind: SecurityEventKind, principal: Option<&str>, detail: &str) {
+        self.events.record(SecurityEvent::new(
+            kind,
+            principal,
+            self.ip,
+            &self.method,
+            &self.path,
+            detail,
+        ));
+    }
+}
+
+fn rate_limited(wait: Duration, what: &str) -> Response {
+    ApiError::RateLimited {
+        message: format!("rate limit reached for this {what}; retry later"),
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
+    .into_response()
+}
+
+/// The access-control middleware: load shedding, per-IP limit, authentication, authorisation,
+/// per-principal limit, then the handler (with the [`Principal`] as a request extension). Records
+/// a security event for every refusal, and for oversized, malformed or too-slow requests the
+/// handler rejects.
+pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let g = &st.guard;
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let class = classify(req.method(), matched.as_deref(), req.uri().path());
+    if class == RouteClass::Public {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<Peer>().cloned();
+    let ctx = Ctx {
+        events: &g.events,
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        ip: peer.as_ref().map(|p| p.addr.ip()),
+    };
+    let Ok(_permit) = g.inflight.clone().try_acquire_owned() else {
+        ctx.record(SecurityEventKind::Overloaded, None, "concurrent request limit");
+        return ApiError::Busy("too many requests in progress; retry shortly".into())
+            .into_response();
+    };
+    if let Some(ip) = ctx.ip
+        && let Err(wait) = g.ip_limit.check(&ip, Instant::now())
+    {
+        ctx.record(SecurityEventKind::RateLimited, None, "per-IP limit");
+        return rate_limited(wait, "client address");
+    }
+    let who = match g.authenticate(req.headers(), peer.as_ref()) {
+        Ok(p) => p,
+        Err(why) => {
+            ctx.record(SecurityEventKind::AuthFailure, None, &why);
+            return ApiError::Unauthorized(why).into_response();
+        }
+    };
+    if let Err(e) = g.authorise(class, &who) {
+        let kind = match e {
+            ApiError::Unauthorized(_) => SecurityEventKind::AuthFailure,
+            _ => SecurityEventKind::Forbidden,
+        };
+        ctx.record(kind, Some(&who.name), &e.to_string());
+        return e.into_response();
+    }
+    if let Err(wait) = g.principal_limit.check(&who.name, Instant::now()) {
+        ctx.record(SecurityEventKind::RateLimited, Some(&who.name), "per-principal limit");
+        return rate_limited(wait, "principal");
+    }
+    req.extensions_mut().insert(who.clone());
+    let resp = next.run(req).await;
+    if let Some(ErrorCategory(cat)) = resp.extensions().get::<ErrorCategory>() {
+        let kind = match *cat {
+            "payload_too_large" => Some(SecurityEventKind::Oversized),
+            "bad_request" | "unsupported_media_type" => Some(SecurityEventKind::Malformed),
+            "timeout" => Some(SecurityEventKind::Timeout),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            ctx.record(kind, Some(&who.name), cat);
+        }
+    }
+    resp
+}
+
+/// `GET /v1/admin/security-events?limit=N`: the most recent security events, oldest first
+/// (admin role).
+pub async fn security_events(
+    State(st): State<AppState>,
+    query: crate::api::QueryResult,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if let Some(k) = q.keys().find(|k| k.as_str() != "limit") {
+        return Err(ApiError::BadRequest(format!("unknown parameter {k:?}")));
+    }
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => sealtrail_spec::parse_decimal(v)
+            .filter(|n| (1..=RECENT_EVENTS as u64).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be 1 to {RECENT_EVENTS}"))
+            })? as usize,
+    };
+    let events = st.guard.events.recent(limit);
+    Ok(axum::Json(serde_json::json!({ "events": events })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_hash_and_parse() {
+        let (t, h) = generate_token().unwrap();
+        assert!(t.starts_with(TOKEN_PREFIX));
+        assert_eq!(t.len(), TOKEN_PREFIX.len() + 43);
+        assert_eq!(unhex(&h), Some(token_hash(&t)));
+        let (t2, _) = generate_token().unwrap();
+        assert_ne!(t, t2);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn routes_are_classified() {
+        use RouteClass::*;
+        let c = |m: Method, r: Option<&str>, p: &str| classify(&m, r, p);
+        assert_eq!(c(Method::GET, Some("/livez"), "/livez"), Public);
+        assert_eq!(c(Method::POST, Some("/v1/entries"), "/v1/entries"), Append);
+        assert_eq!(c(Method::GET, Some("/v1/entries"), "/v1/entries"), Read);
+        assert_eq!(c(Method::POST, Some("/v1/entries/batch"), "/v1/entries/batch"), Append);
+        assert_eq!(c(Method::GET, Some("/metrics"), "/metrics"), Metrics);
+        assert_eq!(c(Method::GET, None, "/v1/admin/nothing"), Admin);
+        assert_eq!(c(Method::GET, None, "/nothing"), Read);
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Reader < Role::Submitter && Role::Submitter < Role::Admin);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("Admin"), None);
+    }
+}
