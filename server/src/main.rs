@@ -43,6 +43,24 @@ enum Command {
     },
     /// Recompute every hash from the stored entries and check tiles and checkpoint.
     Fsck(Common),
+    /// API token commands.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a new API token: prints the token once, and the config lines to add.
+    Create {
+        /// The principal name (recorded as `token:NAME` in every entry it appends).
+        #[arg(long)]
+        name: String,
+        /// The token's role.
+        #[arg(long, value_parser = ["submitter", "reader", "admin"])]
+        role: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +96,15 @@ struct Common {
     /// Log filter, e.g. info or debug.
     #[arg(long, env = "SEALTRAIL_LOG")]
     log: Option<String>,
+    /// TLS certificate chain (PEM); turns TLS on together with --tls-key.
+    #[arg(long, env = "SEALTRAIL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "SEALTRAIL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: turns on mutual TLS.
+    #[arg(long, env = "SEALTRAIL_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl Common {
@@ -111,6 +138,15 @@ impl Common {
         }
         if let Some(v) = &self.log {
             c.log.level.clone_from(v);
+        }
+        if let Some(v) = &self.tls_cert {
+            c.tls.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            c.tls.key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_client_ca {
+            c.tls.client_ca_file = Some(v.clone());
         }
         c.validate()?;
         Ok(c)
@@ -160,7 +196,17 @@ fn serve(common: &Common) -> Result<()> {
     println!("sealtrail: origin {}", signer.name());
     println!("sealtrail: verifier key {vkey}");
     let listen = config.listen;
+    let scheme = if config.tls.enabled() { "https" } else { "http" };
     let server = Server::start(config, store, signer)?;
+    let guard = &server.state().guard;
+    if guard.anonymous_writes() {
+        println!("sealtrail: anonymous writes are allowed (listening on loopback; see [auth])");
+    } else if !guard.has_credentials() {
+        println!(
+            "sealtrail: writes need credentials and none are configured; create a token with\n  \
+             sealtrail token create --name NAME --role submitter\nand add the printed lines to the config file"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,7 +216,7 @@ fn serve(common: &Common) -> Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("sealtrail: listening on http://{addr}");
+        println!("sealtrail: listening on {scheme}://{addr}");
         tracing::info!(%addr, tree_size = server.sequencer().published().size, "listening");
         server.run(listener, shutdown_signal()).await;
         Ok::<(), anyhow::Error>(())
@@ -197,6 +243,20 @@ fn run_fsck(common: &Common) -> Result<bool> {
     Ok(report.ok())
 }
 
+fn token_create(name: &str, role: &str) -> Result<bool> {
+    let principal = format!("token:{name}");
+    sealtrail_server::auth::check_principal(&principal)
+        .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let (token, sha256) = sealtrail_server::auth::generate_token()
+        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let name_toml = toml::Value::String(name.to_owned());
+    eprintln!("The token is shown only once; store it in the client's secret store.");
+    eprintln!("Add these lines to the server's config file:\n");
+    eprintln!("[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n");
+    println!("{token}");
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -216,6 +276,9 @@ fn main() -> ExitCode {
             Ok(true)
         }),
         Command::Fsck(c) => run_fsck(c),
+        Command::Token {
+            command: TokenCommand::Create { name, role },
+        } => token_create(name, role),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
