@@ -196,7 +196,11 @@ fn serve(common: &Common) -> Result<()> {
     println!("sealtrail: origin {}", signer.name());
     println!("sealtrail: verifier key {vkey}");
     let listen = config.listen;
-    let scheme = if config.tls.enabled() { "https" } else { "http" };
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Server::start(config, store, signer)?;
     let guard = &server.state().guard;
     if guard.anonymous_writes() {

@@ -235,7 +235,9 @@ async fn reload_on_sighup(tls: Arc<Tls>) {
     while hup.recv().await.is_some() {
         match tls.reload() {
             Ok(()) => tracing::info!("TLS certificates reloaded"),
-            Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the current certificates"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; keeping the current certificates")
+            }
         }
     }
 }

@@ -105,7 +105,9 @@ pub struct Tls {
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,7 +123,9 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 fn build(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
     let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
-        return Err(TlsError("tls.cert_file and tls.key_file are required".into()));
+        return Err(TlsError(
+            "tls.cert_file and tls.key_file are required".into(),
+        ));
     };
     let chain = read_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key)
@@ -179,7 +183,10 @@ impl Tls {
 
     /// The acceptor for a new connection.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The principal (`cert:NAME`) of a verified client certificate, if one was presented and

@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use common::*;
 use sealtrail_server::auth::{AnonymousWrites, JwtAlgorithm, JwtConfig, Role, TokenEntry};
 use sealtrail_server::config::Config;
-use sealtrail_server::store::{EntryStore as _, LogStore};
 use sealtrail_server::store::mem::MemStore;
+use sealtrail_server::store::{EntryStore as _, LogStore};
 use sealtrail_spec::envelope::LeafEnvelope;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
@@ -70,7 +70,8 @@ async fn post(log: &TestLog, auth: Option<&str>, body: &str) -> Resp {
     if let Some(a) = &a {
         h.push(("authorization", a.as_str()));
     }
-    log.req(Method::POST, "/v1/entries", &h, body.as_bytes()).await
+    log.req(Method::POST, "/v1/entries", &h, body.as_bytes())
+        .await
 }
 
 async fn get_as(log: &TestLog, uri: &str, auth: Option<&str>) -> Resp {
@@ -102,7 +103,11 @@ async fn tokens_roles_and_recorded_principals() {
     assert_refused(&r, StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"sealtrail\"");
     let wrong = "stk_wrong-token-0000000000000000000000000000000";
-    assert_refused(&post(&log, Some(wrong), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_refused(
+        &post(&log, Some(wrong), "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let r = log
         .req(
             Method::POST,
@@ -113,7 +118,11 @@ async fn tokens_roles_and_recorded_principals() {
         .await;
     assert_refused(&r, StatusCode::UNAUTHORIZED, "unauthorized");
     // A reader cannot write; a submitter cannot see admin endpoints.
-    assert_refused(&post(&log, Some(READER), "{}").await, StatusCode::FORBIDDEN, "forbidden");
+    assert_refused(
+        &post(&log, Some(READER), "{}").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let r = get_as(&log, "/v1/admin/security-events", Some(SUBMITTER)).await;
     assert_refused(&r, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(size(&store), 0);
@@ -136,7 +145,13 @@ async fn tokens_roles_and_recorded_principals() {
         .collect();
     assert_eq!(
         kinds,
-        ["auth_failure", "auth_failure", "auth_failure", "forbidden", "forbidden"]
+        [
+            "auth_failure",
+            "auth_failure",
+            "auth_failure",
+            "forbidden",
+            "forbidden"
+        ]
     );
     let metrics = log.get("/metrics").await.text();
     assert!(metrics.contains("sealtrail_security_events_total{kind=\"auth_failure\"} 3"));
@@ -168,7 +183,11 @@ async fn idempotency_keys_are_scoped_per_principal() {
     let b = send(SUBMITTER2).await;
     let a2 = send(SUBMITTER).await;
     assert_eq!(a.status, StatusCode::CREATED);
-    assert_eq!(b.status, StatusCode::CREATED, "another principal's key is its own");
+    assert_eq!(
+        b.status,
+        StatusCode::CREATED,
+        "another principal's key is its own"
+    );
     assert_eq!(a2.status, StatusCode::OK);
     assert_eq!(a2.json()["index"], 0);
     assert_eq!(size(&store), 2);
@@ -183,14 +202,40 @@ async fn private_reads_and_metrics_need_roles() {
     c.auth.private_reads = true;
     c.auth.private_metrics = true;
     let (log, _store) = start(c);
-    for uri in ["/checkpoint", "/v1/log", "/v1/entries", "/tile/0/000", "/nothing"] {
-        assert_refused(&get_as(&log, uri, None).await, StatusCode::UNAUTHORIZED, "unauthorized");
-        assert_ne!(get_as(&log, uri, Some(READER)).await.status, StatusCode::UNAUTHORIZED);
+    for uri in [
+        "/checkpoint",
+        "/v1/log",
+        "/v1/entries",
+        "/tile/0/000",
+        "/nothing",
+    ] {
+        assert_refused(
+            &get_as(&log, uri, None).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+        assert_ne!(
+            get_as(&log, uri, Some(READER)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(get_as(&log, "/checkpoint", Some(READER)).await.status, StatusCode::OK);
-    assert_eq!(get_as(&log, "/checkpoint", Some(SUBMITTER)).await.status, StatusCode::OK);
-    assert_refused(&get_as(&log, "/metrics", Some(READER)).await, StatusCode::FORBIDDEN, "forbidden");
-    assert_eq!(get_as(&log, "/metrics", Some(ADMIN)).await.status, StatusCode::OK);
+    assert_eq!(
+        get_as(&log, "/checkpoint", Some(READER)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_as(&log, "/checkpoint", Some(SUBMITTER)).await.status,
+        StatusCode::OK
+    );
+    assert_refused(
+        &get_as(&log, "/metrics", Some(READER)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_eq!(
+        get_as(&log, "/metrics", Some(ADMIN)).await.status,
+        StatusCode::OK
+    );
     // Health checks never need credentials.
     assert_eq!(log.get("/livez").await.status, StatusCode::OK);
     assert_eq!(log.get("/readyz").await.status, StatusCode::OK);
@@ -204,15 +249,25 @@ async fn anonymous_writes_follow_the_listen_address() {
     let r = post(&log, None, "{}").await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(principal_at(&store, 0), "anonymous");
-    assert_eq!(log.get("/v1/log").await.json()["access"]["anonymous_writes"], true);
+    assert_eq!(
+        log.get("/v1/log").await.json()["access"]["anonymous_writes"],
+        true
+    );
     log.stop().await;
 
     // Reachable from other machines: credentials needed, same default setting.
     let mut c = config();
     c.listen = "0.0.0.0:8080".parse().unwrap();
     let (log, store) = start(c);
-    assert_refused(&post(&log, None, "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
-    assert_eq!(log.get("/v1/log").await.json()["access"]["anonymous_writes"], false);
+    assert_refused(
+        &post(&log, None, "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(
+        log.get("/v1/log").await.json()["access"]["anonymous_writes"],
+        false
+    );
     assert_eq!(size(&store), 0);
     log.stop().await;
 
@@ -227,7 +282,10 @@ async fn anonymous_writes_follow_the_listen_address() {
 // ---- JWT ----
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn claims(role: &str) -> serde_json::Value {
@@ -235,7 +293,11 @@ fn claims(role: &str) -> serde_json::Value {
 }
 
 /// A JWT made by hand: header and claims as given, signed by `sign` over `header.claims`.
-fn jwt(header: serde_json::Value, claims: &serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+fn jwt(
+    header: serde_json::Value,
+    claims: &serde_json::Value,
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+) -> String {
     let msg = format!(
         "{}.{}",
         B64URL.encode(header.to_string()),
@@ -297,9 +359,16 @@ async fn hs256_jwts_are_checked_claim_by_claim() {
     bad.push(("no expiry", jwt(hdr.clone(), &c, &sign)));
     bad.push((
         "another key",
-        jwt(hdr.clone(), &good, hs256(b"another-secret-of-at-least-32-bytes!!")),
+        jwt(
+            hdr.clone(),
+            &good,
+            hs256(b"another-secret-of-at-least-32-bytes!!"),
+        ),
     ));
-    bad.push(("alg none", jwt(serde_json::json!({"alg": "none"}), &good, |_| Vec::new())));
+    bad.push((
+        "alg none",
+        jwt(serde_json::json!({"alg": "none"}), &good, |_| Vec::new()),
+    ));
     bad.push((
         "alg none, HS signature",
         jwt(serde_json::json!({"alg": "none"}), &good, &sign),
@@ -318,11 +387,20 @@ async fn hs256_jwts_are_checked_claim_by_claim() {
         assert_eq!(r.error_code(), "unauthorized", "{what}");
     }
     // A valid token without a writing role is forbidden, not unauthenticated.
-    let r = post(&log, Some(&jwt(hdr.clone(), &claims("reader"), &sign)), "{}").await;
+    let r = post(
+        &log,
+        Some(&jwt(hdr.clone(), &claims("reader"), &sign)),
+        "{}",
+    )
+    .await;
     assert_refused(&r, StatusCode::FORBIDDEN, "forbidden");
     let mut c = good.clone();
     c.as_object_mut().unwrap().remove("role");
-    assert_refused(&post(&log, Some(&jwt(hdr.clone(), &c, &sign)), "{}").await, StatusCode::FORBIDDEN, "forbidden");
+    assert_refused(
+        &post(&log, Some(&jwt(hdr.clone(), &c, &sign)), "{}").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     assert_eq!(size(&store), 0);
 
     let r = post(&log, Some(&jwt(hdr.clone(), &good, &sign)), "{}").await;
@@ -331,7 +409,12 @@ async fn hs256_jwts_are_checked_claim_by_claim() {
     // A role array: the highest known role counts.
     let mut c = good.clone();
     c["role"] = serde_json::json!(["reader", "unknown", "admin"]);
-    let r = get_as(&log, "/v1/admin/security-events", Some(&jwt(hdr, &c, &sign))).await;
+    let r = get_as(
+        &log,
+        "/v1/admin/security-events",
+        Some(&jwt(hdr, &c, &sign)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     log.stop().await;
 }
@@ -343,7 +426,10 @@ fn pem(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn write_temp(dir: &tempfile::TempDir, name: &str, text: &[u8]) -> std::path::PathBuf {
@@ -361,7 +447,8 @@ async fn rs256_jwts_and_algorithm_confusion() {
     let rng = ring::rand::SystemRandom::new();
     let rs256 = |m: &[u8]| {
         let mut sig = vec![0; key.public().modulus_len()];
-        key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut sig).unwrap();
+        key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut sig)
+            .unwrap();
         sig
     };
     let mut j = jwt_config(JwtAlgorithm::RS256);
@@ -381,16 +468,32 @@ async fn rs256_jwts_and_algorithm_confusion() {
         .unwrap();
     for secret in [&public_pem[..], &spki_der[..]] {
         let t = jwt(serde_json::json!({"alg": "HS256"}), &good, hs256(secret));
-        assert_refused(&post(&log, Some(&t), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert_refused(
+            &post(&log, Some(&t), "{}").await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
     }
     // alg none, and an RS256 header over a PS256-style junk signature.
     let t = jwt(serde_json::json!({"alg": "none"}), &good, |_| Vec::new());
-    assert_refused(&post(&log, Some(&t), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_refused(
+        &post(&log, Some(&t), "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let t = jwt(serde_json::json!({"alg": "RS256"}), &good, |_| vec![7; 256]);
-    assert_refused(&post(&log, Some(&t), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_refused(
+        &post(&log, Some(&t), "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     assert_eq!(size(&store), 0);
 
-    let t = jwt(serde_json::json!({"alg": "RS256", "typ": "JWT"}), &good, rs256);
+    let t = jwt(
+        serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+        &good,
+        rs256,
+    );
     let r = post(&log, Some(&t), "{}").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(principal_at(&store, 0), "jwt:alice");
@@ -405,21 +508,37 @@ async fn eddsa_and_es256_jwts_verify_with_pem_public_keys() {
 
     // Ed25519: SPKI = fixed RFC 8410 prefix + 32-byte key.
     let ed = ring::signature::Ed25519KeyPair::from_pkcs8(
-        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref(),
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .unwrap()
+            .as_ref(),
     )
     .unwrap();
     let other_ed = ring::signature::Ed25519KeyPair::from_pkcs8(
-        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref(),
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .unwrap()
+            .as_ref(),
     )
     .unwrap();
-    let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
     spki.extend_from_slice(ed.public_key().as_ref());
     let mut j = jwt_config(JwtAlgorithm::EdDSA);
-    j.public_key_file = Some(write_temp(&dir, "ed.pem", pem("PUBLIC KEY", &spki).as_bytes()));
+    j.public_key_file = Some(write_temp(
+        &dir,
+        "ed.pem",
+        pem("PUBLIC KEY", &spki).as_bytes(),
+    ));
     let (log, store) = start(with_jwt(j));
     let hdr = serde_json::json!({"alg": "EdDSA"});
-    let forged = jwt(hdr.clone(), &claims("submitter"), |m| other_ed.sign(m).as_ref().to_vec());
-    assert_refused(&post(&log, Some(&forged), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let forged = jwt(hdr.clone(), &claims("submitter"), |m| {
+        other_ed.sign(m).as_ref().to_vec()
+    });
+    assert_refused(
+        &post(&log, Some(&forged), "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let t = jwt(hdr, &claims("submitter"), |m| ed.sign(m).as_ref().to_vec());
     assert_eq!(post(&log, Some(&t), "{}").await.status, StatusCode::CREATED);
     assert_eq!(principal_at(&store, 0), "jwt:alice");
@@ -429,7 +548,9 @@ async fn eddsa_and_es256_jwts_verify_with_pem_public_keys() {
     let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
     let ec = ring::signature::EcdsaKeyPair::from_pkcs8(
         alg,
-        ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap().as_ref(),
+        ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .unwrap()
+            .as_ref(),
         &rng,
     )
     .unwrap();
@@ -439,13 +560,27 @@ async fn eddsa_and_es256_jwts_verify_with_pem_public_keys() {
     ];
     spki.extend_from_slice(ec.public_key().as_ref());
     let mut j = jwt_config(JwtAlgorithm::ES256);
-    j.public_key_file = Some(write_temp(&dir, "ec.pem", pem("PUBLIC KEY", &spki).as_bytes()));
+    j.public_key_file = Some(write_temp(
+        &dir,
+        "ec.pem",
+        pem("PUBLIC KEY", &spki).as_bytes(),
+    ));
     let (log, store) = start(with_jwt(j));
     let hdr = serde_json::json!({"alg": "ES256"});
     // An EdDSA-signed token against the ES256-pinned server.
-    let t = jwt(serde_json::json!({"alg": "EdDSA"}), &claims("submitter"), |m| ed.sign(m).as_ref().to_vec());
-    assert_refused(&post(&log, Some(&t), "{}").await, StatusCode::UNAUTHORIZED, "unauthorized");
-    let t = jwt(hdr, &claims("submitter"), |m| ec.sign(&rng, m).unwrap().as_ref().to_vec());
+    let t = jwt(
+        serde_json::json!({"alg": "EdDSA"}),
+        &claims("submitter"),
+        |m| ed.sign(m).as_ref().to_vec(),
+    );
+    assert_refused(
+        &post(&log, Some(&t), "{}").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let t = jwt(hdr, &claims("submitter"), |m| {
+        ec.sign(&rng, m).unwrap().as_ref().to_vec()
+    });
     assert_eq!(post(&log, Some(&t), "{}").await.status, StatusCode::CREATED);
     assert_eq!(size(&store), 1);
     log.stop().await;
@@ -455,7 +590,8 @@ async fn eddsa_and_es256_jwts_verify_with_pem_public_keys() {
     let mut j = jwt_config(JwtAlgorithm::RS256);
     j.public_key_file = Some(dir.path().join("ec.pem"));
     c.auth.jwt = Some(j);
-    let e = sealtrail_server::serve::Server::start(c, Arc::new(MemStore::new()), signer()).unwrap_err();
+    let e =
+        sealtrail_server::serve::Server::start(c, Arc::new(MemStore::new()), signer()).unwrap_err();
     assert!(e.to_string().contains("does not match"), "{e}");
 }
 
@@ -467,14 +603,20 @@ async fn principal_rate_limit_is_reached_and_recovers() {
     c.limits.principal_rate_per_sec = 0.5;
     c.limits.principal_burst = 1;
     let (log, store) = start(c);
-    assert_eq!(post(&log, Some(SUBMITTER), "{}").await.status, StatusCode::CREATED);
+    assert_eq!(
+        post(&log, Some(SUBMITTER), "{}").await.status,
+        StatusCode::CREATED
+    );
     let r = post(&log, Some(SUBMITTER), "{}").await;
     assert_refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     assert_eq!(size(&store), 1);
     // Another principal is not affected.
-    assert_eq!(post(&log, Some(SUBMITTER2), "{}").await.status, StatusCode::CREATED);
+    assert_eq!(
+        post(&log, Some(SUBMITTER2), "{}").await.status,
+        StatusCode::CREATED
+    );
     // The bucket refills: poll with a bounded deadline.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -516,13 +658,20 @@ async fn too_many_concurrent_requests_are_shed() {
     };
     assert_eq!(shed.error_code(), "busy");
     assert_eq!(shed.headers["retry-after"], "1");
-    assert_refused(&post(&log, None, "{}").await, StatusCode::SERVICE_UNAVAILABLE, "busy");
+    assert_refused(
+        &post(&log, None, "{}").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+    );
     // Health checks are never shed.
     assert_eq!(log.get("/livez").await.status, StatusCode::OK);
     assert_eq!(size(&store), 0);
     tx.send(b"{\"held\":true}".to_vec()).await.unwrap();
     drop(tx);
-    let r = tokio::time::timeout(Duration::from_secs(30), first).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), first)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(log.get("/v1/log").await.status, StatusCode::OK);
     assert_eq!(size(&store), 1);
@@ -553,18 +702,29 @@ async fn oversized_and_malformed_requests_are_refused_and_recorded() {
     c.limits.max_batch_entries = 2;
     let (log, store) = start(c);
     let big = format!("\"{}\"", "x".repeat(200));
-    assert_refused(&post(&log, Some(SUBMITTER), &big).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_refused(
+        &post(&log, Some(SUBMITTER), &big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     let a = bearer(SUBMITTER);
     let r = log
         .req(
             Method::POST,
             "/v1/entries/batch",
-            &[("content-type", "application/x-ndjson"), ("authorization", &a)],
+            &[
+                ("content-type", "application/x-ndjson"),
+                ("authorization", &a),
+            ],
             b"1\n2\n3\n",
         )
         .await;
     assert_refused(&r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert_refused(&post(&log, Some(SUBMITTER), "{not json").await, StatusCode::BAD_REQUEST, "bad_request");
+    assert_refused(
+        &post(&log, Some(SUBMITTER), "{not json").await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
     assert_eq!(size(&store), 0);
     let r = get_as(&log, "/v1/admin/security-events", Some(ADMIN)).await;
     let events = r.json()["events"].as_array().unwrap().clone();
@@ -608,4 +768,54 @@ fn bad_auth_configuration_is_refused() {
         "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"{h}\"\n[[auth.tokens]]\nname = \"b\"\nrole = \"reader\"\nsha256 = \"{h}\"\n"
     );
     assert!(Config::from_toml(&dup).unwrap().validate().is_err());
+}
+
+#[tokio::test]
+async fn token_create_prints_a_token_once_and_a_config_that_accepts_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args([
+            "token",
+            "create",
+            "--name",
+            "billing",
+            "--role",
+            "submitter",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("stk_"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.contains(&token),
+        "the token is printed once, on stdout"
+    );
+    // The printed lines are valid config; the server accepts the token with them.
+    let snippet: String = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("[[auth.tokens]]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut c = Config::from_toml(&snippet).unwrap();
+    c.origin = ORIGIN.to_owned();
+    c.auth.anonymous_writes = AnonymousWrites::Never;
+    c.validate().unwrap();
+    assert_eq!(
+        c.auth.tokens[0].sha256,
+        hex_encode(&Sha256::digest(token.as_bytes()))
+    );
+    let (log, store) = start(c);
+    assert_eq!(
+        post(&log, Some(&token), "{}").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(principal_at(&store, 0), "token:billing");
+    log.stop().await;
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(["token", "create", "--name", "x", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
 }

@@ -97,10 +97,14 @@ fn path() -> impl Strategy<Value = String> {
         3 => known,
         1 => prop::collection::vec(seg.prop_map(str::to_owned), 0..5),
     ];
-    (segs, prop_oneof![3 => Just(String::new()), 1 => "[a-z0-9=&%.-]{0,24}"]).prop_map(|(segs, q)| {
-        let p = format!("/{}", segs.join("/"));
-        if q.is_empty() { p } else { format!("{p}?{q}") }
-    })
+    (
+        segs,
+        prop_oneof![3 => Just(String::new()), 1 => "[a-z0-9=&%.-]{0,24}"],
+    )
+        .prop_map(|(segs, q)| {
+            let p = format!("/{}", segs.join("/"));
+            if q.is_empty() { p } else { format!("{p}?{q}") }
+        })
 }
 
 fn auth_value() -> impl Strategy<Value = Vec<u8>> {
@@ -129,12 +133,14 @@ fn headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
         "[ -~]{0,40}".prop_map(String::into_bytes),
         prop::collection::vec(any::<u8>(), 0..40),
     ];
-    let auth = prop::option::weighted(0.8, auth_value().prop_map(|v| ("authorization".to_owned(), v)));
+    let auth = prop::option::weighted(
+        0.8,
+        auth_value().prop_map(|v| ("authorization".to_owned(), v)),
+    );
     let any_header = (name, value).prop_map(|(n, v)| (n.to_owned(), v));
     // The credential goes first, so it is the one a duplicate Authorization header cannot hide.
-    (auth, prop::collection::vec(any_header, 0..4)).prop_map(|(a, rest)| {
-        a.into_iter().chain(rest).collect()
-    })
+    (auth, prop::collection::vec(any_header, 0..4))
+        .prop_map(|(a, rest)| a.into_iter().chain(rest).collect())
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -168,7 +174,9 @@ fn random_requests_never_panic_or_fail_inside() {
             };
             let mut req = Request::builder().method(m.clone()).uri(p.as_str());
             for (n, v) in &hs {
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_bytes(v)) {
+                if let (Ok(n), Ok(v)) =
+                    (HeaderName::try_from(n.as_str()), HeaderValue::from_bytes(v))
+                {
                     req = req.header(n, v);
                 }
             }
@@ -179,7 +187,9 @@ fn random_requests_never_panic_or_fail_inside() {
             let (status, body) = rt.block_on(async {
                 let resp = log.app.clone().oneshot(req).await.unwrap();
                 let status = resp.status();
-                let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
                 (status, body)
             });
             prop_assert!(
@@ -188,8 +198,9 @@ fn random_requests_never_panic_or_fail_inside() {
                 String::from_utf8_lossy(&body)
             );
             if status.is_client_error() && m != Method::HEAD {
-                let j: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| TestCaseError::fail(format!("{m} {p} -> {status}: not JSON: {e}")))?;
+                let j: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                    TestCaseError::fail(format!("{m} {p} -> {status}: not JSON: {e}"))
+                })?;
                 prop_assert!(j["error"]["code"].is_string() && j["error"]["message"].is_string());
             }
             *statuses.borrow_mut().entry(status.as_u16()).or_default() += 1;
@@ -203,7 +214,10 @@ fn random_requests_never_panic_or_fail_inside() {
         .unwrap();
     // The generator reaches the handlers past authentication, the write path included.
     let statuses = statuses.into_inner();
-    eprintln!("statuses {statuses:?}, accepted writes {}", accepted_writes.get());
+    eprintln!(
+        "statuses {statuses:?}, accepted writes {}",
+        accepted_writes.get()
+    );
     assert!(accepted_writes.get() > 0);
     assert!(statuses.contains_key(&401) && statuses.contains_key(&200));
     rt.block_on(log.stop());

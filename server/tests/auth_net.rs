@@ -62,7 +62,11 @@ impl Ca {
     }
 
     fn server_cert(&self) -> (String, String) {
-        self.issue("localhost", &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth)
+        self.issue(
+            "localhost",
+            &["localhost", "127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     fn client_cert(&self, cn: &str) -> (String, String) {
@@ -121,7 +125,10 @@ impl Running {
 
     async fn shutdown(self) {
         let _ = self.stop.send(());
-        tokio::time::timeout(GUARD, self.task).await.unwrap().unwrap();
+        tokio::time::timeout(GUARD, self.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     /// Polls until a security event of `kind` was recorded.
@@ -236,9 +243,15 @@ async fn mutual_tls_records_the_certificate_principal_and_refuses_strangers() {
     // A certificate from another CA, and no certificate at all: the handshake fails.
     let stranger = Ca::new("someone else");
     let bad = connector(&ca, Some(&stranger.client_cert("intruder")));
-    assert_eq!(tls_request(run.addr, &bad, "POST", "/v1/entries", "{}").await, None);
+    assert_eq!(
+        tls_request(run.addr, &bad, "POST", "/v1/entries", "{}").await,
+        None
+    );
     let none = connector(&ca, None);
-    assert_eq!(tls_request(run.addr, &none, "POST", "/v1/entries", "{}").await, None);
+    assert_eq!(
+        tls_request(run.addr, &none, "POST", "/v1/entries", "{}").await,
+        None
+    );
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = TcpStream::connect(run.addr).await.unwrap();
     assert_eq!(request(plain, "POST", "/v1/entries", "{}").await, None);
@@ -246,7 +259,9 @@ async fn mutual_tls_records_the_certificate_principal_and_refuses_strangers() {
     assert_eq!(run.store.tree_size().unwrap(), 1);
 
     // The server keeps serving good clients.
-    let (status, _) = tls_request(run.addr, &good, "GET", "/v1/log", "").await.unwrap();
+    let (status, _) = tls_request(run.addr, &good, "GET", "/v1/log", "")
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     run.shutdown().await;
 }
@@ -263,11 +278,15 @@ async fn optional_client_certificates_fall_back_to_tokens_and_anonymous_rules() 
     let run = Running::start(c).await;
     // No certificate: anonymous, and anonymous writes are off here.
     let anon = connector(&ca, None);
-    let (status, body) = tls_request(run.addr, &anon, "POST", "/v1/entries", "{}").await.unwrap();
+    let (status, body) = tls_request(run.addr, &anon, "POST", "/v1/entries", "{}")
+        .await
+        .unwrap();
     assert_eq!(status, 401, "{body}");
     // A reader certificate cannot write.
     let reader = connector(&ca, Some(&ca.client_cert("dashboard")));
-    let (status, body) = tls_request(run.addr, &reader, "POST", "/v1/entries", "{}").await.unwrap();
+    let (status, body) = tls_request(run.addr, &reader, "POST", "/v1/entries", "{}")
+        .await
+        .unwrap();
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("cert:dashboard"), "{body}");
     assert_eq!(run.store.tree_size().unwrap(), 0);
@@ -282,21 +301,45 @@ async fn certificates_reload_without_a_restart() {
     let run = Running::start(tls_config(&files, &old)).await;
     let trusts_old = connector(&old, None);
     let trusts_new = connector(&new, None);
-    assert_eq!(tls_request(run.addr, &trusts_old, "GET", "/v1/log", "").await.unwrap().0, 200);
-    assert_eq!(tls_request(run.addr, &trusts_new, "GET", "/v1/log", "").await, None);
+    assert_eq!(
+        tls_request(run.addr, &trusts_old, "GET", "/v1/log", "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        tls_request(run.addr, &trusts_new, "GET", "/v1/log", "").await,
+        None
+    );
 
     let (cert, key) = new.server_cert();
     files.write("server.pem", &cert);
     files.write("server.key", &key);
     let tls = run.tls.clone().unwrap();
     tls.reload().unwrap();
-    assert_eq!(tls_request(run.addr, &trusts_new, "GET", "/v1/log", "").await.unwrap().0, 200);
-    assert_eq!(tls_request(run.addr, &trusts_old, "GET", "/v1/log", "").await, None);
+    assert_eq!(
+        tls_request(run.addr, &trusts_new, "GET", "/v1/log", "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        tls_request(run.addr, &trusts_old, "GET", "/v1/log", "").await,
+        None
+    );
 
     // A broken file fails the reload and keeps the current certificate.
     files.write("server.pem", "not a certificate");
     assert!(tls.reload().is_err());
-    assert_eq!(tls_request(run.addr, &trusts_new, "GET", "/v1/log", "").await.unwrap().0, 200);
+    assert_eq!(
+        tls_request(run.addr, &trusts_new, "GET", "/v1/log", "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
     run.shutdown().await;
 }
 
@@ -327,7 +370,10 @@ async fn silent_and_byte_at_a_time_clients_are_cut_off_under_tls() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let head = format!("GET /v1/log HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n", "p".repeat(360));
+    let head = format!(
+        "GET /v1/log HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(360)
+    );
     let started = Instant::now();
     let mut sent = 0;
     for b in head.as_bytes() {
@@ -338,9 +384,18 @@ async fn silent_and_byte_at_a_time_clients_are_cut_off_under_tls() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(started.elapsed() < GUARD, "never cut off");
     }
-    assert!(sent < head.len(), "the server read every byte of a slow header");
+    assert!(
+        sent < head.len(),
+        "the server read every byte of a slow header"
+    );
     // Meanwhile, and afterwards, others are served.
-    assert_eq!(tls_request(run.addr, &conn, "GET", "/v1/log", "").await.unwrap().0, 200);
+    assert_eq!(
+        tls_request(run.addr, &conn, "GET", "/v1/log", "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
     assert_eq!(run.store.tree_size().unwrap(), 0);
     run.shutdown().await;
 }

@@ -144,7 +144,9 @@ impl AuthConfig {
             let secret = j.secret.is_some() || j.secret_file.is_some();
             let public = j.public_key_file.is_some();
             match j.algorithm {
-                JwtAlgorithm::HS256 if !secret || public || (j.secret.is_some() && j.secret_file.is_some()) => {
+                JwtAlgorithm::HS256
+                    if !secret || public || (j.secret.is_some() && j.secret_file.is_some()) =>
+                {
                     return Err("auth.jwt: HS256 needs exactly one of secret or secret_file, and no public_key_file".into());
                 }
                 JwtAlgorithm::RS256 | JwtAlgorithm::ES256 | JwtAlgorithm::EdDSA

@@ -164,7 +164,10 @@ impl SecurityEvents {
     /// The most recent events, oldest first, at most `limit`.
     pub fn recent(&self, limit: usize) -> Vec<SecurityEvent> {
         let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        r.iter().skip(r.len().saturating_sub(limit)).cloned().collect()
+        r.iter()
+            .skip(r.len().saturating_sub(limit))
+            .cloned()
+            .collect()
     }
 
     /// A stream of every event recorded from now on.
@@ -178,7 +181,14 @@ mod tests {
     use super::*;
 
     fn ev(n: usize) -> SecurityEvent {
-        SecurityEvent::new(SecurityEventKind::Forbidden, None, None, "GET", &format!("/{n}"), "x")
+        SecurityEvent::new(
+            SecurityEventKind::Forbidden,
+            None,
+            None,
+            "GET",
+            &format!("/{n}"),
+            "x",
+        )
     }
 
     #[test]
@@ -197,7 +207,14 @@ mod tests {
     #[test]
     fn long_texts_are_cut_at_char_boundaries() {
         let long = "é".repeat(300);
-        let x = SecurityEvent::new(SecurityEventKind::Malformed, Some(&long), None, "", &long, "");
+        let x = SecurityEvent::new(
+            SecurityEventKind::Malformed,
+            Some(&long),
+            None,
+            "",
+            &long,
+            "",
+        );
         assert!(x.path.len() <= MAX_TEXT && x.path.chars().all(|c| c == 'é'));
         assert!(x.principal.unwrap().len() <= MAX_TEXT);
     }

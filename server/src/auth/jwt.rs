@@ -29,7 +29,10 @@ static RING: CryptoProvider = CryptoProvider {
     key_utils: KeyUtils::new_unimplemented(),
 };
 
-fn no_signer(_: &Algorithm, _: &jsonwebtoken::EncodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+fn no_signer(
+    _: &Algorithm,
+    _: &jsonwebtoken::EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
     Err(ErrorKind::UnsupportedAlgorithm.into())
 }
 
@@ -49,7 +52,11 @@ impl Verifier<Vec<u8>> for RingVerifier {
             RingKey::Hmac(k) => ring::hmac::verify(k, msg, sig).is_ok(),
             RingKey::Public(alg, key) => UnparsedPublicKey::new(*alg, key).verify(msg, sig).is_ok(),
         };
-        if ok { Ok(()) } else { Err(signature::Error::new()) }
+        if ok {
+            Ok(())
+        } else {
+            Err(signature::Error::new())
+        }
     }
 }
 
@@ -109,16 +116,34 @@ impl JwtAuth {
         let (alg, key) = match c.algorithm {
             JwtAlgorithm::HS256 => (Algorithm::HS256, DecodingKey::from_secret(&hs_secret(c)?)),
             other => {
-                let path = c.public_key_file.as_ref().ok_or("auth.jwt: public_key_file missing")?;
+                let path = c
+                    .public_key_file
+                    .as_ref()
+                    .ok_or("auth.jwt: public_key_file missing")?;
                 let spki = SubjectPublicKeyInfoDer::from_pem_file(path).map_err(|e| {
-                    format!("auth.jwt: reading the PEM public key {}: {e}", path.display())
+                    format!(
+                        "auth.jwt: reading the PEM public key {}: {e}",
+                        path.display()
+                    )
                 })?;
                 let (oid, bits) = der::spki_parts(spki.as_ref())
                     .ok_or("auth.jwt: the public key is not a valid SubjectPublicKeyInfo")?;
                 let (alg, want, key) = match other {
-                    JwtAlgorithm::RS256 => (Algorithm::RS256, der::OID_RSA, DecodingKey::from_rsa_der(bits)),
-                    JwtAlgorithm::ES256 => (Algorithm::ES256, der::OID_EC, DecodingKey::from_ec_der(bits)),
-                    _ => (Algorithm::EdDSA, der::OID_ED25519, DecodingKey::from_ed_der(bits)),
+                    JwtAlgorithm::RS256 => (
+                        Algorithm::RS256,
+                        der::OID_RSA,
+                        DecodingKey::from_rsa_der(bits),
+                    ),
+                    JwtAlgorithm::ES256 => (
+                        Algorithm::ES256,
+                        der::OID_EC,
+                        DecodingKey::from_ec_der(bits),
+                    ),
+                    _ => (
+                        Algorithm::EdDSA,
+                        der::OID_ED25519,
+                        DecodingKey::from_ed_der(bits),
+                    ),
                 };
                 if oid != want {
                     return Err(format!("auth.jwt: the public key does not match {other:?}"));
@@ -147,7 +172,12 @@ impl JwtAuth {
         let claims = data.claims;
         let principal = match claims.get(&self.principal_claim) {
             Some(Value::String(s)) => s.clone(),
-            _ => return Err(format!("the JWT has no string {:?} claim", self.principal_claim)),
+            _ => {
+                return Err(format!(
+                    "the JWT has no string {:?} claim",
+                    self.principal_claim
+                ));
+            }
         };
         let role = match claims.get(&self.role_claim) {
             Some(Value::String(s)) => Role::parse(s),
@@ -165,9 +195,12 @@ fn hs_secret(c: &JwtConfig) -> Result<Vec<u8>, String> {
     if let Some(s) = &c.secret {
         return Ok(s.as_bytes().to_vec());
     }
-    let path = c.secret_file.as_ref().ok_or("auth.jwt: secret or secret_file missing")?;
-    let text = std::fs::read(path)
-        .map_err(|e| format!("auth.jwt: reading {}: {e}", path.display()))?;
+    let path = c
+        .secret_file
+        .as_ref()
+        .ok_or("auth.jwt: secret or secret_file missing")?;
+    let text =
+        std::fs::read(path).map_err(|e| format!("auth.jwt: reading {}: {e}", path.display()))?;
     let secret = text.strip_suffix(b"\n").unwrap_or(&text).to_vec();
     if secret.len() < 32 {
         return Err("auth.jwt: an HS256 secret must be at least 32 bytes".into());

@@ -188,10 +188,7 @@ pub struct Guard {
 impl Guard {
     /// Builds the guard from the configuration (reads JWT key files). `counter` counts events
     /// by kind.
-    pub fn new(
-        c: &Config,
-        counter: Option<prometheus::IntCounterVec>,
-    ) -> Result<Self, String> {
+    pub fn new(c: &Config, counter: Option<prometheus::IntCounterVec>) -> Result<Self, String> {
         let a = &c.auth;
         a.validate()?;
         let tokens = a
@@ -260,7 +257,9 @@ impl Guard {
         }
         let credential = credential.trim();
         if credential.starts_with(TOKEN_PREFIX) {
-            return self.lookup_token(credential).ok_or_else(|| "unknown API token".into());
+            return self
+                .lookup_token(credential)
+                .ok_or_else(|| "unknown API token".into());
         }
         let Some(jwt) = &self.jwt else {
             return Err("unknown bearer token".into());
@@ -343,7 +342,10 @@ fn rate_limited(wait: Duration, what: &str) -> Response {
 /// handler rejects.
 pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let g = &st.guard;
-    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let class = classify(req.method(), matched.as_deref(), req.uri().path());
     if class == RouteClass::Public {
         return next.run(req).await;
@@ -356,7 +358,11 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
         ip: peer.as_ref().map(|p| p.addr.ip()),
     };
     let Ok(_permit) = g.inflight.clone().try_acquire_owned() else {
-        ctx.record(SecurityEventKind::Overloaded, None, "concurrent request limit");
+        ctx.record(
+            SecurityEventKind::Overloaded,
+            None,
+            "concurrent request limit",
+        );
         return ApiError::Busy("too many requests in progress; retry shortly".into())
             .into_response();
     };
@@ -382,7 +388,11 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
         return e.into_response();
     }
     if let Err(wait) = g.principal_limit.check(&who.name, Instant::now()) {
-        ctx.record(SecurityEventKind::RateLimited, Some(&who.name), "per-principal limit");
+        ctx.record(
+            SecurityEventKind::RateLimited,
+            Some(&who.name),
+            "per-principal limit",
+        );
         return rate_limited(wait, "principal");
     }
     req.extensions_mut().insert(who.clone());
@@ -415,9 +425,8 @@ pub async fn security_events(
         None => 100,
         Some(v) => sealtrail_spec::parse_decimal(v)
             .filter(|n| (1..=RECENT_EVENTS as u64).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be 1 to {RECENT_EVENTS}"))
-            })? as usize,
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1 to {RECENT_EVENTS}")))?
+            as usize,
     };
     let events = st.guard.events.recent(limit);
     Ok(axum::Json(serde_json::json!({ "events": events })).into_response())
@@ -446,7 +455,10 @@ mod tests {
         assert_eq!(c(Method::GET, Some("/livez"), "/livez"), Public);
         assert_eq!(c(Method::POST, Some("/v1/entries"), "/v1/entries"), Append);
         assert_eq!(c(Method::GET, Some("/v1/entries"), "/v1/entries"), Read);
-        assert_eq!(c(Method::POST, Some("/v1/entries/batch"), "/v1/entries/batch"), Append);
+        assert_eq!(
+            c(Method::POST, Some("/v1/entries/batch"), "/v1/entries/batch"),
+            Append
+        );
         assert_eq!(c(Method::GET, Some("/metrics"), "/metrics"), Metrics);
         assert_eq!(c(Method::GET, None, "/v1/admin/nothing"), Admin);
         assert_eq!(c(Method::GET, None, "/nothing"), Read);

@@ -65,7 +65,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
     fn evict(&self, buckets: &mut HashMap<K, Bucket>, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
-        let level = |b: &Bucket| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate;
+        let level =
+            |b: &Bucket| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate;
         buckets.retain(|_, b| level(b) < burst);
         if buckets.len() >= self.max_keys
             && let Some(fullest) = buckets
