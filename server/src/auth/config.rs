@@ -56,8 +56,13 @@ pub struct JwtConfig {
     /// The one accepted algorithm: `HS256`, `RS256`, `ES256` or `EdDSA`. The token's `alg` must
     /// equal it; `none` and every other algorithm are refused.
     pub algorithm: JwtAlgorithm,
-    /// HS256 shared secret, inline (prefer `secret_file`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// HS256 shared secret, inline (prefer `secret_file`). Never printed: `config check` shows
+    /// it as `<redacted>`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redacted"
+    )]
     pub secret: Option<String>,
     /// File holding the HS256 secret (trailing newline ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +96,10 @@ pub enum JwtAlgorithm {
     ES256,
     /// Ed25519.
     EdDSA,
+}
+
+fn redacted<S: serde::Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
 }
 
 fn default_principal_claim() -> String {
