@@ -220,9 +220,10 @@ fn serve(common: &Common) -> Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
+        let shutdown = shutdown_signal();
         println!("sealtrail: listening on {scheme}://{addr}");
         tracing::info!(%addr, tree_size = server.sequencer().published().size, "listening");
-        server.run(listener, shutdown_signal()).await;
+        server.run(listener, shutdown).await;
         Ok::<(), anyhow::Error>(())
     })
 }

@@ -612,11 +612,14 @@ async fn principal_rate_limit_is_reached_and_recovers() {
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     assert_eq!(size(&store), 1);
-    // Another principal is not affected.
+    // Another principal is not affected; anonymous readers are limited per IP address only.
     assert_eq!(
         post(&log, Some(SUBMITTER2), "{}").await.status,
         StatusCode::CREATED
     );
+    for _ in 0..3 {
+        assert_eq!(log.get("/v1/log").await.status, StatusCode::OK);
+    }
     // The bucket refills: poll with a bounded deadline.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

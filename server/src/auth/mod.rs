@@ -387,7 +387,10 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
         ctx.record(kind, Some(&who.name), &e.to_string());
         return e.into_response();
     }
-    if let Err(wait) = g.principal_limit.check(&who.name, Instant::now()) {
+    // Anonymous callers are many clients under one name: the per-IP limit covers them.
+    if who.name != ANONYMOUS
+        && let Err(wait) = g.principal_limit.check(&who.name, Instant::now())
+    {
         ctx.record(
             SecurityEventKind::RateLimited,
             Some(&who.name),
