@@ -140,10 +140,14 @@ impl Server {
                         let accept = tls.acceptor().accept(stream);
                         let why = match tokio::time::timeout(handshake, accept).await {
                             Ok(Ok(s)) => {
-                                let name = tls.client_principal(s.get_ref().1.peer_certificates());
-                                conn.serve(s, name).await;
-                                drop(permit);
-                                return;
+                                match tls.client_principal(s.get_ref().1.peer_certificates()) {
+                                    Ok(name) => {
+                                        conn.serve(s, name).await;
+                                        drop(permit);
+                                        return;
+                                    }
+                                    Err(why) => why,
+                                }
                             }
                             Ok(Err(e)) => e.to_string(),
                             Err(_) => "handshake timed out".to_owned(),

@@ -189,19 +189,28 @@ impl Tls {
             .clone()
     }
 
-    /// The principal (`cert:NAME`) of a verified client certificate, if one was presented and
-    /// carries the configured name (and that name is a usable principal).
-    pub fn client_principal(&self, certs: Option<&[CertificateDer<'_>]>) -> Option<Arc<str>> {
-        let leaf = certs?.first()?;
+    /// The principal (`cert:NAME`) of a verified client certificate: `Ok(None)` when none was
+    /// presented, an error when the certificate lacks the configured name (or it is not a usable
+    /// principal); such a client is refused rather than treated as anonymous.
+    pub fn client_principal(
+        &self,
+        certs: Option<&[CertificateDer<'_>]>,
+    ) -> Result<Option<Arc<str>>, String> {
+        let Some(leaf) = certs.and_then(<[_]>::first) else {
+            return Ok(None);
+        };
         let names = der::cert_names(leaf.as_ref());
-        let name = match self.config.client_principal {
+        let kind = self.config.client_principal;
+        let name = match kind {
             ClientName::Cn => names.cn,
             ClientName::Dns => names.dns.into_iter().next(),
             ClientName::Email => names.email.into_iter().next(),
             ClientName::Uri => names.uri.into_iter().next(),
-        }?;
+        }
+        .ok_or_else(|| format!("the client certificate has no {kind:?} name"))?;
         let p = format!("cert:{name}");
-        crate::auth::check_principal(&p).ok()?;
-        Some(p.into())
+        crate::auth::check_principal(&p)
+            .map_err(|e| format!("the client certificate name is unusable: {e}"))?;
+        Ok(Some(p.into()))
     }
 }

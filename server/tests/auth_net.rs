@@ -431,3 +431,34 @@ async fn per_ip_rate_limit_answers_429_and_spares_health_checks() {
     run.wait_event("rate_limited").await;
     run.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn san_principals_and_certificates_without_the_configured_name() {
+    let files = Files::new();
+    let ca = Ca::new("ca");
+    let mut c = tls_config(&files, &ca);
+    c.tls.client_ca_file = Some(files.write("clients.pem", &ca.pem()));
+    c.tls.client_principal = sealtrail_server::tls::ClientName::Dns;
+    let run = Running::start(c).await;
+    let with_dns = ca.issue(
+        "common-name",
+        &["ingest.svc.internal"],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let good = connector(&ca, Some(&with_dns));
+    let (status, body) = tls_request(run.addr, &good, "POST", "/v1/entries", "{}")
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(principal_at(&run.store, 0), "cert:ingest.svc.internal");
+    // A valid certificate without a DNS name is refused, not treated as anonymous (anonymous
+    // writes are allowed on this loopback server).
+    let nameless = connector(&ca, Some(&ca.client_cert("only-a-cn")));
+    assert_eq!(
+        tls_request(run.addr, &nameless, "POST", "/v1/entries", "{}").await,
+        None
+    );
+    run.wait_event("tls_handshake").await;
+    assert_eq!(run.store.tree_size().unwrap(), 1);
+    run.shutdown().await;
+}
