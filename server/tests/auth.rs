@@ -822,3 +822,53 @@ async fn token_create_prints_a_token_once_and_a_config_that_accepts_it() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn secret_files_work_and_inline_secrets_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = jwt_config(JwtAlgorithm::HS256);
+    j.secret_file = Some(write_temp(
+        &dir,
+        "hs.secret",
+        format!("{HS_SECRET}\n").as_bytes(),
+    ));
+    let (log, store) = start(with_jwt(j));
+    let t = jwt(
+        serde_json::json!({"alg": "HS256"}),
+        &claims("submitter"),
+        hs256(HS_SECRET.as_bytes()),
+    );
+    assert_eq!(post(&log, Some(&t), "{}").await.status, StatusCode::CREATED);
+    assert_eq!(size(&store), 1);
+    log.stop().await;
+
+    let mut j = jwt_config(JwtAlgorithm::HS256);
+    j.secret = Some(HS_SECRET.to_owned());
+    let printed = toml::to_string_pretty(&with_jwt(j)).unwrap();
+    assert!(!printed.contains(HS_SECRET), "{printed}");
+    assert!(printed.contains("secret = \"<redacted>\""), "{printed}");
+}
+
+#[tokio::test]
+async fn subscribers_receive_security_events_as_they_happen() {
+    let (log, _store) = start(locked_config());
+    let mut rx = log
+        .server
+        .as_ref()
+        .unwrap()
+        .state()
+        .guard
+        .events
+        .subscribe();
+    assert_refused(
+        &post(&log, Some(READER), "{}").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let ev = rx.try_recv().expect("the event was broadcast");
+    assert_eq!(ev.kind.as_str(), "forbidden");
+    assert_eq!(ev.principal.as_deref(), Some("token:auditor"));
+    assert_eq!(ev.method, "POST");
+    assert_eq!(ev.path, "/v1/entries");
+    log.stop().await;
+}

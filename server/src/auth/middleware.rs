@@ -1,4 +1,4 @@
-//! The [`guard`] middleware that runs every request past [`Guard`]'s checks, in order: load
+//! The [`guard`] middleware that runs every request past [`Guard`](super::Guard)'s checks, in order: load
 //! shedding, the per-IP limit, authentication, authorisation by route class, the per-principal
 //! limit; and the admin view of recent security events.
 
