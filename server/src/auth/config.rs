@@ -156,7 +156,11 @@ impl AuthConfig {
                 JwtAlgorithm::HS256
                     if !secret || public || (j.secret.is_some() && j.secret_file.is_some()) =>
                 {
-                    return Err("auth.jwt: HS256 needs exactly one of secret or secret_file, and no public_key_file".into());
+                    return Err(
+                        "auth.jwt: HS256 needs exactly one of secret or secret_file, \
+                                and no public_key_file"
+                            .into(),
+                    );
                 }
                 JwtAlgorithm::RS256 | JwtAlgorithm::ES256 | JwtAlgorithm::EdDSA
                     if !public || secret =>

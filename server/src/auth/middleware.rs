@@ -1,6 +1,7 @@
-//! The [`guard`] middleware that runs every request past [`Guard`](super::Guard)'s checks, in order: load
-//! shedding, the per-IP limit, authentication, authorisation by route class, the per-principal
-//! limit; and the admin view of recent security events.
+//! The [`guard`] middleware, which runs every request past the checks of
+//! [`Guard`](super::Guard) in order: load shedding, the per-IP limit, authentication,
+//! authorisation by route class, the per-principal limit. Also the admin view of recent security
+//! events.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
