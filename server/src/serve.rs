@@ -136,31 +136,7 @@ impl Server {
             tokio::spawn(async move {
                 match tls {
                     None => conn.serve(stream, None).await,
-                    Some(tls) => {
-                        let accept = tls.acceptor().accept(stream);
-                        let why = match tokio::time::timeout(handshake, accept).await {
-                            Ok(Ok(s)) => {
-                                match tls.client_principal(s.get_ref().1.peer_certificates()) {
-                                    Ok(name) => {
-                                        conn.serve(s, name).await;
-                                        drop(permit);
-                                        return;
-                                    }
-                                    Err(why) => why,
-                                }
-                            }
-                            Ok(Err(e)) => e.to_string(),
-                            Err(_) => "handshake timed out".to_owned(),
-                        };
-                        events.record(SecurityEvent::new(
-                            SecurityEventKind::TlsHandshake,
-                            None,
-                            Some(peer.ip()),
-                            "",
-                            "",
-                            &why,
-                        ));
-                    }
+                    Some(tls) => conn.serve_tls(stream, &tls, handshake, &events).await,
                 }
                 drop(permit);
             });
@@ -227,6 +203,37 @@ impl Connection {
         if let Err(e) = conn.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+impl Connection {
+    /// The TLS handshake (bounded by `timeout`), the client certificate's principal, then HTTP.
+    /// A failed handshake, or a certificate without a usable name, closes the connection and is
+    /// a security event.
+    async fn serve_tls(
+        self,
+        stream: tokio::net::TcpStream,
+        tls: &Tls,
+        timeout: Duration,
+        events: &crate::auth::SecurityEvents,
+    ) {
+        let peer = self.peer;
+        let why = match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => match tls.client_principal(s.get_ref().1.peer_certificates()) {
+                Ok(name) => return self.serve(s, name).await,
+                Err(why) => why,
+            },
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "handshake timed out".to_owned(),
+        };
+        events.record(SecurityEvent::new(
+            SecurityEventKind::TlsHandshake,
+            None,
+            Some(peer.ip()),
+            "",
+            "",
+            &why,
+        ));
     }
 }
 
