@@ -129,14 +129,14 @@ impl Server {
                 builder: builder.clone(),
                 graceful: graceful.watcher(),
                 peer,
+                events: self.state.guard.events.clone(),
             };
             let tls = self.tls.clone();
-            let events = self.state.guard.events.clone();
             let handshake = limits.tls_handshake_timeout();
             tokio::spawn(async move {
                 match tls {
                     None => conn.serve(stream, None).await,
-                    Some(tls) => conn.serve_tls(stream, &tls, handshake, &events).await,
+                    Some(tls) => conn.serve_tls(stream, &tls, handshake).await,
                 }
                 drop(permit);
             });
@@ -177,6 +177,7 @@ struct Connection {
     builder: hyper::server::conn::http1::Builder,
     graceful: hyper_util::server::graceful::Watcher,
     peer: std::net::SocketAddr,
+    events: Arc<crate::auth::SecurityEvents>,
 }
 
 impl Connection {
@@ -190,6 +191,7 @@ impl Connection {
             builder,
             graceful,
             peer,
+            events,
         } = self;
         let info = Peer {
             addr: peer,
@@ -202,6 +204,27 @@ impl Connection {
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         if let Err(e) = conn.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
+            // Requests hyper refuses before the router sees them are security events too.
+            let kind = if e.is_timeout() {
+                Some(SecurityEventKind::Timeout)
+            } else if e.is_parse_too_large() {
+                Some(SecurityEventKind::Oversized)
+            } else if e.is_parse() {
+                Some(SecurityEventKind::Malformed)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                let detail = e.to_string();
+                events.record(SecurityEvent::new(
+                    kind,
+                    None,
+                    Some(peer.ip()),
+                    "",
+                    "",
+                    &detail,
+                ));
+            }
         }
     }
 }
@@ -210,14 +233,8 @@ impl Connection {
     /// The TLS handshake (bounded by `timeout`), the client certificate's principal, then HTTP.
     /// A failed handshake, or a certificate without a usable name, closes the connection and is
     /// a security event.
-    async fn serve_tls(
-        self,
-        stream: tokio::net::TcpStream,
-        tls: &Tls,
-        timeout: Duration,
-        events: &crate::auth::SecurityEvents,
-    ) {
-        let peer = self.peer;
+    async fn serve_tls(self, stream: tokio::net::TcpStream, tls: &Tls, timeout: Duration) {
+        let (peer, events) = (self.peer, self.events.clone());
         let why = match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
             Ok(Ok(s)) => match tls.client_principal(s.get_ref().1.peer_certificates()) {
                 Ok(name) => return self.serve(s, name).await,

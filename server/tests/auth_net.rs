@@ -388,6 +388,7 @@ async fn silent_and_byte_at_a_time_clients_are_cut_off_under_tls() {
         sent < head.len(),
         "the server read every byte of a slow header"
     );
+    run.wait_event("timeout").await;
     // Meanwhile, and afterwards, others are served.
     assert_eq!(
         tls_request(run.addr, &conn, "GET", "/v1/log", "")
@@ -460,5 +461,48 @@ async fn san_principals_and_certificates_without_the_configured_name() {
     );
     run.wait_event("tls_handshake").await;
     assert_eq!(run.store.tree_size().unwrap(), 1);
+    run.shutdown().await;
+}
+
+/// Sends raw bytes and reads the answer until the server closes.
+async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut buf))
+        .await
+        .expect("closed in time");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_request_heads_are_security_events() {
+    let run = Running::start(config()).await;
+    let answer = raw(run.addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    run.wait_event("malformed").await;
+    let mut head = String::from("GET /v1/log HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..200 {
+        head.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    head.push_str("\r\n");
+    let answer = raw(run.addr, head.as_bytes()).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    run.wait_event("oversized").await;
+    // Others are still served.
+    let ok = request(
+        TcpStream::connect(run.addr).await.unwrap(),
+        "GET",
+        "/v1/log",
+        "",
+    )
+    .await;
+    assert_eq!(ok.unwrap().0, 200);
     run.shutdown().await;
 }
