@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use sealtrail_server::config::{Config, LogFormat};
-use sealtrail_server::serve::{Server, shutdown_signal};
+use sealtrail_server::serve::{Server, reload_on_sighup, shutdown_signal};
 use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{fsck, keys};
 use sealtrail_spec::note::Signer as _;
@@ -221,6 +221,9 @@ fn serve(common: &Common) -> Result<()> {
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
         let shutdown = shutdown_signal();
+        if let Some(tls) = server.tls().cloned() {
+            tokio::spawn(reload_on_sighup(tls));
+        }
         println!("sealtrail: listening on {scheme}://{addr}");
         tracing::info!(%addr, tree_size = server.sequencer().published().size, "listening");
         server.run(listener, shutdown).await;

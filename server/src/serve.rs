@@ -90,7 +90,7 @@ impl Server {
 
     /// Serves `listener` until `shutdown` resolves, then shuts down gracefully. With TLS on,
     /// every connection is a TLS connection (handshake bounded by
-    /// `limits.tls_handshake_timeout_secs`) and SIGHUP reloads the certificate files.
+    /// `limits.tls_handshake_timeout_secs`); see [`reload_on_sighup`] for certificate reloads.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limits = self.state.config.limits.clone();
         let app = router(self.state.clone());
@@ -101,7 +101,6 @@ impl Server {
             .keep_alive(true);
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(limits.max_connections));
-        let reloader = self.tls.clone().map(|t| tokio::spawn(reload_on_sighup(t)));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -142,9 +141,6 @@ impl Server {
             });
         }
         drop(listener);
-        if let Some(r) = reloader {
-            r.abort();
-        }
         tracing::info!("shutting down: no longer accepting connections");
         let grace = Duration::from_secs(limits.shutdown_grace_secs);
         if tokio::time::timeout(grace, graceful.shutdown())
@@ -254,17 +250,22 @@ impl Connection {
     }
 }
 
-/// Reloads the TLS files on every SIGHUP; a failed reload keeps the current ones.
-async fn reload_on_sighup(tls: Arc<Tls>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match tls.reload() {
-            Ok(()) => tracing::info!("TLS certificates reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS reload failed; keeping the current certificates")
+/// Reloads the TLS files on every SIGHUP; a failed reload keeps the current ones. The handler is
+/// installed when this is called (inside a runtime), so `main` calls it before announcing that it
+/// listens: a SIGHUP's default action would end the process.
+pub fn reload_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> {
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        let Ok(mut hup) = hup else {
+            tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
+                }
             }
         }
     }

@@ -506,3 +506,83 @@ async fn malformed_and_oversized_request_heads_are_security_events() {
     assert_eq!(ok.unwrap().0, 200);
     run.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_tls_from_flags_and_reloads_on_sighup() {
+    use tokio::io::AsyncBufReadExt as _;
+    let files = Files::new();
+    let old = Ca::new("old");
+    let new = Ca::new("new");
+    let (cert, key) = old.server_cert();
+    let cert_path = files.write("server.pem", &cert);
+    let key_path = files.write("server.key", &key);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--data-dir")
+        .arg(files.dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = tokio::time::timeout(GUARD, lines.next_line())
+            .await
+            .expect("the server started in time")
+            .unwrap()
+            .expect("the server exited early");
+        if let Some(a) = line.strip_prefix("sealtrail: listening on https://") {
+            break a.parse().unwrap();
+        }
+    };
+    let trusts_old = connector(&old, None);
+    let trusts_new = connector(&new, None);
+    assert_eq!(
+        tls_request(addr, &trusts_old, "GET", "/v1/log", "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    let (cert, key) = new.server_cert();
+    files.write("server.pem", &cert);
+    files.write("server.key", &key);
+    let pid = child.id().unwrap().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // Poll until new connections get the new certificate.
+    let deadline = Instant::now() + GUARD;
+    while tls_request(addr, &trusts_new, "GET", "/v1/log", "")
+        .await
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the certificate was never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        tls_request(addr, &trusts_old, "GET", "/v1/log", "").await,
+        None
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(GUARD, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
