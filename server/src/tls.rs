@@ -3,8 +3,9 @@
 //!
 //! [`Tls::load`] reads the certificate chain, key and (for mTLS) the client CA; [`Tls::reload`]
 //! reads them again and swaps the configuration for new connections (existing ones keep theirs);
-//! a failed reload keeps the old configuration. `serve.rs` calls `reload` on SIGHUP and bounds
-//! every handshake by `limits.tls_handshake_timeout_secs`.
+//! a failed reload keeps the old configuration. `serve::reload_on_sighup` (started by `main`)
+//! calls `reload` on SIGHUP; `Server::run` bounds every handshake by
+//! `limits.tls_handshake_timeout_secs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
