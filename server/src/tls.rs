@@ -208,6 +208,7 @@ impl Tls {
             ClientName::Email => names.email.into_iter().next(),
             ClientName::Uri => names.uri.into_iter().next(),
         }
+        .filter(|n| !n.is_empty())
         .ok_or_else(|| format!("the client certificate has no {kind:?} name"))?;
         let p = format!("cert:{name}");
         crate::auth::check_principal(&p)

@@ -381,6 +381,12 @@ async fn hs256_jwts_are_checked_claim_by_claim() {
         }),
     ));
     bad.push(("garbage", "a.b.c".to_owned()));
+    let mut c = good.clone();
+    c["sub"] = "".into();
+    bad.push(("empty subject", jwt(hdr.clone(), &c, &sign)));
+    let mut c = good.clone();
+    c["sub"] = 42.into();
+    bad.push(("numeric subject", jwt(hdr.clone(), &c, &sign)));
     for (what, t) in &bad {
         let r = post(&log, Some(t), "{}").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
@@ -761,6 +767,7 @@ fn bad_auth_configuration_is_refused() {
         "[tls]\nclient_ca_file = \"ca.pem\"",
         "[limits]\nip_rate_per_sec = -1.0",
         "[limits]\nmax_concurrent_requests = 0",
+        "[[auth.tokens]]\nname = \"\"\nrole = \"admin\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"",
     ];
     for text in invalid {
         let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));

@@ -131,6 +131,9 @@ impl AuthConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for t in &self.tokens {
+            if t.name.is_empty() {
+                return Err("auth.tokens: a token name must not be empty".into());
+            }
             let principal = format!("token:{}", t.name);
             super::check_principal(&principal)
                 .map_err(|e| format!("auth.tokens name {:?}: {e}", t.name))?;

@@ -171,10 +171,10 @@ impl JwtAuth {
             .map_err(|e| format!("invalid JWT: {e}"))?;
         let claims = data.claims;
         let principal = match claims.get(&self.principal_claim) {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => {
                 return Err(format!(
-                    "the JWT has no string {:?} claim",
+                    "the JWT has no non-empty string {:?} claim",
                     self.principal_claim
                 ));
             }
