@@ -36,6 +36,10 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Authentication and authorisation.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS (and mutual TLS). Off unless `cert_file` and `key_file` are set.
+    pub tls: crate::tls::TlsConfig,
     /// Witnesses that cosign the log's checkpoints, and the policy their cosignatures must meet.
     pub witnessing: WitnessingConfig,
 }
@@ -101,6 +105,20 @@ pub struct Limits {
     pub max_connections: usize,
     /// Seconds to wait for in-flight requests on shutdown before closing them.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client may take to complete the TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_concurrent_requests: usize,
+    /// Sustained requests per second allowed to one principal (0 = no limit).
+    pub principal_rate_per_sec: f64,
+    /// Requests one principal may send in a burst above its sustained rate.
+    pub principal_burst: u32,
+    /// Sustained requests per second allowed from one client IP address (0 = no limit).
+    pub ip_rate_per_sec: f64,
+    /// Requests one client IP address may send in a burst.
+    pub ip_burst: u32,
+    /// Most rate-limit buckets kept per kind (principal, IP); idle buckets are evicted first.
+    pub rate_limit_max_keys: usize,
     /// Free bytes the data directory's filesystem must keep: a batch that would leave less is
     /// refused with 503 before the store is touched, so the store never meets a full disk and
     /// reads go on. 0 disables the check.
@@ -137,6 +155,8 @@ impl Default for Config {
             key_file: None,
             limits: Limits::default(),
             log: LogConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
             witnessing: WitnessingConfig::default(),
         }
     }
@@ -155,6 +175,13 @@ impl Default for Limits {
             request_timeout_secs: 30,
             max_connections: 4096,
             shutdown_grace_secs: 30,
+            tls_handshake_timeout_secs: 10,
+            max_concurrent_requests: 1024,
+            principal_rate_per_sec: 5000.0,
+            principal_burst: 10_000,
+            ip_rate_per_sec: 5000.0,
+            ip_burst: 10_000,
+            rate_limit_max_keys: 100_000,
             min_free_bytes: 256 << 20,
         }
     }
@@ -266,6 +293,17 @@ impl Config {
             ("limits.header_timeout_secs", l.header_timeout_secs),
             ("limits.request_timeout_secs", l.request_timeout_secs),
             ("limits.max_connections", l.max_connections as u64),
+            (
+                "limits.tls_handshake_timeout_secs",
+                l.tls_handshake_timeout_secs,
+            ),
+            (
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests as u64,
+            ),
+            ("limits.principal_burst", u64::from(l.principal_burst)),
+            ("limits.ip_burst", u64::from(l.ip_burst)),
+            ("limits.rate_limit_max_keys", l.rate_limit_max_keys as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return bad(format!("{name} must be positive"));
@@ -276,6 +314,16 @@ impl Config {
         if l.max_page_entries > 10_000 {
             return bad("limits.max_page_entries must be at most 10000".into());
         }
+        for (name, rate) in [
+            ("limits.principal_rate_per_sec", l.principal_rate_per_sec),
+            ("limits.ip_rate_per_sec", l.ip_rate_per_sec),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return bad(format!("{name} must be a non-negative number"));
+            }
+        }
+        self.auth.validate().map_err(ConfigError::Invalid)?;
+        self.tls.validate().map_err(ConfigError::Invalid)?;
         let w = &self.witnessing;
         if w.policy_file.is_some() && (!w.witnesses.is_empty() || w.quorum.is_some()) {
             return bad(
@@ -315,6 +363,11 @@ impl Limits {
     /// Whole-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// TLS handshake timeout.
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs)
     }
 }
 

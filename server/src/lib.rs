@@ -2,6 +2,7 @@
 //! tests run it in-process on `127.0.0.1:0`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod export;
 pub mod fsck;
@@ -13,4 +14,5 @@ pub mod serve;
 pub mod space;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod witnessing;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use sealtrail_server::config::{Config, LogFormat};
-use sealtrail_server::serve::{Server, shutdown_signal};
+use sealtrail_server::serve::{Server, reload_on_sighup, shutdown_signal};
 use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{export, fsck, keys, status};
 use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
@@ -89,12 +89,36 @@ enum Command {
         /// Seconds the witness policy may stay unmet (critical after).
         #[arg(long, default_value_t = 300.0)]
         max_cosign_lag: f64,
+        /// Free fraction of the data directory's filesystem below which to warn.
+        #[arg(long, default_value_t = 0.10)]
+        disk_warn_free: f64,
+        /// Free fraction below which it is critical.
+        #[arg(long, default_value_t = 0.05)]
+        disk_critical_free: f64,
         /// Forwarding lag in entries that warns (critical at ten times).
         #[arg(long, default_value_t = 100_000.0)]
         max_forward_lag: f64,
         /// Request timeout in seconds.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+    },
+    /// API token commands.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a new API token: prints the token once, and the config lines to add.
+    Create {
+        /// The principal name (recorded as `token:NAME` in every entry it appends).
+        #[arg(long)]
+        name: String,
+        /// The token's role.
+        #[arg(long, value_parser = ["submitter", "reader", "admin"])]
+        role: String,
     },
 }
 
@@ -131,6 +155,15 @@ struct Common {
     /// Log filter, e.g. info or debug.
     #[arg(long, env = "SEALTRAIL_LOG")]
     log: Option<String>,
+    /// TLS certificate chain (PEM); turns TLS on together with --tls-key.
+    #[arg(long, env = "SEALTRAIL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "SEALTRAIL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: turns on mutual TLS.
+    #[arg(long, env = "SEALTRAIL_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl Common {
@@ -164,6 +197,15 @@ impl Common {
         }
         if let Some(v) = &self.log {
             c.log.level.clone_from(v);
+        }
+        if let Some(v) = &self.tls_cert {
+            c.tls.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            c.tls.key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_client_ca {
+            c.tls.client_ca_file = Some(v.clone());
         }
         c.validate()?;
         Ok(c)
@@ -213,7 +255,21 @@ fn serve(common: &Common) -> Result<()> {
     println!("sealtrail: origin {}", signer.name());
     println!("sealtrail: verifier key {vkey}");
     let listen = config.listen;
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Server::start(config, store, signer)?;
+    let guard = &server.state().guard;
+    if guard.anonymous_writes() {
+        println!("sealtrail: anonymous writes are allowed (listening on loopback; see [auth])");
+    } else if !guard.has_credentials() {
+        println!(
+            "sealtrail: writes need credentials and none are configured; create a token with\n  \
+             sealtrail token create --name NAME --role submitter\nand add the printed lines to the config file"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -223,9 +279,13 @@ fn serve(common: &Common) -> Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("sealtrail: listening on http://{addr}");
+        let shutdown = shutdown_signal();
+        if let Some(tls) = server.tls().cloned() {
+            tokio::spawn(reload_on_sighup(tls));
+        }
+        println!("sealtrail: listening on {scheme}://{addr}");
         tracing::info!(%addr, tree_size = server.sequencer().published().size, "listening");
-        server.run(listener, shutdown_signal()).await;
+        server.run(listener, shutdown).await;
         Ok::<(), anyhow::Error>(())
     })
 }
@@ -355,6 +415,20 @@ fn run_status(
     Ok(level)
 }
 
+fn token_create(name: &str, role: &str) -> Result<bool> {
+    let principal = format!("token:{name}");
+    sealtrail_server::auth::check_principal(&principal)
+        .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let (token, sha256) = sealtrail_server::auth::generate_token()
+        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let name_toml = toml::Value::String(name.to_owned());
+    eprintln!("The token is shown only once; store it in the client's secret store.");
+    eprintln!("Add these lines to the server's config file:\n");
+    eprintln!("[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n");
+    println!("{token}");
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -392,13 +466,16 @@ fn main() -> ExitCode {
             max_checkpoint_age,
             max_cosign_lag,
             max_forward_lag,
+            disk_warn_free,
+            disk_critical_free,
             timeout,
         } => {
             let t = status::Thresholds {
                 max_checkpoint_age_secs: *max_checkpoint_age,
                 max_cosign_lag_secs: *max_cosign_lag,
                 max_forward_lag_entries: *max_forward_lag,
-                ..status::Thresholds::default()
+                disk_warn_free: *disk_warn_free,
+                disk_critical_free: *disk_critical_free,
             };
             return match run_status(url, token.as_deref(), *json, t, *timeout) {
                 Ok(level) => ExitCode::from(level.exit_code()),
@@ -408,6 +485,9 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Token {
+            command: TokenCommand::Create { name, role },
+        } => token_create(name, role),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

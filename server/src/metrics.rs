@@ -36,6 +36,8 @@ pub struct Metrics {
     pub disk_free: IntGauge,
     /// Size of the data directory's filesystem in bytes.
     pub disk_total: IntGauge,
+    /// Security events by kind (see `auth::events`).
+    pub security_events: IntCounterVec,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -91,6 +93,10 @@ impl Metrics {
                 "data_dir_size_bytes",
                 "Size of the data directory's filesystem in bytes",
             )?,
+            security_events: IntCounterVec::new(
+                Opts::new("security_events_total", "Security events by kind"),
+                &["kind"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -105,6 +111,7 @@ impl Metrics {
         r.register(Box::new(m.queue_capacity.clone()))?;
         r.register(Box::new(m.disk_free.clone()))?;
         r.register(Box::new(m.disk_total.clone()))?;
+        r.register(Box::new(m.security_events.clone()))?;
         Ok(m)
     }
 

@@ -224,7 +224,8 @@ pub enum StartError {
     /// The store does not match the last checkpoint it recorded, or holds an undecodable entry.
     #[error("refusing to start: {0}; run `sealtrail fsck`")]
     Inconsistent(String),
-    /// A configured service (witnesses, metrics) cannot be set up.
+    /// A setting or configured service the server cannot use (TLS files, JWT keys, access
+    /// control, witnesses, metrics).
     #[error("refusing to start: {0}")]
     Config(String),
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub cache: Arc<TileCache>,
     /// Witnesses, witness policy and the newest cosigned checkpoint.
     pub witnessing: Arc<crate::witnessing::Witnessing>,
+    /// Access control, rate limits and security events.
+    pub guard: Arc<crate::auth::Guard>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,6 +59,20 @@ impl std::fmt::Debug for AppState {
 /// An API error. The status, the JSON `code` and the metrics category come from one match.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Missing or invalid credentials (401 with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials without the role the request needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A rate limit was reached. Retry after the given seconds.
+    #[error("{message}")]
+    RateLimited {
+        /// What was limited.
+        message: String,
+        /// Seconds until a retry can succeed (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// Malformed input: bad JSON, bad query, bad header, bad path.
     #[error("{0}")]
     BadRequest(String),
@@ -95,12 +111,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The challenge sent with every 401.
+const WWW_AUTHENTICATE: &str = "Bearer realm=\"sealtrail\"";
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: &str = "1";
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -121,7 +142,7 @@ impl ApiError {
 
 /// The metrics category of an error response, carried as a response extension.
 #[derive(Debug, Clone, Copy)]
-struct ErrorCategory(&'static str);
+pub(crate) struct ErrorCategory(pub(crate) &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -139,6 +160,19 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(WWW_AUTHENTICATE),
             );
         }
         resp.extensions_mut().insert(ErrorCategory(code));
@@ -170,8 +204,16 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(read::livez))
         .route("/readyz", get(read::readyz))
         .route("/metrics", get(read::metrics))
+        .route(
+            "/v1/admin/security-events",
+            get(crate::auth::security_events),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

@@ -302,16 +302,11 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
         "witness_policy": st.witnessing.policy_text(),
         "cosigned_tree_size": st.witnessing.cosigned().map(|c| c.size),
         "version": env!("CARGO_PKG_VERSION"),
-        "limits": {
-            "max_payload_bytes": l.max_payload_bytes,
-            "max_batch_entries": l.max_batch_entries,
-            "max_batch_bytes": l.max_batch_bytes,
-            "queue_entries": l.queue_entries,
-            "commit_max_entries": l.commit_max_entries,
-            "max_page_entries": l.max_page_entries,
-            "header_timeout_secs": l.header_timeout_secs,
-            "request_timeout_secs": l.request_timeout_secs,
-            "max_connections": l.max_connections,
+        // Every configured limit, so clients can size requests and back off correctly.
+        "limits": l,
+        "access": {
+            "anonymous_writes": st.guard.anonymous_writes(),
+            "private_reads": st.config.auth.private_reads,
         },
     }))
     .into_response()

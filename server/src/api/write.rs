@@ -18,10 +18,18 @@ use sha2::{Digest, Sha256};
 
 use super::read::inclusion_proof_at;
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence, read_body};
+use crate::auth::Principal;
 use crate::sequencer::{Idempotency, NewEntry, SequenceError, Sequenced};
 
-/// The principal of unauthenticated writes (authentication lands with access control).
-pub(crate) const ANONYMOUS: &str = "anonymous";
+/// The authenticated principal, set by the `auth::guard` middleware on every write route.
+type Caller = Option<axum::Extension<Principal>>;
+
+fn principal_of(caller: Caller) -> Result<String, ApiError> {
+    caller
+        .map(|axum::Extension(p)| p.name)
+        .ok_or_else(|| ApiError::Internal("write route reached without the auth guard".into()))
+}
+
 /// Content type recorded when a client sends none.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// Longest accepted `Idempotency-Key`.
@@ -208,6 +216,7 @@ fn status_of(s: &Sequenced) -> StatusCode {
 /// `POST /v1/entries`: one entry, the body is the payload.
 pub(super) async fn post_entry(
     State(st): State<AppState>,
+    caller: Caller,
     query: QueryResult,
     headers: HeaderMap,
     body: Body,
@@ -218,6 +227,7 @@ pub(super) async fn post_entry(
         key,
     } = write_head(query, &headers)?;
     check_wait(&st, wait)?;
+    let principal = principal_of(caller)?;
     let (ct, is_json) = content_type(&headers)?;
     let limits = &st.config.limits;
     let payload = read_body(
@@ -237,9 +247,9 @@ pub(super) async fn post_entry(
             .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
     }
     let et = event_type.as_deref().unwrap_or("");
-    let idem = idempotency(key, ANONYMOUS, &[ct.as_bytes(), et.as_bytes(), &payload]);
+    let idem = idempotency(key, &principal, &[ct.as_bytes(), et.as_bytes(), &payload]);
     let entry = NewEntry {
-        principal: ANONYMOUS.to_owned(),
+        principal,
         content_type: ct,
         event_type,
         payload: payload.to_vec(),
@@ -300,6 +310,7 @@ fn batch_items<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, ApiErr
 /// consecutive indices.
 pub(super) async fn post_batch(
     State(st): State<AppState>,
+    caller: Caller,
     query: QueryResult,
     headers: HeaderMap,
     body: Body,
@@ -310,6 +321,7 @@ pub(super) async fn post_batch(
         key,
     } = write_head(query, &headers)?;
     check_wait(&st, wait)?;
+    let principal = principal_of(caller)?;
     let (ct, _) = content_type(&headers)?;
     let ndjson = match media_essence(&ct).as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
@@ -351,11 +363,11 @@ pub(super) async fn post_batch(
         )));
     }
     let et = event_type.as_deref().unwrap_or("");
-    let idem = idempotency(key, ANONYMOUS, &[b"batch", et.as_bytes(), &raw]);
+    let idem = idempotency(key, &principal, &[b"batch", et.as_bytes(), &raw]);
     let entries: Vec<NewEntry> = items
         .iter()
         .map(|item| NewEntry {
-            principal: ANONYMOUS.to_owned(),
+            principal: principal.clone(),
             content_type: "application/json".to_owned(),
             event_type: event_type.clone(),
             payload: item.to_vec(),

@@ -1,0 +1,306 @@
+//! Access control and abuse resistance: who a request comes from (API token, JWT, client
+//! certificate, or anonymous), whether its role allows the route, and whether it may run now
+//! (concurrency limit, per-IP and per-principal rate limits). Every refusal is a
+//! [`SecurityEvent`](events::SecurityEvent).
+//!
+//! In scope: the [`guard`] middleware, the [`Guard`] state it runs on, API token creation and
+//! the admin view of recent security events. TLS itself (handshakes, certificate loading) is in
+//! `crate::tls`; this module only turns a verified client certificate into a principal.
+//!
+//! Roles are ordered: `reader` < `submitter` < `admin`; a role allows everything a lower one
+//! does (a submitter can read the proofs of what it wrote even when reads are private).
+
+mod config;
+pub mod der;
+pub mod events;
+mod jwt;
+mod middleware;
+pub mod ratelimit;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Semaphore;
+
+pub use config::{AnonymousWrites, AuthConfig, JwtAlgorithm, JwtConfig, TokenEntry};
+pub use events::{SecurityEvent, SecurityEventKind, SecurityEvents};
+pub use middleware::{guard, security_events};
+
+use crate::api::ApiError;
+use crate::config::Config;
+use middleware::RouteClass;
+use ratelimit::RateLimiter;
+
+/// Every API token starts with this, so a bearer value is never mistaken for a JWT.
+pub const TOKEN_PREFIX: &str = "stk_";
+/// The principal of unauthenticated requests.
+pub const ANONYMOUS: &str = "anonymous";
+/// Security events kept for `GET /v1/admin/security-events`.
+pub(crate) const RECENT_EVENTS: usize = 1000;
+
+/// What a principal may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads, when reads are private.
+    Reader,
+    /// Appends entries (and reads).
+    Submitter,
+    /// Admin endpoints, private metrics, and everything else.
+    Admin,
+}
+
+impl Role {
+    /// Parses `reader`, `submitter` or `admin`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "submitter" => Some(Role::Submitter),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller of a request (a request extension set by [`guard`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Recorded in every entry it appends: `token:NAME`, `jwt:SUBJECT`, `cert:NAME` or
+    /// `anonymous`.
+    pub name: String,
+    /// `None` for anonymous callers and for credentials that carry no known role.
+    pub role: Option<Role>,
+}
+
+impl Principal {
+    fn anonymous() -> Self {
+        Principal {
+            name: ANONYMOUS.to_owned(),
+            role: None,
+        }
+    }
+}
+
+/// What the connection layer knows about a request's client (a request extension set by
+/// `serve.rs`; absent for in-process requests).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's socket address.
+    pub addr: SocketAddr,
+    /// The principal name of a verified client certificate (`cert:...`), if one was presented.
+    pub cert_principal: Option<Arc<str>>,
+}
+
+/// Checks a principal against the leaf envelope's rules (non-empty, at most
+/// [`MAX_PRINCIPAL_LEN`](sealtrail_spec::envelope::MAX_PRINCIPAL_LEN) bytes, no control
+/// characters).
+pub fn check_principal(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > sealtrail_spec::envelope::MAX_PRINCIPAL_LEN {
+        return Err(format!(
+            "a principal is 1 to {} bytes",
+            sealtrail_spec::envelope::MAX_PRINCIPAL_LEN
+        ));
+    }
+    if p.chars().any(char::is_control) {
+        return Err("a principal has no control characters".into());
+    }
+    Ok(())
+}
+
+/// A new random API token and the lowercase hex SHA-256 that goes into the configuration.
+pub fn generate_token() -> Result<(String, String), getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = token_hash(&token);
+    Ok((token, hex(&hash)))
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The state [`guard`] runs on. Built once per server.
+#[derive(Debug)]
+pub struct Guard {
+    tokens: Vec<([u8; 32], Principal)>,
+    jwt: Option<jwt::JwtAuth>,
+    cert_role: Option<Role>,
+    anonymous_writes: bool,
+    private_reads: bool,
+    private_metrics: bool,
+    inflight: Arc<Semaphore>,
+    ip_limit: RateLimiter<IpAddr>,
+    principal_limit: RateLimiter<String>,
+    /// Every security event; subscribe here to forward them.
+    pub events: Arc<SecurityEvents>,
+}
+
+impl Guard {
+    /// Builds the guard from the configuration (reads JWT key files). `counter` counts events
+    /// by kind.
+    pub fn new(c: &Config, counter: Option<prometheus::IntCounterVec>) -> Result<Self, String> {
+        let a = &c.auth;
+        a.validate()?;
+        let tokens = a
+            .tokens
+            .iter()
+            .map(|t| {
+                let hash = unhex(&t.sha256).ok_or("auth.tokens: bad sha256")?;
+                let p = Principal {
+                    name: format!("token:{}", t.name),
+                    role: Some(t.role),
+                };
+                Ok((hash, p))
+            })
+            .collect::<Result<_, String>>()?;
+        let l = &c.limits;
+        Ok(Guard {
+            tokens,
+            jwt: a.jwt.as_ref().map(jwt::JwtAuth::new).transpose()?,
+            cert_role: c.tls.cert_role(),
+            anonymous_writes: match a.anonymous_writes {
+                AnonymousWrites::Always => true,
+                AnonymousWrites::Never => false,
+                AnonymousWrites::Loopback => c.listen.ip().is_loopback(),
+            },
+            private_reads: a.private_reads,
+            private_metrics: a.private_metrics,
+            inflight: Arc::new(Semaphore::new(l.max_concurrent_requests)),
+            ip_limit: RateLimiter::new(l.ip_rate_per_sec, l.ip_burst, l.rate_limit_max_keys),
+            principal_limit: RateLimiter::new(
+                l.principal_rate_per_sec,
+                l.principal_burst,
+                l.rate_limit_max_keys,
+            ),
+            events: Arc::new(SecurityEvents::new(RECENT_EVENTS, counter)),
+        })
+    }
+
+    /// Whether requests without credentials may append.
+    pub fn anonymous_writes(&self) -> bool {
+        self.anonymous_writes
+    }
+
+    /// Whether any credential (token, JWT, client certificate role) is configured.
+    pub fn has_credentials(&self) -> bool {
+        !self.tokens.is_empty() || self.jwt.is_some() || self.cert_role.is_some()
+    }
+
+    /// Who sent the request. Credentials that are present must be valid: a bad token is never
+    /// downgraded to anonymous.
+    fn authenticate(&self, headers: &HeaderMap, peer: Option<&Peer>) -> Result<Principal, String> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(match peer.and_then(|p| p.cert_principal.as_ref()) {
+                Some(name) => Principal {
+                    name: name.to_string(),
+                    role: self.cert_role,
+                },
+                None => Principal::anonymous(),
+            });
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| "the Authorization header is not visible ASCII".to_owned())?;
+        let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err("only Bearer credentials are accepted".into());
+        }
+        let credential = credential.trim();
+        if credential.starts_with(TOKEN_PREFIX) {
+            return self
+                .lookup_token(credential)
+                .ok_or_else(|| "unknown API token".into());
+        }
+        let Some(jwt) = &self.jwt else {
+            return Err("unknown bearer token".into());
+        };
+        let (name, role) = jwt.verify(credential)?;
+        let name = format!("jwt:{name}");
+        check_principal(&name).map_err(|e| format!("the JWT principal is unusable: {e}"))?;
+        Ok(Principal { name, role })
+    }
+
+    /// Compares the token's hash with every configured hash in constant time (no early exit).
+    fn lookup_token(&self, token: &str) -> Option<Principal> {
+        let h = token_hash(token);
+        let mut found = None;
+        for (hash, p) in &self.tokens {
+            if bool::from(hash.ct_eq(&h)) {
+                found = Some(p);
+            }
+        }
+        found.cloned()
+    }
+
+    /// 401 when the route needs credentials the caller did not present, 403 when its role is
+    /// too low.
+    fn authorise(&self, class: RouteClass, who: &Principal) -> Result<(), ApiError> {
+        let need = match class {
+            RouteClass::Public => None,
+            RouteClass::Read => self.private_reads.then_some(Role::Reader),
+            RouteClass::Append if self.anonymous_writes && who.name == ANONYMOUS => None,
+            RouteClass::Append => Some(Role::Submitter),
+            RouteClass::Metrics => self.private_metrics.then_some(Role::Admin),
+            RouteClass::Admin => Some(Role::Admin),
+        };
+        let Some(need) = need else { return Ok(()) };
+        match who.role {
+            _ if who.name == ANONYMOUS => Err(ApiError::Unauthorized(
+                "credentials required: send Authorization: Bearer TOKEN".into(),
+            )),
+            Some(r) if r >= need => Ok(()),
+            _ => Err(ApiError::Forbidden(format!(
+                "{} lacks the {need:?} role this request needs",
+                who.name
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_hash_and_parse() {
+        let (t, h) = generate_token().unwrap();
+        assert!(t.starts_with(TOKEN_PREFIX));
+        assert_eq!(t.len(), TOKEN_PREFIX.len() + 43);
+        assert_eq!(unhex(&h), Some(token_hash(&t)));
+        let (t2, _) = generate_token().unwrap();
+        assert_ne!(t, t2);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Reader < Role::Submitter && Role::Submitter < Role::Admin);
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("Admin"), None);
+    }
+}
