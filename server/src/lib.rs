@@ -7,6 +7,7 @@ pub mod fsck;
 pub mod keys;
 pub mod leafindex;
 pub mod metrics;
+pub mod query;
 pub mod sequencer;
 pub mod serve;
 pub mod store;

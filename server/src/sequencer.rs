@@ -3,7 +3,8 @@
 //! One OS thread per log owns the tree's right edge and the store's write side. It takes everything
 //! queued (up to `commit_max_entries`), assigns indices, builds the leaf envelopes and their hashes,
 //! extends the tree with `sealtrail-spec`, signs the checkpoint for the new size, and commits
-//! entries, tiles, idempotency records, leaf-hash index and checkpoint in ONE durable transaction.
+//! entries, tiles, idempotency records, leaf-hash index, secondary-index postings
+//! (`crate::query`) and checkpoint in ONE durable transaction.
 //! Only then does it publish the checkpoint and answer the callers. While a commit is in flight new
 //! submissions queue up: that is group commit.
 //!
@@ -426,6 +427,7 @@ impl Sequencer {
         };
         let mut leaf_hashes: Vec<Hash> = Vec::new();
         let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
+        let mut postings = crate::query::PostingsBuilder::default();
         for mut sub in subs {
             if let Some(idem) = sub.idempotency {
                 match self.check_idempotency(&idem, &seen) {
@@ -447,9 +449,11 @@ impl Sequencer {
             let count = sub.entries.len();
             match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
                 Ok(leaves) => {
-                    for (bytes, hash) in leaves {
+                    for (index, (bytes, hash, principal, event_type)) in (first_index..).zip(leaves)
+                    {
                         batch.entries.push(bytes);
                         leaf_hashes.push(hash);
+                        postings.add(index, principal, event_type);
                     }
                 }
                 Err(e) => {
@@ -473,6 +477,7 @@ impl Sequencer {
                 count,
             });
         }
+        batch.postings = postings.finish();
         let published = if batch.entries.is_empty() {
             self.published.borrow().clone()
         } else {
@@ -555,11 +560,11 @@ enum Prior {
     InBatch(usize),
 }
 
+/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
+type EncodedLeaf = (Vec<u8>, Hash, String, Option<String>);
+
 /// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
-fn encode_entries(
-    entries: Vec<NewEntry>,
-    time_ms: u64,
-) -> Result<Vec<(Vec<u8>, Hash)>, SequenceError> {
+fn encode_entries(entries: Vec<NewEntry>, time_ms: u64) -> Result<Vec<EncodedLeaf>, SequenceError> {
     entries
         .into_iter()
         .map(|e| {
@@ -574,7 +579,7 @@ fn encode_entries(
                 .encode()
                 .map_err(|err| SequenceError::Invalid(err.to_string()))?;
             let hash = sealtrail_spec::leaf_hash(&bytes);
-            Ok((bytes, hash))
+            Ok((bytes, hash, env.principal, env.event_type))
         })
         .collect()
 }
