@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Forwarding sinks (`[[forward]]` sections), see `crate::forward`.
+    pub forward: Vec<crate::forward::SinkConfig>,
 }
 
 /// Request, batching and queue limits. All are listed at `GET /v1/log`.
@@ -94,6 +96,7 @@ impl Default for Config {
             key_file: None,
             limits: Limits::default(),
             log: LogConfig::default(),
+            forward: Vec::new(),
         }
     }
 }
@@ -217,6 +220,7 @@ impl Config {
         if l.max_page_entries > 10_000 {
             return bad("limits.max_page_entries must be at most 10000".into());
         }
+        crate::forward::validate_all(&self.forward).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

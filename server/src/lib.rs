@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod forward;
 pub mod fsck;
 pub mod keys;
 pub mod leafindex;

@@ -96,6 +96,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for subsystems that register their own metrics (forwarding sinks).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

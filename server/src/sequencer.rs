@@ -203,6 +203,9 @@ pub enum StartError {
     /// The store does not match the last checkpoint it recorded, or holds an undecodable entry.
     #[error("refusing to start: {0}; run `sealtrail fsck`")]
     Inconsistent(String),
+    /// A forwarding sink cannot be built (unreadable CA file, bad URL, unwritable file).
+    #[error("forwarding: {0}")]
+    Forward(String),
 }
 
 /// Settings the sequencer needs.

@@ -28,6 +28,9 @@ use crate::store::LogStore;
 pub struct Server {
     state: AppState,
     sequencer: std::thread::JoinHandle<()>,
+    /// Forwarding sinks, started by [`Server::run`].
+    forward: Option<crate::forward::Prepared>,
+    security_events: crate::forward::SecurityEvents,
 }
 
 impl Server {
@@ -47,6 +50,9 @@ impl Server {
             commit_max_entries: config.limits.commit_max_entries,
         };
         let verifier_key = signer.verifier().to_vkey();
+        let forward =
+            crate::forward::Prepared::new(&config.forward).map_err(StartError::Forward)?;
+        let security_events = forward.security_events();
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -59,7 +65,15 @@ impl Server {
                 cache: Arc::new(TileCache::default()),
             },
             sequencer,
+            forward: Some(forward),
+            security_events,
         })
+    }
+
+    /// Feeds non-entry events (access control, witness alarms) to the sinks configured with
+    /// `security_events = true`, best-effort.
+    pub fn security_events(&self) -> crate::forward::SecurityEvents {
+        self.security_events.clone()
     }
 
     /// The shared state (for tests and in-process use).
@@ -73,8 +87,9 @@ impl Server {
     }
 
     /// Serves `listener` until `shutdown` resolves, then shuts down gracefully.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limits = self.state.config.limits.clone();
+        let forwarders = self.start_forwarding();
         let app = router(self.state.clone());
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -128,13 +143,37 @@ impl Server {
                 grace.as_secs()
             );
         }
+        if let Some(f) = forwarders {
+            f.stop().await;
+        }
         self.stop().await;
+    }
+
+    /// Starts the forwarding sinks (once; `None` if already started or none could register
+    /// metrics).
+    fn start_forwarding(&mut self) -> Option<crate::forward::Forwarders> {
+        let prepared = self.forward.take()?;
+        let metrics = match crate::forward::ForwardMetrics::new(self.state.metrics.registry()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "forwarding metrics; sinks not started");
+                return None;
+            }
+        };
+        Some(prepared.spawn(
+            self.state.store.clone(),
+            &self.state.config.origin,
+            self.state.seq.subscribe(),
+            metrics,
+        ))
     }
 
     /// Stops the sequencer after it has committed and answered everything queued.
     pub async fn stop(self) {
         self.state.seq.shutdown();
-        let Server { state, sequencer } = self;
+        let Server {
+            state, sequencer, ..
+        } = self;
         drop(state);
         let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
         tracing::info!("stopped");
