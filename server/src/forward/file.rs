@@ -28,6 +28,7 @@ impl FileSink {
     pub fn new(cfg: &SinkConfig) -> Result<Self, String> {
         let path = cfg.path.clone().unwrap_or_default();
         open_append(&path).map_err(|e| format!("forward {}: {e}", cfg.name))?;
+        drop_partial_line(&path).map_err(|e| format!("forward {}: {e}", cfg.name))?;
         Ok(FileSink {
             path,
             max_bytes: cfg.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
@@ -56,6 +57,37 @@ fn open_append(path: &PathBuf) -> Result<File, String> {
         .append(true)
         .open(path)
         .map_err(|e| format!("opening {}: {e}", path.display()))
+}
+
+/// A crash in the middle of an append can leave a last line without its newline. It was never
+/// acknowledged (the batch is sent again), so it is cut off rather than glued to the next line.
+fn drop_partial_line(path: &PathBuf) -> Result<(), String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let io = |e: std::io::Error| format!("repairing {}: {e}", path.display());
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buf = &mut chunk[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start)).map_err(io)?;
+        f.read_exact(buf).map_err(io)?;
+        if let Some(nl) = buf.iter().rposition(|b| *b == b'\n') {
+            end = start + nl as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end != len {
+        tracing::warn!(file = %path.display(), bytes = len - end, "forward: dropping a partial last line");
+        f.set_len(end).and_then(|()| f.sync_data()).map_err(io)?;
+    }
+    Ok(())
 }
 
 fn rotated(path: &std::path::Path, n: u32) -> PathBuf {
@@ -109,4 +141,31 @@ fn sync_parent(path: &std::path::Path) -> Result<(), String> {
     File::open(parent)
         .and_then(|d| d.sync_all())
         .map_err(|e| format!("syncing {}: {e}", parent.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_last_line_is_cut_off_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let mut cfg = SinkConfig::new("f", super::super::SinkKind::File);
+        cfg.path = Some(path.clone());
+        let long = "x".repeat(200_000);
+        for (content, want) in [
+            ("", ""),
+            ("{\"a\":1}\n", "{\"a\":1}\n"),
+            ("{\"a\":1}\n{\"b\"", "{\"a\":1}\n"),
+            ("no newline at all", ""),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            FileSink::new(&cfg).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+        }
+        std::fs::write(&path, format!("1\n{long}")).unwrap();
+        FileSink::new(&cfg).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n");
+    }
 }
