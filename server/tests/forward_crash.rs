@@ -101,7 +101,7 @@ fn every_entry_reaches_the_sink_across_sigkills() {
     let seed = std::env::var("SEALTRAIL_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0xF0_2D_CA5E);
+        .unwrap_or(0xF02D_CA5E);
     eprintln!("seed {seed}");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();

@@ -229,7 +229,8 @@ impl PostingStore for RedbStore {
             .open_table(POSTINGS)
             .map_err(redb_err("open postings"))?;
         let range = table.range(from..to).map_err(redb_err("scan postings"))?;
-        let row = |r: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), _>| {
+        type Row<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
+        let row = |r: Result<Row<'_>, redb::StorageError>| {
             r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(redb_err("scan postings"))
         };
