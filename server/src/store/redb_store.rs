@@ -229,7 +229,10 @@ impl PostingStore for RedbStore {
             .open_table(POSTINGS)
             .map_err(redb_err("open postings"))?;
         let range = table.range(from..to).map_err(redb_err("scan postings"))?;
-        type Row<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
+        type Row<'a> = (
+            redb::AccessGuard<'a, &'static [u8]>,
+            redb::AccessGuard<'a, &'static [u8]>,
+        );
         let row = |r: Result<Row<'_>, redb::StorageError>| {
             r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(redb_err("scan postings"))
