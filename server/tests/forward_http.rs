@@ -524,3 +524,50 @@ async fn bad_sink_configs_are_refused() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn security_events_reach_only_sinks_that_asked_for_them() {
+    let (with, url_with) = receiver(vec![]).await;
+    let (without, url_without) = receiver(vec![]).await;
+    let mut a = SinkConfig::new("with", SinkKind::Webhook);
+    a.url = Some(url_with);
+    a.security_events = true;
+    let mut b = SinkConfig::new("without", SinkKind::Webhook);
+    b.url = Some(url_without);
+    let store = Arc::new(MemStore::new());
+    let log = TestLog::start(config(), store.clone());
+    let f = Forwarders::start(
+        &[a, b],
+        store.clone(),
+        ORIGIN,
+        log.server.as_ref().unwrap().sequencer().subscribe(),
+        ForwardMetrics::new(&prometheus::Registry::new()).unwrap(),
+    )
+    .unwrap();
+    let alarm = serde_json::json!({"kind": "auth.denied", "principal": "mallory", "time_ms": 5});
+    f.security_events().send(alarm.clone());
+    append(&log, 0, 3).await;
+    let docs = |r: &Receiver| -> Vec<serde_json::Value> {
+        r.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|q| q.ok)
+            .flat_map(|q| lines(&q.body))
+            .collect()
+    };
+    until("the alarm and the entries", || {
+        let d = docs(&with);
+        d.contains(&alarm) && d.iter().filter(|x| x.get("index").is_some()).count() == 3
+    })
+    .await;
+    until("the other sink's entries", || {
+        store.sink_cursor("without").unwrap() == Some(3)
+    })
+    .await;
+    assert!(!docs(&without).contains(&alarm));
+    // Security events are not cursor-tracked: the cursor counts entries only.
+    assert_eq!(store.sink_cursor("with").unwrap(), Some(3));
+    f.stop().await;
+    log.stop().await;
+}
