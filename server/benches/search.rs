@@ -164,10 +164,11 @@ fn main() {
         (
             "type + principal, oldest, random cursor",
             Box::new(|| {
-                let p = rand(PRINCIPALS);
+                // Not user-999: its entries all carry the rare type.
+                let p = rand(PRINCIPALS - 1);
                 SearchQuery {
                     principal: Some(format!("user-{p}")),
-                    // A type that co-occurs with this principal (1000 and 20 share a factor).
+                    // The type this principal's entries carry (20 divides 1000).
                     event_type: Some(format!("type.{}", p % TYPES)),
                     cursor: Some(rand(size / 2)),
                     newest_first: false,
