@@ -415,3 +415,69 @@ async fn udp_datagrams_are_single_rfc5424_messages() {
     f.stop().await;
     log.stop().await;
 }
+
+/// Reads octet-counted frames from `conn` until `n` have arrived; returns their indices.
+async fn read_frames(conn: &mut tokio::net::TcpStream, n: usize) -> Vec<u64> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut chunk = [0u8; 4096];
+        let k = tokio::time::timeout(GUARD, conn.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(k > 0, "connection closed after {} frames", out.len());
+        buf.extend_from_slice(&chunk[..k]);
+        // Octet counting: "LEN SP MSG", repeated.
+        while let Some(sp) = buf.iter().position(|b| *b == b' ') {
+            let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+            if buf.len() < sp + 1 + len {
+                break;
+            }
+            let msg = String::from_utf8(buf[sp + 1..sp + 1 + len].to_vec()).unwrap();
+            let start = msg.find("[sealtrail@32473").unwrap();
+            let end = msg.find("] ").unwrap();
+            out.push(sd_params(&msg[start..=end])["index"].parse().unwrap());
+            buf.drain(..sp + 1 + len);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_restarted_stream_sink_replays_its_window_before_the_cursor() {
+    use sealtrail_server::store::CursorStore as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let store = Arc::new(MemStore::new());
+    let log = TestLog::start(config(), store.clone());
+    append(&log, 0, 60).await;
+    // As if an earlier run had acknowledged 50 entries.
+    store.set_sink_cursor("tcp", 50).unwrap();
+    let mut sink = SinkConfig::new("tcp", SinkKind::Syslog);
+    sink.address = Some(listener.local_addr().unwrap().to_string());
+    sink.transport = Some(Transport::Tcp);
+    sink.replay_entries = Some(20);
+    let f = Forwarders::start(
+        &[sink],
+        store.clone(),
+        ORIGIN,
+        log.server.as_ref().unwrap().sequencer().subscribe(),
+        ForwardMetrics::new(&prometheus::Registry::new()).unwrap(),
+    )
+    .unwrap();
+    let (mut conn, _) = listener.accept().await.unwrap();
+    assert_eq!(
+        read_frames(&mut conn, 30).await,
+        (30..60).collect::<Vec<_>>()
+    );
+    // The receiver goes away: the next batch finds the connection closed, reconnects and
+    // re-sends the window before its cursor, then the new entries.
+    drop(conn);
+    append(&log, 60, 65).await;
+    let (mut conn, _) = listener.accept().await.unwrap();
+    let got = read_frames(&mut conn, 25).await;
+    assert_eq!(got, (40..65).collect::<Vec<_>>());
+    f.stop().await;
+    log.stop().await;
+}

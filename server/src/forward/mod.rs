@@ -669,7 +669,8 @@ async fn run_sink(
             return;
         }
     };
-    let mut cursor = acked;
+    // Syslog streams re-send a window before the cursor at start-up (see `replay_entries`).
+    let mut cursor = acked.saturating_sub(sink.take_replay());
     let mut pending_security: Vec<ForwardEvent> = Vec::new();
     loop {
         if *ctx.stop.borrow() {
