@@ -89,7 +89,7 @@ impl HttpSink {
             _ => ndjson(events),
         };
         let err = |e: &dyn std::fmt::Display| SinkError(format!("POST {}: {e}", self.url));
-        let resp = self
+        let mut resp = self
             .client
             .post(&self.url)
             .body(body)
@@ -97,8 +97,16 @@ impl HttpSink {
             .await
             .map_err(|e| err(&e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| err(&e))?;
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RESPONSE)]);
+        // Read at most MAX_RESPONSE bytes of the answer: a receiver cannot make us buffer more.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| err(&e))? {
+            let room = MAX_RESPONSE - bytes.len();
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if bytes.len() == MAX_RESPONSE {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
         if !status.is_success() {
             let head: String = text.chars().take(200).collect();
             return Err(err(&format!("status {status}: {head}")));
