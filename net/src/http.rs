@@ -50,6 +50,10 @@ pub type PrincipalFn =
 /// certificate), with the peer and the reason.
 pub type RefusedFn = dyn Fn(SocketAddr, &str) + Send + Sync;
 
+/// Called when hyper ends a connection with an error (header timeout, malformed or oversized
+/// request head, ...), with the peer.
+pub type ConnErrorFn = dyn Fn(SocketAddr, &hyper::Error) + Send + Sync;
+
 /// TLS for [`serve`].
 #[derive(Clone)]
 pub struct TlsSetup {
@@ -71,12 +75,13 @@ impl std::fmt::Debug for TlsSetup {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish (up to `shutdown_grace`) and returns. With `tls`, every connection is TLS
-/// and SIGHUP reloads the certificate files.
+/// (certificate reloads are the caller's: see [`crate::signal::reload_on_sighup`]).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     opts: HttpOptions,
     tls: Option<TlsSetup>,
+    on_error: Option<Arc<ConnErrorFn>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -86,9 +91,6 @@ pub async fn serve(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(opts.max_connections));
-    let reloader = tls
-        .as_ref()
-        .map(|t| tokio::spawn(crate::signal::reload_on_sighup(t.tls.clone())));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -116,6 +118,7 @@ pub async fn serve(
             builder: builder.clone(),
             graceful: graceful.watcher(),
             peer,
+            on_error: on_error.clone(),
         };
         let tls = tls.clone();
         let handshake = opts.tls_handshake_timeout;
@@ -129,9 +132,6 @@ pub async fn serve(
     }
     drop(listener);
     drop(app);
-    if let Some(r) = reloader {
-        r.abort();
-    }
     tracing::info!("shutting down: no longer accepting connections");
     if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
         .await
@@ -150,6 +150,7 @@ struct Connection {
     builder: hyper::server::conn::http1::Builder,
     graceful: hyper_util::server::graceful::Watcher,
     peer: SocketAddr,
+    on_error: Option<Arc<ConnErrorFn>>,
 }
 
 impl Connection {
@@ -163,6 +164,7 @@ impl Connection {
             builder,
             graceful,
             peer,
+            on_error,
         } = self;
         let info = ConnInfo {
             addr: peer,
@@ -175,6 +177,9 @@ impl Connection {
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         if let Err(e) = conn.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
+            if let Some(f) = on_error {
+                f(peer, &e);
+            }
         }
     }
 

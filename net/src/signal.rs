@@ -28,18 +28,23 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
-/// Reloads `tls` on every SIGHUP until the task is dropped; a failed reload keeps the current
-/// certificates and is logged.
-pub async fn reload_on_sighup(tls: Arc<crate::tls::Tls>) {
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match tls.reload() {
-            Ok(()) => tracing::info!("TLS certificates reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
+/// A future that reloads `tls` on every SIGHUP until it is dropped; a failed reload keeps the
+/// current certificates and is logged. The handler is installed when this is called (on a
+/// runtime): call it before announcing that the process listens, since SIGHUP's default action
+/// ends the process.
+pub fn reload_on_sighup(tls: Arc<crate::tls::Tls>) -> impl Future<Output = ()> {
+    let hup = signal(SignalKind::hangup());
+    async move {
+        let Ok(mut hup) = hup else {
+            tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
+                }
             }
         }
     }

@@ -49,7 +49,7 @@ async fn start(tls: Option<TlsSetup>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, app(), opts(), tls, async {
+    let task = tokio::spawn(serve(listener, app(), opts(), tls, None, async {
         let _ = rx.await;
     }));
     Running { addr, stop, task }

@@ -4,6 +4,7 @@
 //!
 //! Bounded by a fixed entry count per case. Arguments after `--`: `[engine ...]` (default: both).
 //! `SEALTRAIL_BENCH_ENTRIES=N` runs one case with N entries, for peak-RSS comparisons.
+//! `SEALTRAIL_BENCH_DISTINCT=N` varies principals and event types (see `distinct`).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -24,11 +25,29 @@ fn payload(i: u64) -> Vec<u8> {
     p
 }
 
-fn entry(i: u64) -> NewEntry {
+/// `SEALTRAIL_BENCH_DISTINCT=N`: N principals and N/50 (at least 1) event types round-robin
+/// instead of one of each, so every batch writes many secondary-index rows (the worst case for
+/// `crate::query`'s postings; the default is the best case).
+fn distinct() -> u64 {
+    std::env::var("SEALTRAIL_BENCH_DISTINCT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn entry(i: u64, distinct: u64) -> NewEntry {
+    let (principal, event_type) = if distinct == 0 {
+        ("bench".into(), "bench.event".into())
+    } else {
+        (
+            format!("user-{}", i % distinct),
+            format!("type.{}", i % (distinct / 50).max(1)),
+        )
+    };
     NewEntry {
-        principal: "bench".into(),
+        principal,
         content_type: "application/json".into(),
-        event_type: Some("bench.event".into()),
+        event_type: Some(event_type),
         payload: payload(i),
     }
 }
@@ -47,13 +66,14 @@ async fn run(engine: Engine, submitters: u64, per_request: u64, total: u64) {
     let requests = total / per_request;
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let distinct = distinct();
     for s in 0..submitters {
         let seq = seq.clone();
         tasks.push(tokio::spawn(async move {
             let mut r = s;
             while r < requests {
                 let entries = (0..per_request)
-                    .map(|k| entry(r * per_request + k))
+                    .map(|k| entry(r * per_request + k, distinct))
                     .collect();
                 seq.submit(entries, None).await.expect("submit");
                 r += submitters;

@@ -89,13 +89,14 @@ fn make_batch(old_size: u64, n: u64, bytes: usize, rng: &mut u64) -> Batch {
         tiles.push(tile(1, last / 65536, (last % 65536) / 256 + 1));
     }
     // The checkpoint is written too, as the sequencer does (leaf-index rows come once per 16384
-    // entries, about 10 bytes per entry; left out here).
+    // entries, about 10 bytes per entry; posting rows, a few per batch; both left out here).
     Batch {
         old_size,
         entries,
         tiles,
         idempotency: Vec::new(),
         leaf_runs: Vec::new(),
+        postings: Vec::new(),
         checkpoint: vec![0x43; 180],
     }
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Forwarding sinks (`[[forward]]` sections), see `crate::forward`.
+    pub forward: Vec<crate::forward::SinkConfig>,
     /// Authentication and authorisation.
     pub auth: crate::auth::AuthConfig,
     /// TLS (and mutual TLS). Off unless `cert_file` and `key_file` are set.
@@ -158,6 +160,7 @@ impl Default for Config {
             auth: crate::auth::AuthConfig::default(),
             tls: crate::tls::TlsConfig::default(),
             witnessing: WitnessingConfig::default(),
+            forward: Vec::new(),
         }
     }
 }
@@ -350,6 +353,7 @@ impl Config {
                 "witnessing.cosigned_wait_secs must be below limits.request_timeout_secs".into(),
             );
         }
+        crate::forward::validate_all(&self.forward).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

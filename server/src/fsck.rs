@@ -1,6 +1,6 @@
 //! `sealtrail fsck`: the store is trusted for durability, not for truth. This recomputes every
 //! leaf hash from the stored entries, rebuilds every hash tile, compares each with the stored tile
-//! byte for byte, checks the leaf-hash index, and checks the final root against the stored,
+//! byte for byte, checks the leaf-hash index and the secondary indexes (`crate::query`), and checks the final root against the stored,
 //! log-signed checkpoint. Memory stays O(log n): entries are read one bundle at a time and only
 //! the right edge of the recomputed tree is kept.
 
@@ -13,6 +13,7 @@ use sealtrail_spec::tiles::{TILE_WIDTH, TileId, TileReader, encode_hash_tile};
 use sealtrail_spec::{Hash, leaf_hash};
 
 use crate::leafindex::{RUN, build_run};
+use crate::query::{FIELD_EVENT_TYPE, FIELD_PRINCIPAL, decode_row, parse_posting_key};
 use crate::store::{LogStore, StoreError};
 
 /// Problems are capped so a badly damaged store still yields a readable report.
@@ -76,6 +77,7 @@ pub fn fsck(
     let mut edge = RightEdge::empty();
     let mut recomputed = Recomputed::default();
     let mut run_hashes: Vec<Hash> = Vec::new();
+    let mut want_postings = PostingSum::default();
     let step = u64::from(TILE_WIDTH);
     let mut start = 0;
     while start < size {
@@ -89,8 +91,14 @@ pub fn fsck(
         };
         let mut hashes = Vec::with_capacity(entries.len());
         for (i, bytes) in (start..).zip(&entries) {
-            if let Err(e) = LeafEnvelope::decode(bytes) {
-                report.problem(format!("entry {i} is not a valid leaf envelope: {e}"));
+            match LeafEnvelope::decode(bytes) {
+                Err(e) => report.problem(format!("entry {i} is not a valid leaf envelope: {e}")),
+                Ok(env) => {
+                    want_postings.add(FIELD_PRINCIPAL, env.principal.as_bytes(), i);
+                    if let Some(t) = &env.event_type {
+                        want_postings.add(FIELD_EVENT_TYPE, t.as_bytes(), i);
+                    }
+                }
             }
             let h = leaf_hash(bytes);
             hashes.push(h);
@@ -132,10 +140,109 @@ pub fn fsck(
         };
         compare_tile(store, &mut report, id, &tile)?;
     }
+    check_postings(store, &mut report, &want_postings)?;
     let root = edge.root();
     report.root = Some(root);
     check_checkpoint(store, &mut report, origin, log_key, root)?;
     Ok(report)
+}
+
+/// An order-independent digest of a set of postings `(field, value, index)`: count and wrapping
+/// sum of a 128-bit hash of each. Equal sums with equal counts mean equal multisets (up to a
+/// 2^-128 accident), so `fsck` compares the stored rows with the entries in O(1) memory.
+#[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
+struct PostingSum {
+    count: u64,
+    sum: u128,
+}
+
+impl PostingSum {
+    fn add(&mut self, field: u8, value: &[u8], index: u64) {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update([field]);
+        h.update((value.len() as u64).to_be_bytes());
+        h.update(value);
+        h.update(index.to_be_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d[..16]);
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(b));
+    }
+}
+
+/// Posting rows fetched per read while checking.
+const POSTING_PAGE: usize = 1024;
+
+/// Every posting row is well formed (known field, row ending at its key's index, indices
+/// increasing within a value and below the tree size), and together the rows hold exactly one
+/// posting per entry and indexed field.
+fn check_postings(
+    store: &dyn LogStore,
+    report: &mut FsckReport,
+    want: &PostingSum,
+) -> Result<(), StoreError> {
+    let mut got = PostingSum::default();
+    let mut from: Vec<u8> = Vec::new();
+    let to = [0xFFu8; 8];
+    let mut prev: Option<(Vec<u8>, u64)> = None;
+    loop {
+        let rows = store.postings(&from, &to, false, POSTING_PAGE)?;
+        let Some((last_key, _)) = rows.last() else {
+            break;
+        };
+        from = last_key.clone();
+        from.push(0);
+        for (key, row) in &rows {
+            let Some((field, value, last)) = parse_posting_key(key) else {
+                report.problem(format!("posting key {} is malformed", hex(key)));
+                continue;
+            };
+            let idx = match decode_row(row) {
+                Ok(idx) => idx,
+                Err(e) => {
+                    report.problem(format!("posting row {}: {e}", hex(key)));
+                    continue;
+                }
+            };
+            if ![FIELD_EVENT_TYPE, FIELD_PRINCIPAL].contains(&field)
+                || idx.last() != Some(&last)
+                || last >= report.size
+            {
+                report.problem(format!(
+                    "posting row {} does not match its key or lies past the tree",
+                    hex(key)
+                ));
+                continue;
+            }
+            let value_key = key[..key.len() - 8].to_vec();
+            if let Some((pv, plast)) = &prev
+                && *pv == value_key
+                && idx.first().is_some_and(|f| f <= plast)
+            {
+                report.problem(format!(
+                    "posting row {} overlaps the previous one",
+                    hex(key)
+                ));
+            }
+            for &i in &idx {
+                got.add(field, value, i);
+            }
+            prev = Some((value_key, last));
+        }
+    }
+    if got != *want {
+        report.problem(format!(
+            "the secondary indexes do not match the entries ({} postings stored, {} expected,              or the same number pointing at the wrong entries)",
+            got.count, want.count
+        ));
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The stored leaf-index rows of a completed run are exactly those rebuilt from its leaves.

@@ -107,6 +107,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Search a running log (GET /v1/entries/search) and print the entries as JSON lines.
+    Search(SearchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +122,32 @@ enum TokenCommand {
         #[arg(long, value_parser = ["submitter", "reader", "admin"])]
         role: String,
     },
+}
+
+/// `sealtrail search` options.
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// The log's base URL.
+    #[arg(long, env = "SEALTRAIL_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sequencing time lower bound, ms since the Unix epoch (inclusive).
+    #[arg(long)]
+    since: Option<u64>,
+    /// Sequencing time upper bound, ms since the Unix epoch (exclusive).
+    #[arg(long)]
+    until: Option<u64>,
+    /// Exact event type.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Exact submitting principal.
+    #[arg(long)]
+    principal: Option<String>,
+    /// `newest` or `oldest` first.
+    #[arg(long, default_value = "newest", value_parser = ["newest", "oldest"])]
+    order: String,
+    /// Most entries to print; pages are fetched until this many or the end.
+    #[arg(long, default_value_t = 100)]
+    max: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -429,6 +457,51 @@ fn token_create(name: &str, role: &str) -> Result<bool> {
     Ok(true)
 }
 
+fn search(a: &SearchArgs) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let base = format!("{}/v1/entries/search", a.url.trim_end_matches('/'));
+    let mut printed = 0u64;
+    let mut cursor: Option<u64> = None;
+    while printed < a.max {
+        let mut url = reqwest::Url::parse(&base).with_context(|| format!("url {base:?}"))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("order", &a.order);
+            q.append_pair("limit", &(a.max - printed).min(1000).to_string());
+            let nums = [("since", a.since), ("until", a.until), ("cursor", cursor)];
+            for (k, v) in nums {
+                if let Some(v) = v {
+                    q.append_pair(k, &v.to_string());
+                }
+            }
+            for (k, v) in [("type", &a.event_type), ("principal", &a.principal)] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+        }
+        let resp = client.get(url).send().context("requesting the search")?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().context("reading the search answer")?;
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", body["error"]["message"]);
+        }
+        for e in body["entries"].as_array().into_iter().flatten() {
+            println!("{e}");
+            printed += 1;
+        }
+        match body["next_cursor"].as_u64() {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -488,6 +561,7 @@ fn main() -> ExitCode {
         Command::Token {
             command: TokenCommand::Create { name, role },
         } => token_create(name, role),
+        Command::Search(a) => search(a).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

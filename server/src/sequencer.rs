@@ -3,7 +3,8 @@
 //! One OS thread per log owns the tree's right edge and the store's write side. It takes everything
 //! queued (up to `commit_max_entries`), assigns indices, builds the leaf envelopes and their hashes,
 //! extends the tree with `sealtrail-spec`, signs the checkpoint for the new size, and commits
-//! entries, tiles, idempotency records, leaf-hash index and checkpoint in ONE durable transaction.
+//! entries, tiles, idempotency records, leaf-hash index, secondary-index postings
+//! (`crate::query`) and checkpoint in ONE durable transaction.
 //! Only then does it publish the checkpoint and answer the callers. While a commit is in flight new
 //! submissions queue up: that is group commit.
 //!
@@ -228,6 +229,9 @@ pub enum StartError {
     /// control, witnesses, metrics).
     #[error("refusing to start: {0}")]
     Config(String),
+    /// A forwarding sink cannot be built (unreadable CA file, bad URL, unwritable file).
+    #[error("forwarding: {0}")]
+    Forward(String),
 }
 
 /// Settings the sequencer needs.
@@ -473,6 +477,7 @@ impl Sequencer {
         };
         let mut leaf_hashes: Vec<Hash> = Vec::new();
         let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
+        let mut postings = crate::query::PostingsBuilder::default();
         for mut sub in subs {
             if let Some(idem) = sub.idempotency {
                 match self.check_idempotency(&idem, &seen) {
@@ -494,9 +499,11 @@ impl Sequencer {
             let count = sub.entries.len();
             match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
                 Ok(leaves) => {
-                    for (bytes, hash) in leaves {
+                    for (index, (bytes, hash, principal, event_type)) in (first_index..).zip(leaves)
+                    {
                         batch.entries.push(bytes);
                         leaf_hashes.push(hash);
+                        postings.add(index, principal, event_type);
                     }
                 }
                 Err(e) => {
@@ -520,6 +527,7 @@ impl Sequencer {
                 count,
             });
         }
+        batch.postings = postings.finish();
         let published = if batch.entries.is_empty() {
             self.published.borrow().clone()
         } else {
@@ -551,6 +559,7 @@ impl Sequencer {
         let old_size = self.edge.size();
         let mut time_ms = self.last_time_ms;
         let mut hashes = Vec::with_capacity(leaves.len());
+        let mut postings = crate::query::PostingsBuilder::default();
         for (i, leaf) in leaves.iter().enumerate() {
             let index = old_size + i as u64;
             let env = LeafEnvelope::decode(leaf)
@@ -563,6 +572,7 @@ impl Sequencer {
             }
             time_ms = env.time_ms;
             hashes.push(sealtrail_spec::leaf_hash(leaf));
+            postings.add(index, env.principal, env.event_type);
         }
         if leaves.is_empty() {
             return Ok(self.published.borrow().clone());
@@ -570,6 +580,7 @@ impl Sequencer {
         let batch = Batch {
             old_size,
             entries: leaves,
+            postings: postings.finish(),
             ..Batch::default()
         };
         self.commit(batch, hashes, time_ms)
@@ -675,11 +686,11 @@ enum Prior {
     InBatch(usize),
 }
 
+/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
+type EncodedLeaf = (Vec<u8>, Hash, String, Option<String>);
+
 /// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
-fn encode_entries(
-    entries: Vec<NewEntry>,
-    time_ms: u64,
-) -> Result<Vec<(Vec<u8>, Hash)>, SequenceError> {
+fn encode_entries(entries: Vec<NewEntry>, time_ms: u64) -> Result<Vec<EncodedLeaf>, SequenceError> {
     entries
         .into_iter()
         .map(|e| {
@@ -694,7 +705,7 @@ fn encode_entries(
                 .encode()
                 .map_err(|err| SequenceError::Invalid(err.to_string()))?;
             let hash = sealtrail_spec::leaf_hash(&bytes);
-            Ok((bytes, hash))
+            Ok((bytes, hash, env.principal, env.event_type))
         })
         .collect()
 }

@@ -10,15 +10,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use sealtrail_spec::note::Ed25519Signer;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tower::ServiceExt as _;
 
 use crate::api::{AppState, TileCache, router};
-use crate::auth::{Guard, Peer, SecurityEvent, SecurityEventKind};
+use crate::auth::{Guard, SecurityEvent, SecurityEventKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sequencer::{self, SequencerConfig, SequencerHandle, StartError};
@@ -32,6 +28,9 @@ pub struct Server {
     state: AppState,
     sequencer: std::thread::JoinHandle<()>,
     tls: Option<Arc<Tls>>,
+    /// Forwarding sinks, started by [`Server::run`].
+    forward: Option<crate::forward::Prepared>,
+    security_events: crate::forward::SecurityEvents,
 }
 
 impl Server {
@@ -68,6 +67,9 @@ impl Server {
         let tls = Tls::load(&config.tls)
             .map_err(|e| StartError::Config(format!("tls: {e}")))?
             .map(Arc::new);
+        let forward =
+            crate::forward::Prepared::new(&config.forward).map_err(StartError::Forward)?;
+        let security_events = forward.security_events();
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -83,7 +85,15 @@ impl Server {
             },
             sequencer,
             tls,
+            forward: Some(forward),
+            security_events,
         })
+    }
+
+    /// Feeds non-entry events (access control, witness alarms) to the sinks configured with
+    /// `security_events = true`, best-effort.
+    pub fn security_events(&self) -> crate::forward::SecurityEvents {
+        self.security_events.clone()
     }
 
     /// The shared state (for tests and in-process use).
@@ -104,73 +114,89 @@ impl Server {
     /// Serves `listener` until `shutdown` resolves, then shuts down gracefully. With TLS on,
     /// every connection is a TLS connection (handshake bounded by
     /// `limits.tls_handshake_timeout_secs`); see [`reload_on_sighup`] for certificate reloads.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limits = self.state.config.limits.clone();
+        let forwarders = self.start_forwarding();
+        let security_feed = tokio::spawn(feed_security_events(
+            self.state.guard.events.subscribe(),
+            self.security_events.clone(),
+        ));
         let app = router(self.state.clone());
         let mut witness_tasks = self
             .state
             .witnessing
             .spawn(self.state.seq.clone(), self.state.store.clone());
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout())
-            .keep_alive(true);
-        let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                () = &mut shutdown => break,
-                p = connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
+        let opts = sealtrail_net::http::HttpOptions {
+            header_timeout: limits.header_timeout(),
+            max_connections: limits.max_connections,
+            shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+            tls_handshake_timeout: limits.tls_handshake_timeout(),
+        };
+        let events = self.state.guard.events.clone();
+        let tls = self.tls.clone().map(|tls| {
+            let refused_events = events.clone();
+            let named = tls.clone();
+            sealtrail_net::http::TlsSetup {
+                tls: tls.acceptor(),
+                principal: Arc::new(move |certs| named.client_principal(certs)),
+                refused: Arc::new(move |peer, why| {
+                    refused_events.record(SecurityEvent::new(
+                        SecurityEventKind::TlsHandshake,
+                        None,
+                        Some(peer.ip()),
+                        "",
+                        "",
+                        why,
+                    ));
+                }),
+            }
+        });
+        // Requests hyper refuses before the router sees them are security events too.
+        let on_error: Arc<sealtrail_net::http::ConnErrorFn> = Arc::new(move |peer, e| {
+            let kind = if e.is_timeout() {
+                SecurityEventKind::Timeout
+            } else if e.is_parse_too_large() {
+                SecurityEventKind::Oversized
+            } else if e.is_parse() {
+                SecurityEventKind::Malformed
+            } else {
+                return;
             };
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
-                r = listener.accept() => match r {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Out of file descriptors and similar: log, back off briefly, go on.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let conn = Connection {
-                app: app.clone(),
-                builder: builder.clone(),
-                graceful: graceful.watcher(),
-                peer,
-                events: self.state.guard.events.clone(),
-            };
-            let tls = self.tls.clone();
-            let handshake = limits.tls_handshake_timeout();
-            tokio::spawn(async move {
-                match tls {
-                    None => conn.serve(stream, None).await,
-                    Some(tls) => conn.serve_tls(stream, &tls, handshake).await,
-                }
-                drop(permit);
-            });
-        }
-        drop(listener);
+            events.record(SecurityEvent::new(
+                kind,
+                None,
+                Some(peer.ip()),
+                "",
+                "",
+                &e.to_string(),
+            ));
+        });
+        sealtrail_net::http::serve(listener, app, opts, tls, Some(on_error), shutdown).await;
         witness_tasks.abort_all();
-        tracing::info!("shutting down: no longer accepting connections");
-        let grace = Duration::from_secs(limits.shutdown_grace_secs);
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "in-flight requests did not finish within {}s",
-                grace.as_secs()
-            );
+        security_feed.abort();
+        if let Some(f) = forwarders {
+            f.stop().await;
         }
         self.stop().await;
+    }
+
+    /// Starts the forwarding sinks (once; `None` if already started or none could register
+    /// metrics).
+    fn start_forwarding(&mut self) -> Option<crate::forward::Forwarders> {
+        let prepared = self.forward.take()?;
+        let metrics = match crate::forward::ForwardMetrics::new(self.state.metrics.registry()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "forwarding metrics; sinks not started");
+                return None;
+            }
+        };
+        Some(prepared.spawn(
+            self.state.store.clone(),
+            &self.state.config.origin,
+            self.state.seq.subscribe(),
+            metrics,
+        ))
     }
 
     /// Stops the sequencer after it has committed and answered everything queued.
@@ -185,130 +211,31 @@ impl Server {
     }
 }
 
-/// One accepted connection, ready to be served over plain TCP or TLS.
-struct Connection {
-    app: axum::Router,
-    builder: hyper::server::conn::http1::Builder,
-    graceful: hyper_util::server::graceful::Watcher,
-    peer: std::net::SocketAddr,
-    events: Arc<crate::auth::SecurityEvents>,
-}
+pub use sealtrail_net::signal::shutdown_signal;
 
-impl Connection {
-    /// Serves HTTP/1.1 on `io`; every request carries the [`Peer`].
-    async fn serve<I>(self, io: I, cert_principal: Option<Arc<str>>)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let Connection {
-            app,
-            builder,
-            graceful,
-            peer,
-            events,
-        } = self;
-        let info = Peer {
-            addr: peer,
-            cert_principal,
-        };
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-            req.extensions_mut().insert(info.clone());
-            app.clone().oneshot(req)
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
-        if let Err(e) = conn.await {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
-            // Requests hyper refuses before the router sees them are security events too.
-            let kind = if e.is_timeout() {
-                Some(SecurityEventKind::Timeout)
-            } else if e.is_parse_too_large() {
-                Some(SecurityEventKind::Oversized)
-            } else if e.is_parse() {
-                Some(SecurityEventKind::Malformed)
-            } else {
-                None
-            };
-            if let Some(kind) = kind {
-                let detail = e.to_string();
-                events.record(SecurityEvent::new(
-                    kind,
-                    None,
-                    Some(peer.ip()),
-                    "",
-                    "",
-                    &detail,
-                ));
-            }
-        }
-    }
-}
-
-impl Connection {
-    /// The TLS handshake (bounded by `timeout`), the client certificate's principal, then HTTP.
-    /// A failed handshake, or a certificate without a usable name, closes the connection and is
-    /// a security event.
-    async fn serve_tls(self, stream: tokio::net::TcpStream, tls: &Tls, timeout: Duration) {
-        let (peer, events) = (self.peer, self.events.clone());
-        let why = match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
-            Ok(Ok(s)) => match tls.client_principal(s.get_ref().1.peer_certificates()) {
-                Ok(name) => return self.serve(s, name).await,
-                Err(why) => why,
+/// Hands every security event to the sinks configured with `security_events = true`
+/// (best-effort: a lagging subscriber skips what it missed and counts it in the log).
+async fn feed_security_events(
+    mut events: tokio::sync::broadcast::Receiver<SecurityEvent>,
+    sinks: crate::forward::SecurityEvents,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(e) => match serde_json::to_value(&e) {
+                Ok(v) => sinks.send(v),
+                Err(err) => tracing::warn!(error = %err, "security event not serialisable"),
             },
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "handshake timed out".to_owned(),
-        };
-        events.record(SecurityEvent::new(
-            SecurityEventKind::TlsHandshake,
-            None,
-            Some(peer.ip()),
-            "",
-            "",
-            &why,
-        ));
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "security events not forwarded: the feed lagged");
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 
-/// Reloads the TLS files on every SIGHUP; a failed reload keeps the current ones. The handler is
-/// installed when this is called (inside a runtime), so `main` calls it before announcing that it
-/// listens: a SIGHUP's default action would end the process.
+/// Reloads the TLS files on every SIGHUP (see [`sealtrail_net::signal::reload_on_sighup`]); `main`
+/// calls it before announcing that it listens.
 pub fn reload_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> {
-    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    async move {
-        let Ok(mut hup) = hup else {
-            tracing::warn!("cannot listen for SIGHUP: TLS certificates reload only on restart");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificates reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
-                }
-            }
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside a
-/// runtime), not when it is first polled, so a signal sent right after "listening" is printed is
-/// never lost.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let int = signal(SignalKind::interrupt());
-    let term = signal(SignalKind::terminate());
-    async move {
-        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
-            match s {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = wait(int) => {},
-            () = wait(term) => {},
-        }
-        tracing::info!("shutdown signal received");
-    }
+    sealtrail_net::signal::reload_on_sighup(tls.acceptor())
 }

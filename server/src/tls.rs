@@ -7,13 +7,10 @@
 //! calls `reload` on SIGHUP; `Server::run` bounds every handshake by
 //! `limits.tls_handshake_timeout_secs`.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, der};
@@ -98,96 +95,41 @@ impl TlsConfig {
 #[error("{0}")]
 pub struct TlsError(String);
 
-/// The server's TLS state: the current acceptor, swappable by [`Tls::reload`].
+/// The server's TLS state: `sealtrail-net`'s acceptor (swappable by [`Tls::reload`]) and how
+/// client certificates name principals.
+#[derive(Debug)]
 pub struct Tls {
     config: TlsConfig,
-    current: RwLock<tokio_rustls::TlsAcceptor>,
-}
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError(format!("reading certificates from {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(TlsError(format!("no certificate in {}", path.display())));
-    }
-    Ok(certs)
-}
-
-fn build(c: &TlsConfig) -> Result<ServerConfig, TlsError> {
-    let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
-        return Err(TlsError(
-            "tls.cert_file and tls.key_file are required".into(),
-        ));
-    };
-    let chain = read_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| TlsError(format!("reading the private key {}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError(e.to_string()))?;
-    let builder = match &c.client_ca_file {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certs(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsError(format!("client CA in {}: {e}", ca.display())))?;
-            }
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let v = match c.client_auth {
-                ClientAuth::Required => v,
-                ClientAuth::Optional => v.allow_unauthenticated(),
-            };
-            builder.with_client_cert_verifier(
-                v.build()
-                    .map_err(|e| TlsError(format!("client certificate verifier: {e}")))?,
-            )
-        }
-    };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError(format!("certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    inner: Arc<sealtrail_net::tls::Tls>,
 }
 
 impl Tls {
     /// Loads the configured files; `None` when TLS is off.
     pub fn load(c: &TlsConfig) -> Result<Option<Self>, TlsError> {
-        if !c.enabled() {
+        let (Some(cert), Some(key)) = (&c.cert_file, &c.key_file) else {
             return Ok(None);
-        }
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(build(c)?));
+        };
+        let inner = sealtrail_net::tls::Tls::load(sealtrail_net::tls::TlsFiles {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+            client_ca_file: c.client_ca_file.clone(),
+            client_cert_optional: c.client_auth == ClientAuth::Optional,
+        })
+        .map_err(|e| TlsError(e.to_string()))?;
         Ok(Some(Tls {
             config: c.clone(),
-            current: RwLock::new(acceptor),
+            inner: Arc::new(inner),
         }))
     }
 
     /// Reads the files again; new connections use them. On error the old ones stay in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(build(&self.config)?));
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
-        Ok(())
+        self.inner.reload().map_err(|e| TlsError(e.to_string()))
     }
 
-    /// The acceptor for a new connection.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The shared acceptor state.
+    pub fn acceptor(&self) -> Arc<sealtrail_net::tls::Tls> {
+        self.inner.clone()
     }
 
     /// The principal (`cert:NAME`) of a verified client certificate: `Ok(None)` when none was

@@ -153,3 +153,43 @@ async fn leaf_hash_lookups_cross_runs_and_a_bad_index_row_is_caught() {
         ["leaf-index row 1/7 does not match the entries"]
     );
 }
+
+#[tokio::test]
+async fn damaged_secondary_indexes_are_caught() {
+    use sealtrail_server::query::{FIELD_EVENT_TYPE, FIELD_PRINCIPAL, encode_row, posting_key};
+    use sealtrail_server::store::PostingStore as _;
+    let store = healthy_log(1500).await;
+    assert!(fsck(store.as_ref(), ORIGIN, &verifier()).unwrap().ok());
+    let rows = store.postings(&[], &[0xFF], false, usize::MAX).unwrap();
+    assert!(rows.len() >= 3, "one principal row per batch");
+    let (key, row) = rows[1].clone();
+    let indexes_problem = |store: &MemStore| {
+        let r = fsck(store, ORIGIN, &verifier()).unwrap();
+        assert!(!r.ok(), "damage not found");
+        r.problems.join("; ")
+    };
+    // A missing row.
+    store.corrupt_posting(key.clone(), None);
+    assert!(indexes_problem(&store).contains("secondary indexes"));
+    // A row pointing at other entries (same count).
+    let mut shifted = sealtrail_server::query::decode_row(&row).unwrap();
+    shifted[0] -= 1;
+    store.corrupt_posting(key.clone(), Some(encode_row(&shifted)));
+    assert!(indexes_problem(&store).contains("secondary indexes"));
+    // Undecodable bytes.
+    store.corrupt_posting(key.clone(), Some(vec![0x80]));
+    assert!(indexes_problem(&store).contains("posting row"));
+    store.corrupt_posting(key.clone(), Some(row.clone()));
+    assert!(fsck(store.as_ref(), ORIGIN, &verifier()).unwrap().ok());
+    // An extra posting for a value no entry has.
+    let extra = posting_key(FIELD_EVENT_TYPE, b"never", 5);
+    store.corrupt_posting(extra.clone(), Some(encode_row(&[5])));
+    assert!(indexes_problem(&store).contains("secondary indexes"));
+    store.corrupt_posting(extra, None);
+    // A row past the tree.
+    let past = posting_key(FIELD_PRINCIPAL, b"anonymous", 5000);
+    store.corrupt_posting(past.clone(), Some(encode_row(&[5000])));
+    assert!(indexes_problem(&store).contains("past the tree"));
+    store.corrupt_posting(past, None);
+    assert!(fsck(store.as_ref(), ORIGIN, &verifier()).unwrap().ok());
+}

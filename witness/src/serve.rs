@@ -177,12 +177,14 @@ async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Futu
             tracing::info!(%peer, reason = why, "TLS connection refused");
         }),
     });
-    sealtrail_net::http::serve(
-        listener,
-        crate::api::router(core.clone()),
-        opts,
-        tls,
-        shutdown,
-    )
-    .await;
+    // SIGHUP reloads the certificates (installed here, before the first connection).
+    let reloader = core
+        .tls
+        .clone()
+        .map(|t| tokio::spawn(sealtrail_net::signal::reload_on_sighup(t)));
+    let app = crate::api::router(core.clone());
+    sealtrail_net::http::serve(listener, app, opts, tls, None, shutdown).await;
+    if let Some(r) = reloader {
+        r.abort();
+    }
 }

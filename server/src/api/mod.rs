@@ -5,6 +5,7 @@
 //! HTTP statuses in exactly one place. No handler writes anything unless the sequencer commits it.
 
 mod read;
+mod search;
 mod write;
 
 use std::sync::Arc;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
             post(write::post_entry).get(read::list_entries),
         )
         .route("/v1/entries/batch", post(write::post_batch))
+        .route("/v1/entries/search", get(search::search))
         .route("/v1/entries/{index}", get(read::get_entry))
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))

@@ -140,7 +140,7 @@ impl TileReader for CachedTiles<'_> {
 }
 
 /// Runs store work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     st: &AppState,
     f: impl FnOnce(&dyn LogStore, &TileCache) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -203,13 +203,13 @@ fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn query(q: QueryResult, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+pub(super) fn query(q: QueryResult, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     only_params(&q, allowed)?;
     Ok(q)
 }
 
-fn param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+pub(super) fn param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     q.get(name).map(|v| parse_u64(name, v)).transpose()
 }
 
@@ -312,7 +312,7 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
     .into_response()
 }
 
-fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+pub(super) fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     let env = LeafEnvelope::decode(bytes)
         .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
     let json_payload = is_json_media(&media_essence(&env.content_type))

@@ -17,7 +17,7 @@ mod jwt;
 mod middleware;
 pub mod ratelimit;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
@@ -87,14 +87,9 @@ impl Principal {
 }
 
 /// What the connection layer knows about a request's client (a request extension set by
-/// `serve.rs`; absent for in-process requests).
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The client's socket address.
-    pub addr: SocketAddr,
-    /// The principal name of a verified client certificate (`cert:...`), if one was presented.
-    pub cert_principal: Option<Arc<str>>,
-}
+/// `sealtrail-net`'s accept loop; absent for in-process requests): its address and the principal
+/// of a verified client certificate (`cert:...`).
+pub use sealtrail_net::http::ConnInfo as Peer;
 
 /// Checks a principal against the leaf envelope's rules (non-empty, at most
 /// [`MAX_PRINCIPAL_LEN`](sealtrail_spec::envelope::MAX_PRINCIPAL_LEN) bytes, no control

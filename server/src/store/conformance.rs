@@ -15,8 +15,8 @@ use super::mem::MemStore;
 use super::redb_store::RedbStore;
 use super::sled_store::SledStore;
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
-    StoreResult, TileStore,
+    Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
+    PostingStore, StoreError, StoreResult, TileStore,
 };
 
 /// Makes stores of one engine for the suite.
@@ -166,10 +166,25 @@ pub(crate) fn batch(old_size: u64, n: u64) -> Batch {
     })
 }
 
+/// A posting key in the shape `crate::query` uses: a value, then the row's last index.
+pub(crate) fn posting_key(value: &[u8], last: u64) -> Vec<u8> {
+    let mut k = value.to_vec();
+    k.extend_from_slice(&last.to_be_bytes());
+    k
+}
+
 /// Fills in what the sequencer adds: a checkpoint (opaque bytes to the store) naming the new
-/// size, and leaf-index rows on every batch that starts at a multiple of 8.
+/// size, a posting row for two values over the batch's entries, and leaf-index rows on every
+/// batch that starts at a multiple of 8.
 pub(crate) fn complete(mut b: Batch) -> Batch {
     b.checkpoint = format!("test checkpoint\n{}\n", b.new_size()).into_bytes();
+    if !b.entries.is_empty() && b.postings.is_empty() {
+        let last = b.new_size() - 1;
+        b.postings = vec![
+            (posting_key(b"even", last), last.to_le_bytes().to_vec()),
+            (posting_key(b"odd", last), b.old_size.to_le_bytes().to_vec()),
+        ];
+    }
     if b.old_size.is_multiple_of(8) && b.leaf_runs.is_empty() {
         let tag = (b.old_size % 251) as u8;
         b.leaf_runs = vec![
@@ -187,6 +202,7 @@ pub(crate) struct Expected {
     tiles: BTreeMap<(u8, u64), Vec<u8>>,
     idempotency: BTreeMap<[u8; 32], IdempotencyRecord>,
     leaf_runs: BTreeMap<(u64, u8), Vec<u8>>,
+    postings: BTreeMap<Vec<u8>, Vec<u8>>,
     checkpoint: Option<Vec<u8>>,
 }
 
@@ -205,6 +221,7 @@ impl Expected {
         for (run, bucket, row) in &b.leaf_runs {
             self.leaf_runs.insert((*run, *bucket), row.clone());
         }
+        self.postings.extend(b.postings.iter().cloned());
         self.checkpoint = Some(b.checkpoint.clone());
     }
 
@@ -249,6 +266,12 @@ impl Expected {
             store.leaf_run(u64::MAX, 3).unwrap(),
             None,
             "absent leaf run"
+        );
+        let all: Vec<_> = self.postings.clone().into_iter().collect();
+        assert_eq!(
+            store.postings(&[], &[0xFF; 64], false, usize::MAX).unwrap(),
+            all,
+            "all postings"
         );
         assert_eq!(store.checkpoint().unwrap(), self.checkpoint, "checkpoint");
     }
@@ -583,6 +606,98 @@ pub(crate) fn second_open_is_refused<F: Factory>(f: &F) {
     want.check(&f.open());
 }
 
+/// Posting range scans agree with a `BTreeMap` model: both directions, limits, bounds that fall
+/// between keys, empty and inverted ranges, keys that are prefixes of other keys.
+pub(crate) fn posting_ranges<F: Factory>(f: &F) {
+    let s = f.open();
+    let mut want = Expected::default();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let values: [&[u8]; 4] = [b"a", b"ab", b"b", b"\xFF\xFF"];
+    for k in 0..40u64 {
+        let mut b = batch(want.size(), k % 5 + 1);
+        b.postings = values
+            .iter()
+            .filter(|v| !(k + v.len() as u64).is_multiple_of(3))
+            .map(|v| {
+                (
+                    posting_key(v, b.new_size() - 1),
+                    vec![k as u8; (k % 4) as usize],
+                )
+            })
+            .collect();
+        model.extend(b.postings.iter().cloned());
+        want.commit(&s, &b);
+    }
+    let bounds: Vec<Vec<u8>> = vec![
+        vec![],
+        b"a".to_vec(),
+        posting_key(b"a", 10),
+        posting_key(b"ab", 0),
+        posting_key(b"ab", 57),
+        b"b".to_vec(),
+        posting_key(b"b", u64::MAX),
+        vec![0xFF; 20],
+    ];
+    for from in &bounds {
+        for to in &bounds {
+            for reverse in [false, true] {
+                for limit in [0, 1, 3, 1000] {
+                    let mut rows: Vec<_> = if from < to {
+                        model
+                            .range(from.clone()..to.clone())
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    if reverse {
+                        rows.reverse();
+                    }
+                    rows.truncate(limit);
+                    let got = s.postings(from, to, reverse, limit).unwrap();
+                    assert_eq!(
+                        got, rows,
+                        "{from:?}..{to:?} reverse {reverse} limit {limit}"
+                    );
+                }
+            }
+        }
+    }
+    want.check(&s);
+    if F::DURABLE {
+        drop(s);
+        want.check(&f.open());
+    }
+}
+
+/// Cursors read back, overwrite, are independent per name, survive reopening once a commit
+/// followed them, and are untouched by a refused batch.
+pub(crate) fn sink_cursors<F: Factory>(f: &F) {
+    let s = f.open();
+    assert_eq!(s.sink_cursor("a").unwrap(), None);
+    s.set_sink_cursor("a", 5).unwrap();
+    s.set_sink_cursor("a/b é", u64::MAX).unwrap();
+    assert_eq!(s.sink_cursor("a").unwrap(), Some(5));
+    s.set_sink_cursor("a", 7).unwrap();
+    s.set_sink_cursor("", 1).unwrap();
+    assert_eq!(s.sink_cursor("a").unwrap(), Some(7));
+    assert_eq!(s.sink_cursor("a/b é").unwrap(), Some(u64::MAX));
+    assert_eq!(s.sink_cursor("").unwrap(), Some(1));
+    assert_eq!(s.sink_cursor("b").unwrap(), None);
+    let mut want = Expected::default();
+    want.commit(&s, &batch(0, 10));
+    assert!(s.commit(&batch(3, 1)).is_err());
+    assert_eq!(s.sink_cursor("a").unwrap(), Some(7));
+    want.check(&s);
+    if F::DURABLE {
+        drop(s);
+        let s = f.open();
+        assert_eq!(s.sink_cursor("a").unwrap(), Some(7));
+        assert_eq!(s.sink_cursor("a/b é").unwrap(), Some(u64::MAX));
+        want.check(&s);
+    }
+}
+
 /// One `#[test]` per check for an engine.
 macro_rules! conformance {
     ($engine:ident, $factory:expr) => {
@@ -591,7 +706,8 @@ macro_rules! conformance {
             conformance!(@tests $factory;
                 empty_store, commit_and_read_back, leaf_runs_read_back, entry_ranges, gap_is_corruption, tiles_replaced_by_wider,
                 size_mismatch_writes_nothing, injected_failure_writes_nothing, many_batches,
-                reopen_keeps_everything, large_values, concurrent_readers, second_open_is_refused);
+                reopen_keeps_everything, large_values, concurrent_readers, second_open_is_refused,
+                posting_ranges, sink_cursors);
         }
     };
     (@tests $factory:expr; $($check:ident),*) => {

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
-    StoreResult, TileStore,
+    Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
+    PostingStore, StoreError, StoreResult, TileStore,
 };
 
 #[derive(Debug, Default)]
@@ -19,6 +19,8 @@ struct State {
     tiles: HashMap<(u8, u64), Vec<u8>>,
     idempotency: HashMap<[u8; 32], IdempotencyRecord>,
     leaf_runs: HashMap<(u64, u8), Vec<u8>>,
+    postings: BTreeMap<Vec<u8>, Vec<u8>>,
+    cursors: HashMap<String, u64>,
     checkpoint: Option<Vec<u8>>,
     size: u64,
 }
@@ -61,6 +63,17 @@ impl MemStore {
     pub fn corrupt_leaf_run(&self, run: u64, bucket: u8, row: Vec<u8>) {
         if let Ok(mut s) = self.state.lock() {
             s.leaf_runs.insert((run, bucket), row);
+        }
+    }
+
+    /// Overwrites (or with `None` deletes) a posting row behind the log's back (fault injection
+    /// for `fsck` tests).
+    pub fn corrupt_posting(&self, key: Vec<u8>, row: Option<Vec<u8>>) {
+        if let Ok(mut s) = self.state.lock() {
+            match row {
+                Some(row) => s.postings.insert(key, row),
+                None => s.postings.remove(&key),
+            };
         }
     }
 
@@ -128,6 +141,42 @@ impl LeafIndex for MemStore {
     }
 }
 
+impl PostingStore for MemStore {
+    fn postings(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let state = self.lock()?;
+        let range = state.postings.range::<[u8], _>((
+            std::ops::Bound::Included(from),
+            std::ops::Bound::Excluded(to),
+        ));
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(if reverse {
+            range.rev().take(limit).map(clone).collect()
+        } else {
+            range.take(limit).map(clone).collect()
+        })
+    }
+}
+
+impl CursorStore for MemStore {
+    fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>> {
+        Ok(self.lock()?.cursors.get(name).copied())
+    }
+
+    fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()> {
+        self.lock()?.cursors.insert(name.to_owned(), next);
+        Ok(())
+    }
+}
+
 impl LogStore for MemStore {
     fn tree_size(&self) -> StoreResult<u64> {
         Ok(self.lock()?.size)
@@ -163,6 +212,9 @@ impl LogStore for MemStore {
         }
         for (run, bucket, row) in &batch.leaf_runs {
             state.leaf_runs.insert((*run, *bucket), row.clone());
+        }
+        for (key, row) in &batch.postings {
+            state.postings.insert(key.clone(), row.clone());
         }
         state.checkpoint = Some(batch.checkpoint.clone());
         state.size = batch.new_size();

@@ -107,6 +107,10 @@ pub struct Batch {
     /// Leaf-index rows completed by this batch: `(run, bucket, row)` (see `crate::leafindex`).
     /// Keys only ever grow, so they append.
     pub leaf_runs: Vec<(u64, u8, Vec<u8>)>,
+    /// Secondary-index rows for this batch's entries: `(key, row)`, opaque to the store (see
+    /// `crate::query`). Each key ends with the largest index its row holds, so within each
+    /// indexed value keys only ever grow and inserts append.
+    pub postings: Vec<(Vec<u8>, Vec<u8>)>,
     /// The log-signed checkpoint (signed note bytes) for the tree after this batch. It is signed
     /// before the commit but published only after it, so a signed checkpoint leaves the process
     /// only once the tree it commits to is durable; storing it lets a restart and `fsck` check
@@ -164,10 +168,48 @@ pub trait LeafIndex {
     fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>>;
 }
 
+/// Reads the secondary-index rows ("postings", see `crate::query`).
+///
+/// Contract: rows are written only by [`LogStore::commit`], in the same transaction as the
+/// entries they point to, and are never changed or deleted. Keys compare as byte strings.
+pub trait PostingStore {
+    /// Rows with `from <= key < to`, in ascending key order (descending if `reverse`), at most
+    /// `limit` of them. An empty or inverted range is an empty answer, not an error.
+    fn postings(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// Durable per-sink forwarding cursors: the index of the next entry a sink has not acknowledged.
+///
+/// Contract: [`CursorStore::set_sink_cursor`] is atomic and never blocks longer than a commit.
+/// It is NOT synced on its own: it becomes durable with the next [`LogStore::commit`] (or an
+/// engine's background flush). After a crash a cursor may therefore read an older value, never a
+/// newer one, which makes forwarding replay entries (at-least-once) but never skip one. Cursors
+/// are independent of the tree: `fsck` does not check them.
+pub trait CursorStore {
+    /// The stored cursor of sink `name`, or `None` if it never acknowledged anything.
+    fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>>;
+    /// Stores the cursor of sink `name`.
+    fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()>;
+}
+
 /// A log's durable state. One writer (the sequencer) calls [`LogStore::commit`]; any number of
 /// readers may read concurrently.
 pub trait LogStore:
-    EntryStore + TileStore + IdempotencyStore + LeafIndex + Send + Sync + 'static
+    EntryStore
+    + TileStore
+    + IdempotencyStore
+    + LeafIndex
+    + PostingStore
+    + CursorStore
+    + Send
+    + Sync
+    + 'static
 {
     /// The committed tree size (0 for a new store).
     fn tree_size(&self) -> StoreResult<u64>;
@@ -175,8 +217,8 @@ pub trait LogStore:
     /// The checkpoint stored by the last committed batch (`None` for a new store).
     fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Writes the whole batch (entries, tiles, idempotency records, leaf-hash index, checkpoint,
-    /// new tree size) in ONE atomic transaction and returns only once it is durable: a real
+    /// Writes the whole batch (entries, tiles, idempotency records, leaf-hash index, postings,
+    /// checkpoint, new tree size) in ONE atomic transaction and returns only once it is durable: a real
     /// `fsync`/`fdatasync` has completed, so the batch survives a crash or power loss from then on.
     /// Atomic means all of the batch or none of it is ever visible, before or after a crash.
     ///

@@ -7,7 +7,9 @@
 //!
 //! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes), `tiles`
 //! ((level, index) → hash tile bytes), `idempotency` (key digest → 40-byte
-//! [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `checkpoint` (`latest` → the
+//! [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `postings` (opaque
+//! secondary-index key → row, see `crate::query`), `sink_cursors` (sink name → u64, written with
+//! `Durability::None` so it rides on the next durable commit), `checkpoint` (`latest` → the
 //! signed checkpoint of the stored size), `meta` (`tree_size`, `format_version` → u64). Out of scope: compaction
 //! and backups (redb's own `compact` and a copy of the file while the server is stopped).
 
@@ -16,8 +18,8 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
-    StoreResult, TileStore,
+    Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
+    PostingStore, StoreError, StoreResult, TileStore,
 };
 
 /// The store's file inside the data directory.
@@ -38,6 +40,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LEAF_RUNS: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("leaf_runs");
 const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
 const CHECKPOINT_KEY: &str = "latest";
+const POSTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("postings");
+const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("sink_cursors");
 
 const META_TREE_SIZE: &str = "tree_size";
 const META_FORMAT: &str = "format_version";
@@ -122,6 +126,9 @@ impl RedbStore {
                 .map_err(redb_err("open leaf runs"))?;
             txn.open_table(CHECKPOINT)
                 .map_err(redb_err("open checkpoint"))?;
+            txn.open_table(POSTINGS)
+                .map_err(redb_err("open postings"))?;
+            txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
         }
         txn.commit().map_err(redb_err("commit"))
     }
@@ -206,6 +213,60 @@ impl LeafIndex for RedbStore {
     }
 }
 
+impl PostingStore for RedbStore {
+    fn postings(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        if from >= to || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let table = txn
+            .open_table(POSTINGS)
+            .map_err(redb_err("open postings"))?;
+        let range = table.range(from..to).map_err(redb_err("scan postings"))?;
+        type Row<'a> = (
+            redb::AccessGuard<'a, &'static [u8]>,
+            redb::AccessGuard<'a, &'static [u8]>,
+        );
+        let row = |r: Result<Row<'_>, redb::StorageError>| {
+            r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(redb_err("scan postings"))
+        };
+        if reverse {
+            range.rev().take(limit).map(row).collect()
+        } else {
+            range.take(limit).map(row).collect()
+        }
+    }
+}
+
+impl CursorStore for RedbStore {
+    fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>> {
+        let txn = self.read()?;
+        let table = txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
+        let value = table.get(name).map_err(redb_err("read cursor"))?;
+        Ok(value.map(|v| v.value()))
+    }
+
+    /// A write transaction with `Durability::None`: no fsync of its own; the sequencer's next
+    /// durable commit persists it (redb makes a durable commit include earlier non-durable ones).
+    fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()> {
+        let mut txn = self.db.begin_write().map_err(redb_err("begin write"))?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Io(format!("redb set durability: {e}")))?;
+        {
+            let mut table = txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
+            table.insert(name, next).map_err(redb_err("write cursor"))?;
+        }
+        txn.commit().map_err(redb_err("commit cursor"))
+    }
+}
+
 impl LogStore for RedbStore {
     fn tree_size(&self) -> StoreResult<u64> {
         let txn = self.read()?;
@@ -253,6 +314,14 @@ impl LogStore for RedbStore {
             for (run, bucket, row) in &batch.leaf_runs {
                 runs.insert((*run, *bucket), row.as_slice())
                     .map_err(redb_err("write leaf run"))?;
+            }
+            let mut postings = txn
+                .open_table(POSTINGS)
+                .map_err(redb_err("open postings"))?;
+            for (key, row) in &batch.postings {
+                postings
+                    .insert(key.as_slice(), row.as_slice())
+                    .map_err(redb_err("write posting"))?;
             }
             let mut cp = txn
                 .open_table(CHECKPOINT)

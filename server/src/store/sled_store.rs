@@ -4,7 +4,9 @@
 //! `Tree::apply_batch`, which sled makes atomic for one tree. Keys (format version
 //! [`FORMAT_VERSION`]): `e` + index (u64 BE) → leaf bytes; `t` + level + index (u64 BE) → hash tile
 //! bytes; `i` + key digest (32 bytes) → 40-byte [`IdempotencyRecord`]; `r` + run (u64 BE) + bucket →
-//! leaf-index row; `mcheckpoint` → the signed checkpoint of the stored size; `mtree_size`
+//! leaf-index row; `p` + opaque posting key → posting row (`crate::query`); `c` + sink name →
+//! forwarding cursor (u64 BE; not flushed on its own, it rides on the next commit's flush);
+//! `mcheckpoint` → the signed checkpoint of the stored size; `mtree_size`
 //! and `mformat_version` → u64 BE. Big-endian indices make key order log order.
 //!
 //! Durability. `Db::flush` in 0.34.7 writes the log buffer with `pwrite` and then calls
@@ -49,8 +51,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{
-    Batch, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore, StoreError,
-    StoreResult, TileStore,
+    Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
+    PostingStore, StoreError, StoreResult, TileStore,
 };
 
 /// Version of the key layout above. A store with another version is refused at open.
@@ -92,6 +94,13 @@ struct WriterState {
     /// Set when a flush or fsync failed: the batch may be in sled's memory without being durable,
     /// so no further commit is accepted until the store is reopened.
     failed: Option<String>,
+}
+
+fn prefixed(tag: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(key);
+    k
 }
 
 fn entry_key(index: u64) -> [u8; 9] {
@@ -348,6 +357,49 @@ impl LeafIndex for SledStore {
     }
 }
 
+impl PostingStore for SledStore {
+    fn postings(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let range = self.tree.range(prefixed(b'p', from)..prefixed(b'p', to));
+        let row = |r: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = r.map_err(sled_err("scan postings"))?;
+            Ok((k.get(1..).unwrap_or_default().to_vec(), v.to_vec()))
+        };
+        if reverse {
+            range.rev().take(limit).map(row).collect()
+        } else {
+            range.take(limit).map(row).collect()
+        }
+    }
+}
+
+impl CursorStore for SledStore {
+    fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>> {
+        self.tree
+            .get(prefixed(b'c', name.as_bytes()))
+            .map_err(sled_err("read cursor"))?
+            .map(|v| decode_u64("sink cursor", &v))
+            .transpose()
+    }
+
+    /// One insert, not flushed: the next commit's flush and fsyncs (or sled's 500 ms background
+    /// flush) persist it.
+    fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()> {
+        self.tree
+            .insert(prefixed(b'c', name.as_bytes()), &next.to_be_bytes()[..])
+            .map_err(sled_err("write cursor"))?;
+        Ok(())
+    }
+}
+
 impl LogStore for SledStore {
     fn tree_size(&self) -> StoreResult<u64> {
         self.stored_size()
@@ -390,6 +442,9 @@ impl LogStore for SledStore {
         }
         for (run, bucket, row) in &batch.leaf_runs {
             writes.insert(&run_key(*run, *bucket)[..], row.as_slice());
+        }
+        for (key, row) in &batch.postings {
+            writes.insert(prefixed(b'p', key), row.as_slice());
         }
         writes.insert(META_CHECKPOINT, batch.checkpoint.as_slice());
         writes.insert(META_TREE_SIZE, &batch.new_size().to_be_bytes()[..]);

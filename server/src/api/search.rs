@@ -1,0 +1,85 @@
+//! `GET /v1/entries/search?since=&until=&type=&principal=&cursor=&limit=&order=`: entries by
+//! sequencing time range (ms since the Unix epoch; `since` inclusive, `until` exclusive), exact
+//! event type and exact submitting principal, `order=newest` (default) or `oldest` first, paged by
+//! the `next_cursor` of the previous page. Each result has the shape of `GET /v1/entries/{index}`,
+//! and all are within the returned `tree_size`, so any of them can be proven at once. The search
+//! itself is `crate::query`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::read::{blocking, entry_json, param, query};
+use super::{ApiError, AppState, QueryResult};
+use crate::query::{QueryError, SearchQuery, search as run_search};
+
+const PARAMS: [&str; 7] = [
+    "since",
+    "until",
+    "type",
+    "principal",
+    "cursor",
+    "limit",
+    "order",
+];
+
+/// The handler.
+pub(super) async fn search(
+    State(st): State<AppState>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
+    let q = query(q, &PARAMS)?;
+    let max = st.config.limits.max_page_entries;
+    let limit = param(&q, "limit")?.unwrap_or(100.min(max));
+    if limit == 0 || limit > max {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {max}")));
+    }
+    let newest_first = match q.get("order").map(String::as_str) {
+        None | Some("newest") => true,
+        Some("oldest") => false,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order must be newest or oldest, got {other:?}"
+            )));
+        }
+    };
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match q.get(name) {
+            Some(v) if v.is_empty() => Err(ApiError::BadRequest(format!("{name} is empty"))),
+            v => Ok(v.cloned()),
+        }
+    };
+    let sq = SearchQuery {
+        since: param(&q, "since")?,
+        until: param(&q, "until")?,
+        event_type: text("type")?,
+        principal: text("principal")?,
+        cursor: param(&q, "cursor")?,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        newest_first,
+    };
+    let size = st.seq.published().size;
+    let (entries, next) = blocking(&st, move |store, _| {
+        let page = run_search(store, size, &sq).map_err(|e| match e {
+            QueryError::Invalid(m) => ApiError::BadRequest(m),
+            QueryError::Store(e) => ApiError::from(e),
+        })?;
+        let entries = page
+            .indices
+            .iter()
+            .map(|&i| {
+                let bytes = store
+                    .entry(i)?
+                    .ok_or_else(|| ApiError::Internal(format!("entry {i} missing")))?;
+                entry_json(i, &bytes)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok((entries, page.next_cursor))
+    })
+    .await?;
+    Ok(axum::Json(serde_json::json!({
+        "entries": entries,
+        "next_cursor": next,
+        "tree_size": size,
+    }))
+    .into_response())
+}
