@@ -620,25 +620,12 @@ fn op_for(mode: Mode, n: u64) -> Mode {
     }
 }
 
-/// Keep every `every`th acknowledged entry for the post-run check, at most `cap` per worker.
-struct Sampler {
-    every: u64,
-    n: u64,
-}
-
-impl Sampler {
-    fn take(&mut self) -> bool {
-        self.n += 1;
-        self.n.is_multiple_of(self.every)
-    }
-}
-
 async fn one(
     ctx: &Ctx,
     conn: &mut Option<Conn>,
     op: Mode,
     rng: &mut Rng,
-    sampler: &mut Sampler,
+    keep: bool,
     buf: &mut Vec<u8>,
 ) -> Result<Done, Failure> {
     let check_path = rng.below(ctx.opts.verify_every.max(1)) == 0;
@@ -651,7 +638,8 @@ async fn one(
             } else {
                 "/v1/entries"
             };
-            let (status, body) = ctx.http
+            let (status, body) = ctx
+                .http
                 .call(
                     conn,
                     Method::POST,
@@ -694,7 +682,7 @@ async fn one(
                 entries: 1,
                 first_index: r.index,
                 verified,
-                sample: sampler.take().then_some((r.index, leaf)),
+                sample: keep.then_some((r.index, leaf)),
             })
         }
         Mode::Batch => {
@@ -703,7 +691,8 @@ async fn one(
                 ctx.payload(buf);
                 buf.push(b'\n');
             }
-            let (status, body) = ctx.http
+            let (status, body) = ctx
+                .http
                 .call(
                     conn,
                     Method::POST,
@@ -735,7 +724,7 @@ async fn one(
                 entries: n,
                 first_index: r.first_index,
                 verified: false,
-                sample: sampler.take().then_some((r.first_index + k, leaf)),
+                sample: keep.then_some((r.first_index + k, leaf)),
             })
         }
         Mode::Inclusion => {
@@ -786,7 +775,8 @@ async fn one(
             } else {
                 format!("/tile/0/000.p/{width}")
             };
-            let (status, body) = ctx.http
+            let (status, body) = ctx
+                .http
                 .call(conn, Method::GET, &path, None, Bytes::new())
                 .await?;
             expect_status(status, StatusCode::OK, &body)?;
@@ -918,7 +908,9 @@ fn validate(o: &Options) -> Result<(), LoadError> {
     if o.duration.is_some_and(|d| d.is_zero() || d > o.deadline) {
         return bad("--duration must be positive and within the deadline");
     }
-    if o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 1e6)) {
+    if o.rate
+        .is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= 1e6))
+    {
         return bad("--rate must be between 0 and 1000000 requests/s");
     }
     if o.max_in_flight == 0 {
@@ -969,7 +961,8 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
         prefill(&ctx, &mut conn).await?;
     }
     if ctx.opts.mode.needs_entries() {
-        let (status, body) = ctx.http
+        let (status, body) = ctx
+            .http
             .call(&mut conn, Method::GET, "/checkpoint", None, Bytes::new())
             .await
             .map_err(server)?;
@@ -988,7 +981,10 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
     let pid = std::process::id().to_string();
     let server_pid = ctx.opts.server_pid.map(|p| p.to_string());
     let gen0 = proc_use(&pid).map_or(0.0, |u| u.0);
-    let srv0 = server_pid.as_deref().and_then(proc_use).map_or(0.0, |u| u.0);
+    let srv0 = server_pid
+        .as_deref()
+        .and_then(proc_use)
+        .map_or(0.0, |u| u.0);
     let start = Instant::now();
     let stats = match ctx.opts.rate {
         None => closed_loop(ctx.clone(), start).await,
@@ -1000,7 +996,11 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
     let post_checked = post_check(&ctx, &mut conn, &stats.samples)
         .await
         .map_err(server)?;
-    let after: LogInfo = ctx.http.get_json(&mut conn, "/v1/log").await.map_err(server)?;
+    let after: LogInfo = ctx
+        .http
+        .get_json(&mut conn, "/v1/log")
+        .await
+        .map_err(server)?;
     let per = |cpu: f64| {
         if stats.ok == 0 {
             0.0
@@ -1068,7 +1068,8 @@ async fn prefill(ctx: &Ctx, conn: &mut Option<Conn>) -> Result<(), LoadError> {
         bodies.push((n, Bytes::from(buf)));
     }
     for (n, body) in bodies {
-        let (status, reply) = ctx.http
+        let (status, reply) = ctx
+            .http
             .call(
                 conn,
                 Method::POST,
@@ -1125,11 +1126,12 @@ async fn post_check(
 /// `concurrency` workers, each with its own connection, until the count or the time is used up.
 async fn closed_loop(ctx: Arc<Ctx>, start: Instant) -> Stats {
     let o = &ctx.opts;
-    let until = start + o.duration.unwrap_or(if o.count.is_some() {
-        o.deadline
-    } else {
-        Duration::from_secs(10)
-    });
+    let until = start
+        + o.duration.unwrap_or(if o.count.is_some() {
+            o.deadline
+        } else {
+            Duration::from_secs(10)
+        });
     let issued = Arc::new(AtomicU64::new(0));
     let limit = o.count.unwrap_or(u64::MAX);
     let every = sample_every(o);
@@ -1141,7 +1143,6 @@ async fn closed_loop(ctx: Arc<Ctx>, start: Instant) -> Stats {
             let mut st = Stats::default();
             let mut conn = None;
             let mut rng = Rng::new(w as u64 + 1);
-            let mut sampler = Sampler { every, n: 0 };
             let mut buf = Vec::new();
             loop {
                 let n = issued.fetch_add(1, Ordering::Relaxed);
@@ -1152,7 +1153,7 @@ async fn closed_loop(ctx: Arc<Ctx>, start: Instant) -> Stats {
                 let op = op_for(ctx.opts.mode, n);
                 let r = tokio::time::timeout_at(
                     until.max(t + Duration::from_secs(30)).into(),
-                    one(&ctx, &mut conn, op, &mut rng, &mut sampler, &mut buf),
+                    one(&ctx, &mut conn, op, &mut rng, n % every == 0, &mut buf),
                 )
                 .await
                 .unwrap_or_else(|_| Err(Failure::new("timeout", "no answer before the deadline")));
@@ -1170,25 +1171,27 @@ async fn closed_loop(ctx: Arc<Ctx>, start: Instant) -> Stats {
     all
 }
 
-/// How often an acknowledged entry is kept for the post-run check: about `post_check` samples
-/// over the expected run, and never too many.
+/// Request `n` keeps its acknowledged entry for the post-run check if `n % sample_every == 0`:
+/// about `post_check` samples over a counted run, one in 500 requests over a timed one.
 fn sample_every(o: &Options) -> u64 {
     if !o.mode.appends() && o.mode != Mode::Mixed {
         return u64::MAX;
     }
-    let expected = o.count.unwrap_or(100_000);
-    (expected / (o.post_check.max(1) as u64)).max(1)
+    o.count
+        .map_or(500, |c| c / (o.post_check.max(1) as u64))
+        .max(1)
 }
 
 /// Requests started at `rate` per second on their schedule, at most `max_in_flight` at once, with
 /// a pool of idle connections.
 async fn open_loop(ctx: Arc<Ctx>, start: Instant, rate: f64) -> Stats {
     let o = &ctx.opts;
-    let until = start + o.duration.unwrap_or(if o.count.is_some() {
-        o.deadline
-    } else {
-        Duration::from_secs(10)
-    });
+    let until = start
+        + o.duration.unwrap_or(if o.count.is_some() {
+            o.deadline
+        } else {
+            Duration::from_secs(10)
+        });
     let limit = o.count.unwrap_or(u64::MAX);
     let every = sample_every(o);
     let total = Arc::new(Mutex::new(Stats::default()));
@@ -1210,13 +1213,12 @@ async fn open_loop(ctx: Arc<Ctx>, start: Instant, rate: f64) -> Stats {
         tasks.spawn(async move {
             let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
             let mut rng = Rng::new(n + 1);
-            let mut sampler = Sampler { every, n };
             let mut st = Stats::default();
             let mut buf = Vec::new();
             let op = op_for(ctx.opts.mode, n);
             let r = tokio::time::timeout(
                 Duration::from_secs(30),
-                one(&ctx, &mut conn, op, &mut rng, &mut sampler, &mut buf),
+                one(&ctx, &mut conn, op, &mut rng, n % every == 0, &mut buf),
             )
             .await
             .unwrap_or_else(|_| Err(Failure::new("timeout", "no answer within 30 s")));
@@ -1243,6 +1245,144 @@ async fn open_loop(ctx: Arc<Ctx>, start: Instant, rate: f64) -> Stats {
     all
 }
 
+/// One row of the benchmark suite's results table: a load-generator run (see
+/// [`Summary::row`]) or a figure the suite measured otherwise (written by the suite script).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    /// What was measured, e.g. `append-64`.
+    pub scenario: String,
+    /// Storage engine, or what else ran (`postgresql`, `machine`).
+    pub engine: String,
+    /// The figure, with its unit.
+    pub result: String,
+    /// Median latency, ms.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    /// 99th-percentile latency, ms.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// Failed requests.
+    #[serde(default)]
+    pub errors: Option<u64>,
+    /// The goal, in words (empty if none).
+    #[serde(default)]
+    pub goal: String,
+    /// Whether the goal was met (`None`: no goal).
+    #[serde(default)]
+    pub met: Option<bool>,
+    /// Context: CPU per request, machine load.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A number with thousands separators, rounded.
+fn grouped(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first field of `/proc/loadavg` (the 1-minute load average), if readable.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl Summary {
+    /// This run as a results-table row, judged against a rate goal (entries/s for append modes,
+    /// requests/s otherwise) and a p99 goal. A run with any error never meets its goal.
+    pub fn row(&self, scenario: &str, goal_rate: Option<f64>, goal_p99_ms: Option<f64>) -> Row {
+        let appends = self.entries > 0 || matches!(self.mode.as_str(), "append" | "batch");
+        let (rate, unit) = if appends {
+            (self.entries_per_s, "entries/s")
+        } else {
+            (self.requests_per_s, "requests/s")
+        };
+        let mut goal = Vec::new();
+        if let Some(g) = goal_rate {
+            goal.push(format!("≥ {} {unit}", grouped(g)));
+        }
+        if let Some(g) = goal_p99_ms {
+            goal.push(format!("p99 ≤ {g} ms"));
+        }
+        let met = (goal_rate.is_some() || goal_p99_ms.is_some()).then(|| {
+            self.clean()
+                && goal_rate.is_none_or(|g| rate >= g)
+                && goal_p99_ms.is_none_or(|g| self.latency_ms.p99 <= g)
+        });
+        let mut note = format!(
+            "{} requests in {:.1} s; CPU per request: generator {:.0} µs",
+            self.requests, self.elapsed_s, self.generator.cpu_us_per_request
+        );
+        if let Some(s) = &self.server {
+            note.push_str(&format!(
+                ", server {:.0} µs; server RSS {} MiB",
+                s.cpu_us_per_request,
+                s.rss_kib / 1024
+            ));
+        }
+        if let Some(r) = self.offered_rate {
+            note.push_str(&format!("; offered {} requests/s", grouped(r)));
+        }
+        if self.verified > 0 {
+            note.push_str(&format!("; {} answers verified", self.verified));
+        }
+        if let Some(l) = load_average() {
+            note.push_str(&format!("; load {l:.2}"));
+        }
+        Row {
+            scenario: scenario.to_owned(),
+            engine: self.engine.clone(),
+            result: format!("{} {unit}", grouped(rate)),
+            p50_ms: Some(self.latency_ms.p50),
+            p99_ms: Some(self.latency_ms.p99),
+            errors: Some(self.errors),
+            goal: goal.join(", "),
+            met,
+            note,
+        }
+    }
+}
+
+/// The rows as a Markdown table.
+pub fn markdown(rows: &[Row]) -> String {
+    let ms = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
+    let mut out = String::from(
+        "| scenario | engine | result | p50 ms | p99 ms | errors | goal | met | note |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let cell = |s: &str| s.replace('|', "\\|");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.scenario),
+            cell(&r.engine),
+            cell(&r.result),
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            r.errors.map_or(String::new(), |e| e.to_string()),
+            cell(&r.goal),
+            match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            },
+            cell(&r.note),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1263,6 +1403,63 @@ mod tests {
             (50.0, 90.0, 99.0, 100.0, 50.5)
         );
         assert_eq!(latency(vec![7000]).p99, 7.0);
+    }
+
+    #[test]
+    fn rows_render_and_judge_goals() {
+        assert_eq!(grouped(1234567.4), "1,234,567");
+        assert_eq!(grouped(999.0), "999");
+        let mut s = Summary {
+            mode: "append".into(),
+            load: "closed".into(),
+            url: String::new(),
+            engine: "redb".into(),
+            concurrency: 64,
+            offered_rate: None,
+            payload_bytes: 256,
+            batch: 1,
+            elapsed_s: 2.0,
+            requests: 40_000,
+            ok: 40_000,
+            errors: 0,
+            error_kinds: BTreeMap::new(),
+            first_error: None,
+            entries: 40_000,
+            requests_per_s: 20_000.0,
+            entries_per_s: 20_000.0,
+            latency_ms: Latency {
+                p50: 2.0,
+                p90: 5.0,
+                p99: 25.0,
+                max: 30.0,
+                mean: 3.0,
+            },
+            verified: 0,
+            verify_failures: 0,
+            duplicate_indices: 0,
+            tree_size_before: 0,
+            tree_size_after: 40_000,
+            post_checked: 100,
+            generator: ProcessUse::default(),
+            server: None,
+        };
+        let r = s.row("append-64", Some(20_000.0), Some(25.0));
+        assert_eq!(r.result, "20,000 entries/s");
+        assert_eq!(r.goal, "≥ 20,000 entries/s, p99 ≤ 25 ms");
+        assert_eq!(r.met, Some(true));
+        assert_eq!(s.row("x", None, None).met, None);
+        assert_eq!(s.row("x", Some(20_001.0), None).met, Some(false));
+        assert_eq!(s.row("x", None, Some(24.9)).met, Some(false));
+        s.errors = 1;
+        assert_eq!(
+            s.row("x", Some(1.0), None).met,
+            Some(false),
+            "errors never meet a goal"
+        );
+        let md = markdown(&[r]);
+        assert_eq!(md.lines().count(), 3);
+        assert!(md.contains("| append-64 | redb | 20,000 entries/s | 2.00 | 25.00 | 0 |"));
+        assert!(md.contains("| yes |"));
     }
 
     #[test]

@@ -55,9 +55,15 @@ async fn append_modes_count_and_verify_every_entry() {
 
     let s = run(opts(Mode::Append, &url, 40)).await.unwrap();
     assert_clean(&s, 40);
-    assert_eq!((s.entries, s.tree_size_before, s.tree_size_after), (40, 0, 40));
+    assert_eq!(
+        (s.entries, s.tree_size_before, s.tree_size_after),
+        (40, 0, 40)
+    );
     assert_eq!(s.duplicate_indices, 0);
-    assert!(s.post_checked > 0, "acknowledged entries were proven: {s:#?}");
+    assert!(
+        s.post_checked > 0,
+        "acknowledged entries were proven: {s:#?}"
+    );
     assert_eq!(s.mode, "append");
 
     let mut o = opts(Mode::Batch, &url, 6);
@@ -85,7 +91,10 @@ async fn read_modes_verify_against_the_signed_tree() {
         let s = run(o).await.unwrap();
         assert_clean(&s, 30);
         assert_eq!(s.entries, 0);
-        assert_eq!(s.verified, 30, "{mode:?}: every answer verified with --verify-every 1");
+        assert_eq!(
+            s.verified, 30,
+            "{mode:?}: every answer verified with --verify-every 1"
+        );
         assert_eq!(s.tree_size_after, 600);
     }
     let s = run(opts(Mode::Mixed, &url, 40)).await.unwrap();
@@ -145,7 +154,10 @@ async fn a_wrong_log_key_fails_verification() {
     let mut o = opts(Mode::Inclusion, &url, 8);
     o.log_key = Some(other.verifier().to_vkey());
     let e = run(o).await.unwrap_err();
-    assert!(matches!(e, LoadError::Server(ref m) if m.contains("checkpoint")), "{e}");
+    assert!(
+        matches!(e, LoadError::Server(ref m) if m.contains("checkpoint")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +169,11 @@ async fn only_loopback_targets_without_allow_remote() {
             "{url}: {e}"
         );
     }
-    for url in ["https://127.0.0.1:1", "127.0.0.1:1", "http://127.0.0.1:1/v1"] {
+    for url in [
+        "https://127.0.0.1:1",
+        "127.0.0.1:1",
+        "http://127.0.0.1:1/v1",
+    ] {
         let e = run(opts(Mode::Append, url, 1)).await.unwrap_err();
         assert!(matches!(e, LoadError::Usage(_)), "{url}: {e}");
     }
@@ -170,5 +186,8 @@ async fn only_loopback_targets_without_allow_remote() {
 async fn an_empty_log_cannot_serve_proof_runs() {
     let (url, _stop) = start(|_| {}).await;
     let e = run(opts(Mode::Inclusion, &url, 5)).await.unwrap_err();
-    assert!(matches!(e, LoadError::Usage(ref m) if m.contains("--prefill")), "{e}");
+    assert!(
+        matches!(e, LoadError::Usage(ref m) if m.contains("--prefill")),
+        "{e}"
+    );
 }

@@ -2,6 +2,8 @@
 //! prints a JSON summary. Exit status: 0 for a clean run, 1 if any request failed or any answer
 //! did not verify, 2 if the run could not start.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -68,6 +70,47 @@ struct Cli {
     /// Tokio worker threads of the generator (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Append this run's results-table row (one JSON line) to FILE.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// The row's scenario name.
+    #[arg(long, default_value = "run")]
+    scenario: String,
+    /// Goal for the row: entries/s (append modes) or requests/s at least this.
+    #[arg(long)]
+    goal_rate: Option<f64>,
+    /// Goal for the row: p99 latency at most this many milliseconds.
+    #[arg(long)]
+    goal_p99_ms: Option<f64>,
+    /// Print the rows recorded in FILE as a Markdown table, and run nothing.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+/// `--report FILE`: the recorded rows as Markdown.
+fn report(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rows = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str::<loadgen::Row>(l)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(loadgen::markdown(&rows))
+}
+
+/// `--record FILE`: appends one JSON line.
+fn record(path: &Path, row: &loadgen::Row) -> Result<(), String> {
+    let line = serde_json::to_string(row).map_err(|e| e.to_string())?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -96,6 +139,22 @@ fn options(cli: Cli) -> Result<Options, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.report {
+        return match report(path) {
+            Ok(md) => {
+                print!("{md}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sealtrail-loadgen: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let recording = cli
+        .record
+        .clone()
+        .map(|f| (f, cli.scenario.clone(), cli.goal_rate, cli.goal_p99_ms));
     let threads = cli.threads.clamp(1, 64);
     let opts = match options(cli) {
         Ok(o) => o,
@@ -123,6 +182,12 @@ fn main() -> ExitCode {
                     eprintln!("sealtrail-loadgen: {e}");
                     return ExitCode::from(2);
                 }
+            }
+            if let Some((file, scenario, rate, p99)) = &recording
+                && let Err(e) = record(file, &summary.row(scenario, *rate, *p99))
+            {
+                eprintln!("sealtrail-loadgen: recording: {e}");
+                return ExitCode::from(2);
             }
             if summary.clean() {
                 ExitCode::SUCCESS
