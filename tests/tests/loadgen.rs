@@ -191,3 +191,21 @@ async fn an_empty_log_cannot_serve_proof_runs() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_verify_across_full_level_one_tiles() {
+    // Past 65,536 entries the first level-1 tile is full: proof nodes come from both levels'
+    // full and partial tiles (and the server's summaries of them).
+    let (url, _stop) = start(|_| {}).await;
+    let mut o = opts(Mode::Inclusion, &url, 300);
+    o.prefill = 66_000;
+    let s = run(o).await.unwrap();
+    assert_clean(&s, 300);
+    assert_eq!((s.verified, s.tree_size_after), (300, 66_000));
+    let s = run(opts(Mode::Consistency, &url, 300)).await.unwrap();
+    assert_clean(&s, 300);
+    assert_eq!(s.verified, 300);
+    let s = run(opts(Mode::Checkpoint, &url, 300)).await.unwrap();
+    assert_clean(&s, 300);
+    assert_eq!(s.verified, 300);
+}
