@@ -17,7 +17,9 @@
 #                binaries (Debian: apt-get install postgresql; installed here if missing and root)
 #   OUT          results directory (default target/bench-suite)
 #   DATA         where the logs and the PostgreSQL cluster live (default: a new temporary directory)
-#   SKIP_BUILD   1: use the existing release binaries
+#   PROFILE      cargo profile of the binaries: release (default) or debug (smoke default: the
+#                debug binaries `cargo test` has already built, so CI compiles nothing more)
+#   SKIP_BUILD   1: use the existing binaries
 #
 # Exit status: non-zero if a scenario could not run, or if any answer failed or did not verify.
 # Goals are judged in the table ("met"), never by the exit status: speed depends on the machine.
@@ -30,9 +32,12 @@ if [ "${1:-}" = "--smoke" ]; then SMOKE=1; elif [ -n "${1:-}" ]; then
 fi
 if [ "$SMOKE" = 1 ]; then
   DURATION=${DURATION:-2}; LOG_ENTRIES=${LOG_ENTRIES:-3000}; RSS_AT=${RSS_AT:-"1000 3000"}; PG=${PG:-0}
+  PROFILE=${PROFILE:-debug}
 else
   DURATION=${DURATION:-10}; LOG_ENTRIES=${LOG_ENTRIES:-10000000}; RSS_AT=${RSS_AT:-"1000000 10000000"}; PG=${PG:-1}
+  PROFILE=${PROFILE:-release}
 fi
+case "$PROFILE" in release|debug) ;; *) echo "PROFILE must be release or debug" >&2; exit 2 ;; esac
 ENGINES=${ENGINES:-"redb sled"}
 OUT=${OUT:-target/bench-suite}
 KEEP_DATA=0
@@ -42,8 +47,8 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 ROWS="$OUT/rows.jsonl"
 : > "$ROWS"
-SERVER=target/release/sealtrail
-LOADGEN=target/release/sealtrail-loadgen
+SERVER=target/$PROFILE/sealtrail
+LOADGEN=target/$PROFILE/sealtrail-loadgen
 ORIGIN=bench.sealtrail.example/log
 SERVER_PID=""
 PG_STOP=""
@@ -116,8 +121,9 @@ kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB$/\1/p" "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------------
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "release build"
-  cargo build --release --locked -p sealtrail-server -p sealtrail-tests --bin sealtrail --bin sealtrail-loadgen
+  say "$PROFILE build"
+  cargo build $([ "$PROFILE" = release ] && echo --release) --locked \
+    -p sealtrail-server -p sealtrail-tests --bin sealtrail --bin sealtrail-loadgen
 fi
 
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -138,7 +144,7 @@ SEQ_S=$(dd if=/dev/zero of="$PROBE/seq" bs=1M count=$MIB conv=fdatasync 2>&1 | d
 SEQ_MBS=$(awk -v s="$SEQ_S" -v m=$MIB 'BEGIN { printf "%.0f", m * 1.048576 / s }')
 fact "sequential write bandwidth" "disk" "$SEQ_MBS MB/s" "dd bs=1M count=$MIB conv=fdatasync in ${SEQ_S} s"
 rm -rf "$PROBE"
-SHA_BPS=$(openssl speed -mr -seconds 1 -bytes 256 sha256 2>/dev/null | sed -n 's/^+F:[0-9]*:sha256:\([0-9.]*\)$/\1/p' | tail -1)
+SHA_BPS=$(openssl speed -mr -seconds 1 -bytes 256 sha256 2>/dev/null | sed -n 's/^+F:[0-9]*:sha256:\([0-9.]*\)$/\1/p' | tail -1 || true)
 SHA_HPS=$(awk -v b="${SHA_BPS:-0}" 'BEGIN { printf "%.0f", b / 256 }')
 fact "SHA-256 of 256-byte inputs, one core" "cpu" "$SHA_HPS hashes/s" "openssl speed -bytes 256 sha256 ($(awk -v b="${SHA_BPS:-0}" 'BEGIN { printf "%.0f", b / 1e6 }') MB/s)"
 
@@ -266,7 +272,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "# sealtrail benchmark suite"
   echo
   echo "$DATE; $CORES cores (${CPU:-unknown CPU}); $(uname -sr); load average $LOAD_START at start, $LOAD_END at the end."
-  echo "The load generator ran on the same machine. Command: \`tests/bench/run-suite.sh$([ "$SMOKE" = 1 ] && echo ' --smoke')\`"
+  echo "The load generator ran on the same machine; $PROFILE build. Command: \`tests/bench/run-suite.sh$([ "$SMOKE" = 1 ] && echo ' --smoke')\`"
   echo "(DURATION=$DURATION s per scenario, LOG_ENTRIES=$LOG_ENTRIES, ENGINES=\"$ENGINES\")."
   echo
   "$LOADGEN" --report "$ROWS"

@@ -1173,7 +1173,14 @@ async fn closed_loop(ctx: Arc<Ctx>, start: Instant) -> Stats {
                 let op = op_for(ctx.opts.mode, n);
                 let r = tokio::time::timeout_at(
                     until.max(t + Duration::from_secs(30)).into(),
-                    one(&ctx, &mut conn, op, &mut rng, n % every == 0, &mut buf),
+                    one(
+                        &ctx,
+                        &mut conn,
+                        op,
+                        &mut rng,
+                        n.is_multiple_of(every),
+                        &mut buf,
+                    ),
                 )
                 .await
                 .unwrap_or_else(|_| Err(Failure::new("timeout", "no answer before the deadline")));
@@ -1238,7 +1245,14 @@ async fn open_loop(ctx: Arc<Ctx>, start: Instant, rate: f64) -> Stats {
             let op = op_for(ctx.opts.mode, n);
             let r = tokio::time::timeout(
                 Duration::from_secs(30),
-                one(&ctx, &mut conn, op, &mut rng, n % every == 0, &mut buf),
+                one(
+                    &ctx,
+                    &mut conn,
+                    op,
+                    &mut rng,
+                    n.is_multiple_of(every),
+                    &mut buf,
+                ),
             )
             .await
             .unwrap_or_else(|_| Err(Failure::new("timeout", "no answer within 30 s")));

@@ -85,6 +85,8 @@ impl<K: StdHash + Eq + Clone> Fifo<K> {
 }
 
 type TileFifo = Mutex<Fifo<(u8, u64)>>;
+/// Recently read partial tiles by (level, index), oldest first.
+type PartialTiles = Mutex<VecDeque<((u8, u64), Arc<Vec<u8>>)>>;
 
 /// Hot full hash tiles and entry bundles. Only full ones are cached: they never change.
 #[derive(Debug)]
@@ -95,7 +97,7 @@ pub struct TileCache {
     partial_summaries: Mutex<Fifo<(u8, u64, u16)>>,
     /// The latest stored bytes of recently read partial tiles. A tile's stored hashes only ever
     /// grow at the end, so any prefix of what was read once stays valid.
-    partial_tiles: Mutex<VecDeque<((u8, u64), Arc<Vec<u8>>)>>,
+    partial_tiles: PartialTiles,
 }
 
 impl Default for TileCache {
@@ -268,7 +270,7 @@ impl<'a> ProofNodes<'a> {
     }
 
     /// The node from its tile's summary, if it is high enough inside its tile.
-    fn from_summary(&mut self, node: &Node) -> Result<Option<Hash>, TileReadError<StoreError>> {
+    fn summary_node(&mut self, node: &Node) -> Result<Option<Hash>, TileReadError<StoreError>> {
         let (level, rel) = (node.height / TILE_HEIGHT, node.height % TILE_HEIGHT);
         if rel < SUMMARY_FROM {
             return Ok(None);
@@ -298,7 +300,7 @@ impl HashReader for ProofNodes<'_> {
         let mut out = Vec::with_capacity(nodes.len());
         let mut rest = Vec::new();
         for node in nodes {
-            let h = self.from_summary(node)?;
+            let h = self.summary_node(node)?;
             if h.is_none() {
                 rest.push(*node);
             }
