@@ -10,3 +10,5 @@ pub fn workspace_root() -> std::path::PathBuf {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| std::path::PathBuf::from(".."))
 }
+
+pub mod loadgen;

@@ -13,10 +13,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sealtrail_spec::Hash;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::merkle::{consistency_proof, inclusion_proof, tree_root};
+use sealtrail_spec::merkle::{HashReader, Node, consistency_proof, inclusion_proof, tree_root};
 use sealtrail_spec::tiles::{
-    TILE_WIDTH, TileHashReader, TileId, TilePath, TileReader, decode_hash_tile, encode_bundle,
-    hashes_at_level,
+    TILE_HEIGHT, TILE_WIDTH, TileHashReader, TileId, TilePath, TileReadError, TileReader,
+    decode_hash_tile, encode_bundle, hashes_at_level, tile_for,
 };
 
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
@@ -30,6 +30,18 @@ const CHECKPOINT_CACHE: &str = "public, max-age=1, must-revalidate";
 /// by bytes, not count: a bundle of 64 KB entries is 16 MiB.
 const CACHED_TILE_BYTES: usize = 64 << 20;
 const CACHED_BUNDLE_BYTES: usize = 64 << 20;
+/// Bytes of tile summaries (see [`ProofNodes`]): 960 bytes per full tile, so 48 MiB covers the
+/// level-0 tiles of a log of about 13M entries. Partial tiles' summaries (a new one per width, so
+/// per commit) have their own small cache, so they never push full ones out.
+const CACHED_SUMMARY_BYTES: usize = 48 << 20;
+const CACHED_PARTIAL_SUMMARY_BYTES: usize = 1 << 20;
+/// Partial tiles kept at the right edge of the tree (about one per level).
+const CACHED_PARTIAL_TILES: usize = 16;
+/// Heights inside a tile from which nodes are served from a tile summary: a node of relative height
+/// r costs 2^r - 1 hashes from the tile's own hashes, so summaries keep heights 4 to 7 (30 hashes)
+/// and proofs hash at most 7 times per tile level.
+const SUMMARY_FROM: u8 = 4;
+const SUMMARY_HASHES: usize = 16 + 8 + 4 + 2;
 
 /// A first-in, first-out cache of immutable byte strings, bounded by their total size.
 #[derive(Debug)]
@@ -73,12 +85,19 @@ impl<K: StdHash + Eq + Clone> Fifo<K> {
 }
 
 type TileFifo = Mutex<Fifo<(u8, u64)>>;
+/// Recently read partial tiles by (level, index), oldest first.
+type PartialTiles = Mutex<VecDeque<((u8, u64), Arc<Vec<u8>>)>>;
 
 /// Hot full hash tiles and entry bundles. Only full ones are cached: they never change.
 #[derive(Debug)]
 pub struct TileCache {
     tiles: TileFifo,
     bundles: Mutex<Fifo<u64>>,
+    summaries: TileFifo,
+    partial_summaries: Mutex<Fifo<(u8, u64, u16)>>,
+    /// The latest stored bytes of recently read partial tiles. A tile's stored hashes only ever
+    /// grow at the end, so any prefix of what was read once stays valid.
+    partial_tiles: PartialTiles,
 }
 
 impl Default for TileCache {
@@ -86,30 +105,50 @@ impl Default for TileCache {
         TileCache {
             tiles: Mutex::new(Fifo::new(CACHED_TILE_BYTES)),
             bundles: Mutex::new(Fifo::new(CACHED_BUNDLE_BYTES)),
+            summaries: Mutex::new(Fifo::new(CACHED_SUMMARY_BYTES)),
+            partial_summaries: Mutex::new(Fifo::new(CACHED_PARTIAL_SUMMARY_BYTES)),
+            partial_tiles: Mutex::new(VecDeque::new()),
         }
     }
 }
 
 impl TileCache {
+    /// The stored bytes of a tile, holding at least its first `width` hashes if the store has
+    /// them (callers check the length).
     fn tile(
         &self,
         store: &dyn LogStore,
         level: u8,
         index: u64,
-        full: bool,
+        width: u16,
     ) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+        let full = width == TILE_WIDTH;
+        let want = usize::from(width) * 32;
         if full && let Some(t) = self.tiles.lock().ok().and_then(|c| c.get(&(level, index))) {
             return Ok(Some(t));
+        }
+        if !full
+            && let Ok(p) = self.partial_tiles.lock()
+            && let Some((_, t)) = p
+                .iter()
+                .find(|(k, t)| *k == (level, index) && t.len() >= want)
+        {
+            return Ok(Some(t.clone()));
         }
         let Some(bytes) = store.tile(level, index)? else {
             return Ok(None);
         };
         let bytes = Arc::new(bytes);
-        if full
-            && bytes.len() == usize::from(TILE_WIDTH) * 32
-            && let Ok(mut c) = self.tiles.lock()
-        {
-            c.put((level, index), bytes.clone());
+        if bytes.len() == usize::from(TILE_WIDTH) * 32 {
+            if let Ok(mut c) = self.tiles.lock() {
+                c.put((level, index), bytes.clone());
+            }
+        } else if let Ok(mut p) = self.partial_tiles.lock() {
+            p.retain(|(k, _)| *k != (level, index));
+            if p.len() == CACHED_PARTIAL_TILES {
+                p.pop_front();
+            }
+            p.push_back(((level, index), bytes.clone()));
         }
         Ok(Some(bytes))
     }
@@ -127,7 +166,7 @@ impl TileReader for CachedTiles<'_> {
     fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
         let Some(bytes) = self
             .cache
-            .tile(self.store, tile.level, tile.index, tile.is_full())?
+            .tile(self.store, tile.level, tile.index, tile.width)?
         else {
             return StoreTiles(self.store).read_tile(tile);
         };
@@ -136,6 +175,150 @@ impl TileReader for CachedTiles<'_> {
             StoreError::Corrupt(format!("{} is shorter than {want} bytes", tile.path()))
         })?;
         decode_hash_tile(prefix, tile.width).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// Tiles read while serving one request, kept for that request: a proof, its root and its leaf
+/// read the same few tiles.
+struct RequestTiles<'a> {
+    cached: CachedTiles<'a>,
+    memo: Vec<(TileId, Vec<Hash>)>,
+}
+
+impl TileReader for RequestTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
+        if let Some((_, h)) = self.memo.iter().find(|(t, _)| *t == tile) {
+            return Ok(h.clone());
+        }
+        let h = self.cached.read_tile(tile)?;
+        self.memo.push((tile, h.clone()));
+        Ok(h)
+    }
+}
+
+/// Serves proof nodes: like [`TileHashReader`], but the nodes of relative heights 4 to 7 inside a
+/// tile come from a cached summary of that tile (its inner hashes at those heights, 30 for a full
+/// tile, built once from the tile's hashes), so a proof hashes at most 7 times per tile level
+/// instead of up to 247. Lower nodes are served by [`TileHashReader`].
+struct ProofNodes<'a> {
+    size: u64,
+    tiles: RequestTiles<'a>,
+}
+
+impl<'a> ProofNodes<'a> {
+    fn new(size: u64, store: &'a dyn LogStore, cache: &'a TileCache) -> Self {
+        ProofNodes {
+            size,
+            tiles: RequestTiles {
+                cached: CachedTiles { store, cache },
+                memo: Vec::new(),
+            },
+        }
+    }
+
+    /// The summary of `tile`: its hashes at relative heights 4, 5, 6, 7, left to right (for a
+    /// partial tile, the complete nodes of its width).
+    fn summary(&mut self, tile: TileId) -> Result<Arc<Vec<u8>>, TileReadError<StoreError>> {
+        let cache = self.tiles.cached.cache;
+        let full = tile.is_full();
+        let (key, pkey) = (
+            (tile.level, tile.index),
+            (tile.level, tile.index, tile.width),
+        );
+        let hit = if full {
+            cache.summaries.lock().ok().and_then(|c| c.get(&key))
+        } else {
+            cache
+                .partial_summaries
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&pkey))
+        };
+        if let Some(s) = hit {
+            return Ok(s);
+        }
+        let mut row = self
+            .tiles
+            .read_tile(tile)
+            .map_err(|error| TileReadError::Reader { tile, error })?;
+        if row.len() != usize::from(tile.width) {
+            return Err(TileReadError::Corrupt(tile, row.len()));
+        }
+        let mut out = Vec::with_capacity(SUMMARY_HASHES * 32);
+        for height in 1..TILE_HEIGHT {
+            row = row
+                .chunks_exact(2)
+                .map(|p| sealtrail_spec::node_hash(&p[0], &p[1]))
+                .collect();
+            if height >= SUMMARY_FROM {
+                for h in &row {
+                    out.extend_from_slice(h.as_bytes());
+                }
+            }
+        }
+        let out = Arc::new(out);
+        if full {
+            if let Ok(mut c) = cache.summaries.lock() {
+                c.put(key, out.clone());
+            }
+        } else if let Ok(mut c) = cache.partial_summaries.lock() {
+            c.put(pkey, out.clone());
+        }
+        Ok(out)
+    }
+
+    /// The node from its tile's summary, if it is high enough inside its tile.
+    fn summary_node(&mut self, node: &Node) -> Result<Option<Hash>, TileReadError<StoreError>> {
+        let (level, rel) = (node.height / TILE_HEIGHT, node.height % TILE_HEIGHT);
+        if rel < SUMMARY_FROM {
+            return Ok(None);
+        }
+        // The last hash of this level that the node covers, as in `TileHashReader`.
+        let last = ((node.index + 1) << rel) - 1;
+        let Some(tile) = tile_for(self.size, level, last) else {
+            return Ok(None);
+        };
+        let summary = self.summary(tile)?;
+        // The summary holds width >> r hashes for each height r from 4 to 7, in that order.
+        let base: usize = (SUMMARY_FROM..rel)
+            .map(|r| usize::from(tile.width >> r))
+            .sum();
+        let within = usize::try_from(node.index % (u64::from(TILE_WIDTH) >> rel)).unwrap_or(0);
+        let at = (base + within) * 32;
+        let corrupt = || TileReadError::Corrupt(tile, summary.len() / 32);
+        let bytes = summary.get(at..at + 32).ok_or_else(corrupt)?;
+        Hash::from_slice(bytes).map(Some).map_err(|_| corrupt())
+    }
+}
+
+impl HashReader for ProofNodes<'_> {
+    type Error = TileReadError<StoreError>;
+
+    fn read_nodes(&mut self, nodes: &[Node]) -> Result<Vec<Hash>, Self::Error> {
+        let mut out = Vec::with_capacity(nodes.len());
+        let mut rest = Vec::new();
+        for node in nodes {
+            let h = self.summary_node(node)?;
+            if h.is_none() {
+                rest.push(*node);
+            }
+            out.push(h);
+        }
+        let mut rest = TileHashReader::new(self.size, &mut self.tiles)
+            .read_nodes(&rest)?
+            .into_iter();
+        out.into_iter()
+            .map(|h| h.or_else(|| rest.next()))
+            .collect::<Option<Vec<Hash>>>()
+            .ok_or(TileReadError::OutOfTree(
+                nodes.first().copied().unwrap_or(Node {
+                    height: 0,
+                    index: 0,
+                }),
+                self.size,
+            ))
     }
 }
 
@@ -165,7 +348,7 @@ pub(super) async fn inclusion_proof_at(
     size: u64,
 ) -> Result<Vec<Hash>, ApiError> {
     blocking(st, move |store, cache| {
-        let mut r = TileHashReader::new(size, CachedTiles { store, cache });
+        let mut r = ProofNodes::new(size, store, cache);
         inclusion_proof(index, size, &mut r).map_err(proof_error)
     })
     .await
@@ -257,7 +440,7 @@ pub(super) async fn tile(
         TilePath::Hash(_) => {
             blocking(&st, move |store, cache| {
                 let t = cache
-                    .tile(store, level, index, full)?
+                    .tile(store, level, index, width)?
                     .ok_or_else(|| ApiError::Internal(format!("{path} missing from the store")))?;
                 t.get(..usize::from(width) * 32)
                     .map(<[u8]>::to_vec)
@@ -416,6 +599,8 @@ pub(super) async fn inclusion(
         })
         .transpose()?;
     let index = param(&q, "index")?;
+    // The root at the published size is known; older sizes are computed.
+    let published_root = (size == published.size).then_some(published.root);
     let v = blocking(&st, move |store, cache| {
         let index = match (index, by_hash) {
             (Some(i), None) => i,
@@ -438,18 +623,16 @@ pub(super) async fn inclusion(
                 "entry {index} is not in the tree of size {size}"
             )));
         }
-        let mut r = TileHashReader::new(size, CachedTiles { store, cache });
+        let mut r = ProofNodes::new(size, store, cache);
         let proof = inclusion_proof(index, size, &mut r).map_err(proof_error)?;
-        let root = tree_root(size, &mut r).map_err(proof_error)?;
-        let mut tiles = CachedTiles { store, cache };
-        let leaf = tiles
-            .read_tile(TileId {
-                level: 0,
-                index: index / u64::from(TILE_WIDTH),
-                width: u16::try_from(((index % u64::from(TILE_WIDTH)) + 1).max(1))
-                    .unwrap_or(TILE_WIDTH),
-            })?
-            .last()
+        let root = match published_root {
+            Some(root) => root,
+            None => tree_root(size, &mut r).map_err(proof_error)?,
+        };
+        let leaf = r
+            .read_nodes(&[Node { height: 0, index }])
+            .map_err(|e| ApiError::Internal(format!("reading leaf {index}: {e}")))?
+            .first()
             .copied()
             .ok_or_else(|| ApiError::Internal("empty tile".into()))?;
         Ok(serde_json::json!({
@@ -484,11 +667,15 @@ pub(super) async fn consistency(
             "from {from} is larger than to {to}"
         )));
     }
+    let published_root = (to == published.size).then_some(published.root);
     let v = blocking(&st, move |store, cache| {
-        let mut r = TileHashReader::new(to, CachedTiles { store, cache });
+        let mut r = ProofNodes::new(to, store, cache);
         let proof = consistency_proof(from, to, &mut r).map_err(proof_error)?;
         let old_root = tree_root(from, &mut r).map_err(proof_error)?;
-        let new_root = tree_root(to, &mut r).map_err(proof_error)?;
+        let new_root = match published_root {
+            Some(root) => root,
+            None => tree_root(to, &mut r).map_err(proof_error)?,
+        };
         Ok(serde_json::json!({
             "from": from,
             "to": to,
