@@ -2,12 +2,15 @@
 //! same hardening from one piece of code: an HTTP/1.1 accept loop with a connection limit, a
 //! header-read timeout and graceful shutdown ([`http`]); TLS and mutual TLS with rustls and
 //! certificate reload ([`tls`]); SIGTERM/SIGINT/SIGHUP handling ([`signal`]); and files that hold
-//! secrets, created 0600 and refused when others can read them ([`secret`]).
+//! secrets, created 0600 and refused when others can read them ([`secret`]); TOML configuration
+//! files ([`config`]) and structured logs ([`logging`]).
 //!
 //! Nothing here knows about logs, witnesses or authentication: callers pass an axum router and,
 //! for mutual TLS, a function naming the principal of a client certificate.
 
+pub mod config;
 pub mod http;
+pub mod logging;
 pub mod secret;
 pub mod signal;
 pub mod tls;

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use sealtrail_net::config::ConfigError;
+pub use sealtrail_net::logging::{LogConfig, LogFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Engine;
@@ -127,26 +129,6 @@ pub struct Limits {
     pub min_free_bytes: u64,
 }
 
-/// Logging options.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `json` (one object per line, for collectors) or `text`.
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `sealtrail_server=debug,info`.
-    pub level: String,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Structured JSON lines.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -204,62 +186,16 @@ impl Default for WitnessingConfig {
     }
 }
 
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Json,
-            level: "info".to_owned(),
-        }
-    }
-}
-
-/// A configuration that cannot be loaded or would be unsafe.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {error}")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("parsing {path}: {error}")]
-    Parse {
-        /// The config file.
-        path: PathBuf,
-        /// What is wrong, with line and column.
-        error: String,
-    },
-    /// A value is out of its allowed range.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
 impl Config {
     /// Reads a TOML config file. Unknown keys are errors, so a typo never silently falls back to a
     /// default.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        Self::from_toml(&text).map_err(|error| match error {
-            ConfigError::Parse { error, .. } => ConfigError::Parse {
-                path: path.to_owned(),
-                error,
-            },
-            other => other,
-        })
+        sealtrail_net::config::read_toml(path)
     }
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            error: e.to_string(),
-        })
+        sealtrail_net::config::parse_toml(text)
     }
 
     /// The signing key's path.

@@ -241,19 +241,7 @@ impl Common {
 }
 
 fn init_logging(c: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match c.log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
+    sealtrail_net::logging::init(&c.log);
 }
 
 fn open_store(c: &Config) -> Result<Arc<dyn store::LogStore>> {

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use sealtrail_net::config::ConfigError;
+pub use sealtrail_net::logging::{LogConfig as Logging, LogFormat};
 use sealtrail_spec::cosignature::CosignatureVerifier;
 use sealtrail_spec::note::{Ed25519Verifier, is_valid_key_name};
 use serde::{Deserialize, Serialize};
@@ -195,26 +197,6 @@ pub enum AnchorConfig {
     },
 }
 
-/// Logging options.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Logging {
-    /// `json` or `text`.
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info`.
-    pub level: String,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Structured JSON lines.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
-
 fn default_data_dir() -> PathBuf {
     PathBuf::from("sealtrail-witness-data")
 }
@@ -266,61 +248,17 @@ impl Default for Anchoring {
     }
 }
 
-impl Default for Logging {
-    fn default() -> Self {
-        Logging {
-            format: LogFormat::Json,
-            level: "info".to_owned(),
-        }
-    }
-}
-
-/// A configuration that cannot be loaded or is unsafe.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {error}")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
-    /// The text is not valid TOML for this configuration.
-    #[error("parsing {path}: {error}")]
-    Parse {
-        /// The config file (empty when parsing text).
-        path: PathBuf,
-        /// What is wrong, with line and column.
-        error: String,
-    },
-    /// A value is invalid.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
 impl Config {
     /// Reads and validates a TOML config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { error, .. } => ConfigError::Parse {
-                path: path.to_owned(),
-                error,
-            },
-            other => other,
-        })
+        let c: Config = sealtrail_net::config::read_toml(path)?;
+        c.validate()?;
+        Ok(c)
     }
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            error: e.to_string(),
-        })?;
+        let c: Config = sealtrail_net::config::parse_toml(text)?;
         c.validate()?;
         Ok(c)
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use sealtrail_witness::config::{Config, LogFormat};
+use sealtrail_witness::config::Config;
 use sealtrail_witness::store::Store;
 use sealtrail_witness::{Witness, keys, shutdown_signal};
 
@@ -65,19 +65,7 @@ enum Command {
 }
 
 fn init_logging(c: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match c.log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
+    sealtrail_net::logging::init(&c.log);
 }
 
 fn serve(
