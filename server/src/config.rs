@@ -72,6 +72,8 @@ pub struct WitnessingConfig {
     /// Seconds a `?wait=cosigned` write waits for a checkpoint that meets the policy before it
     /// answers 504 (the entry stays appended). Must be below `limits.request_timeout_secs`.
     pub cosigned_wait_secs: u64,
+    /// PEM CA certificates trusted for `https://` witnesses besides the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One witness: where to send checkpoints and the key its cosignatures verify with.
@@ -182,6 +184,7 @@ impl Default for WitnessingConfig {
             timeout_ms: 5000,
             max_backoff_ms: 60_000,
             cosigned_wait_secs: 10,
+            ca_file: None,
         }
     }
 }

@@ -76,6 +76,7 @@ pub struct Witnessing {
     rounds: Mutex<BTreeMap<u64, Round>>,
     best: watch::Sender<Option<Arc<Cosigned>>>,
     metrics: WitnessMetrics,
+    client: reqwest::Client,
 }
 
 /// Why the witness configuration cannot be used.
@@ -143,6 +144,7 @@ impl Witnessing {
             }
             (Some(policy), endpoints)
         };
+        let client = http_client(wc)?;
         let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
         let metrics = WitnessMetrics::new(registry, &names)
             .map_err(|e| invalid(format!("registering metrics: {e}")))?;
@@ -154,6 +156,7 @@ impl Witnessing {
             rounds: Mutex::new(BTreeMap::new()),
             best: watch::channel(None).0,
             metrics,
+            client,
         })
     }
 
@@ -191,21 +194,7 @@ impl Witnessing {
         if self.endpoints.is_empty() {
             return tasks;
         }
-        // reqwest is built without a default TLS provider (see the workspace Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_millis(self.config.timeout_ms))
-            .connect_timeout(Duration::from_millis(self.config.timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("sealtrail/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "witnessing disabled: cannot build an HTTP client");
-                return tasks;
-            }
-        };
+        let client = self.client.clone();
         let (target_tx, target_rx) = watch::channel(None);
         tasks.spawn(self.clone().coordinate(seq, target_tx));
         for i in 0..self.endpoints.len() {
@@ -317,6 +306,37 @@ impl Witnessing {
             .is_some_and(|b| b.size >= target);
         self.metrics.policy_met.set(i64::from(met));
     }
+}
+
+/// The client for the witnesses: the system's roots, plus `ca_file`'s certificates if set.
+fn http_client(c: &WitnessingConfig) -> Result<reqwest::Client, WitnessingError> {
+    // reqwest is built without a default TLS provider (see the workspace Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_millis(c.timeout_ms))
+        .connect_timeout(Duration::from_millis(c.timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("sealtrail/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &c.ca_file {
+        let pem = std::fs::read(path).map_err(|error| WitnessingError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            WitnessingError::Invalid(format!("witnessing.ca_file {}: {e}", path.display()))
+        })?;
+        if certs.is_empty() {
+            return Err(WitnessingError::Invalid(format!(
+                "witnessing.ca_file {} holds no certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build()
+        .map_err(|e| WitnessingError::Invalid(format!("HTTP client: {e}")))
 }
 
 fn endpoint(

@@ -434,3 +434,55 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_over_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pem = cert.cert.pem();
+    std::fs::write(dir.path().join("w.pem"), &pem).unwrap();
+    std::fs::write(dir.path().join("w.key"), cert.signing_key.serialize_pem()).unwrap();
+    let (lw, w_url) = bind().await;
+    let w_url = w_url.replace("http://", "https://");
+    let mut wc = witness_config(1, dir.path(), None, Vec::new(), Vec::new());
+    wc.tls.cert_file = Some(dir.path().join("w.pem"));
+    wc.tls.key_file = Some(dir.path().join("w.key"));
+    let witness = run_witness(
+        lw,
+        w_url.clone(),
+        Witness::start_with_key(wc, cosigner(1)).unwrap(),
+    );
+    let policy = Policy::k_of_n(
+        &[log_signer().verifier().to_vkey()],
+        &[cosigner(1).verifier().to_vkey()],
+        1,
+    )
+    .unwrap();
+    let endpoints = [(w_url, cosigner(1).verifier().to_vkey())];
+    // Without the witness's CA the log cannot reach it; with it, checkpoints are cosigned.
+    let (ll, log_url) = bind().await;
+    let log = run_server(
+        ll,
+        log_url.clone(),
+        server_config(&endpoints, 1),
+        log_signer(),
+    );
+    let (s, j) = post(&log_url, "/v1/entries?wait=cosigned", "{\"n\":1}").await;
+    assert_eq!(s, 504, "{j}");
+    log.stop().await;
+    let mut c = server_config(&endpoints, 1);
+    c.witnessing.ca_file = Some(dir.path().join("w.pem"));
+    let (ll, log_url) = bind().await;
+    let log = run_server(ll, log_url.clone(), c, log_signer());
+    let (s, j) = post(&log_url, "/v1/entries?wait=cosigned", "{\"n\":1}").await;
+    assert_eq!(s, 201, "{j}");
+    assert_eq!(verify_cosigned(&j, &policy), 1);
+    // A CA file that holds no certificate is refused at start.
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let mut c = server_config(&endpoints, 1);
+    c.witnessing.ca_file = Some(dir.path().join("empty.pem"));
+    let err = Server::start(c, Arc::new(MemStore::new()), log_signer()).unwrap_err();
+    assert!(err.to_string().contains("no certificate"), "{err}");
+    log.stop().await;
+    witness.stop().await;
+}
