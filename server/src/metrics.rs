@@ -112,6 +112,10 @@ impl Metrics {
         r.register(Box::new(m.disk_free.clone()))?;
         r.register(Box::new(m.disk_total.clone()))?;
         r.register(Box::new(m.security_events.clone()))?;
+        // Every kind at 0 from the start, so `rate(...)` in alerts has a series to work on.
+        for kind in crate::auth::SecurityEventKind::ALL {
+            m.security_events.with_label_values(&[kind.as_str()]);
+        }
         Ok(m)
     }
 

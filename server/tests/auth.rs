@@ -156,6 +156,9 @@ async fn tokens_roles_and_recorded_principals() {
     let metrics = log.get("/metrics").await.text();
     assert!(metrics.contains("sealtrail_security_events_total{kind=\"auth_failure\"} 3"));
     assert!(metrics.contains("sealtrail_security_events_total{kind=\"forbidden\"} 2"));
+    // Kinds that did not happen are exported at 0, so alerts have a series to rate().
+    assert!(metrics.contains("sealtrail_security_events_total{kind=\"tls_handshake\"} 0"));
+    assert!(metrics.contains("sealtrail_security_events_total{kind=\"rate_limited\"} 0"));
     log.stop().await;
 }
 

@@ -454,6 +454,25 @@ async fn file_sink_rotates_by_size_and_keeps_every_line() {
     sink.max_bytes = Some(4000);
     sink.keep_files = Some(50);
     let s = start(sink);
+    // A configured sink has every series from the start, at 0, before its first send.
+    for name in [
+        "forward_lag_entries",
+        "forward_lag_seconds",
+        "forward_sent_total",
+        "forward_failed_total",
+        "forward_retries_total",
+        "forward_dropped_events_total",
+    ] {
+        let labels: Vec<String> = s
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric().iter())
+            .flat_map(|m| m.get_label().iter().map(|l| l.value().to_owned()))
+            .collect();
+        assert_eq!(labels, ["file"], "{name}");
+    }
     append(&s.log, 0, 300).await;
     until("the file sink", || {
         s.store.sink_cursor("file").unwrap() == Some(300)

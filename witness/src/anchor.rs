@@ -110,6 +110,12 @@ pub(crate) fn spawn_all(core: &Arc<Core>) -> Vec<JoinHandle<()>> {
     core.anchors
         .iter()
         .map(|a| {
+            // Both series exist from the start, so alerts on `rate(...{result="error"})` see 0.
+            for result in ["ok", "error"] {
+                core.metrics
+                    .anchor_deliveries
+                    .with_label_values(&[a.name.as_str(), result]);
+            }
             let worker = Worker {
                 anchor: a.clone(),
                 client: core.client.clone(),

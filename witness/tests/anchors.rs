@@ -157,6 +157,13 @@ async fn failing_anchor_is_retried_without_delaying_cosigning() {
         url: hook.url.clone(),
     }];
     let w = start(c).await;
+    // Both series are exported from the start, at 0.
+    for result in ["ok", "error"] {
+        let name = format!(
+            "sealtrail_witness_anchor_deliveries_total{{anchor=\"hook\",result=\"{result}\"}}"
+        );
+        assert_eq!(metric(&w.url, &name).await, Some(0.0), "{name}");
+    }
     assert_eq!(add(&w.url, log.request(0, 3)).await.0, 200);
     // The anchor is now stuck in its first delivery...
     eventually("the first delivery", || async {

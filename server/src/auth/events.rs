@@ -44,6 +44,18 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [SecurityEventKind; 8] = [
+        SecurityEventKind::AuthFailure,
+        SecurityEventKind::Forbidden,
+        SecurityEventKind::RateLimited,
+        SecurityEventKind::Overloaded,
+        SecurityEventKind::Oversized,
+        SecurityEventKind::Malformed,
+        SecurityEventKind::Timeout,
+        SecurityEventKind::TlsHandshake,
+    ];
+
     /// The metrics label and log field.
     pub fn as_str(self) -> &'static str {
         match self {

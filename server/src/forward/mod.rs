@@ -471,6 +471,17 @@ impl ForwardMetrics {
         registry.register(Box::new(m.dropped.clone()))?;
         Ok(m)
     }
+
+    /// Creates every series of sink `name` at 0, so a configured sink is visible in `/metrics`
+    /// (and alerts see `rate(...) == 0`) before its first send or failure.
+    fn init_sink(&self, name: &str) {
+        for g in [&self.lag_entries, &self.lag_seconds] {
+            g.with_label_values(&[name]);
+        }
+        for c in [&self.sent, &self.failed, &self.retries, &self.dropped] {
+            c.with_label_values(&[name]);
+        }
+    }
 }
 
 /// Feeds security events to every sink configured with `security_events = true`. Cheap to clone.
@@ -537,6 +548,9 @@ impl Prepared {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut security = self.security;
         security.metrics = Some(metrics.clone());
+        for (cfg, _, _) in &self.sinks {
+            metrics.init_sink(&cfg.name);
+        }
         let ctx = Ctx {
             store,
             origin: origin.to_owned(),
