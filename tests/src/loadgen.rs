@@ -191,6 +191,94 @@ pub struct Summary {
     pub generator: ProcessUse,
     /// The server's CPU time during the run and memory after it, if its pid was given.
     pub server: Option<ProcessUse>,
+    /// The server's sequencer commits during the run (from its `/metrics`, when readable).
+    pub server_commits: Option<Commits>,
+}
+
+/// The server's sequencer commits (extend, sign, durable write) during a run, from the
+/// difference of its `sealtrail_commit_seconds` histogram before and after. Percentiles are
+/// the histogram's bucket bounds: "at most this long".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Commits {
+    /// Commits during the run.
+    pub count: u64,
+    /// Mean commit time, milliseconds.
+    pub mean_ms: f64,
+    /// Upper bound of the bucket holding the median, milliseconds.
+    pub p50_le_ms: f64,
+    /// Upper bound of the bucket holding the 99th percentile, milliseconds.
+    pub p99_le_ms: f64,
+    /// Commits that took longer than 25.6 ms (the bucket bound nearest half of a 50 ms goal).
+    pub over_25ms: u64,
+}
+
+/// A Prometheus histogram as cumulative `(le, count)` buckets, its sum and count.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Histogram {
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+/// Reads histogram `name` from a Prometheus text exposition (no labels besides `le`).
+fn parse_histogram(text: &str, name: &str) -> Option<Histogram> {
+    let mut h = Histogram::default();
+    let bucket = format!("{name}_bucket{{le=\"");
+    let (sum, count) = (format!("{name}_sum "), format!("{name}_count "));
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&bucket) {
+            let (le, n) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            h.buckets.push((le, n.trim().parse().ok()?));
+        } else if let Some(v) = line.strip_prefix(&sum) {
+            h.sum = v.trim().parse().ok()?;
+        } else if let Some(v) = line.strip_prefix(&count) {
+            h.count = v.trim().parse().ok()?;
+        }
+    }
+    (!h.buckets.is_empty()).then_some(h)
+}
+
+/// The commits between two scrapes of the same server's `sealtrail_commit_seconds`.
+fn commits_between(before: &Histogram, after: &Histogram) -> Option<Commits> {
+    if before.buckets.len() != after.buckets.len() || after.count < before.count {
+        return None;
+    }
+    let count = after.count - before.count;
+    let delta: Vec<(f64, u64)> = after
+        .buckets
+        .iter()
+        .zip(&before.buckets)
+        .map(|(a, b)| (a.0, a.1.saturating_sub(b.1)))
+        .collect();
+    let rank = |q: f64| {
+        let want = ((count as f64) * q).ceil().max(1.0) as u64;
+        delta
+            .iter()
+            .find(|(_, n)| *n >= want)
+            .map_or(f64::INFINITY, |(le, _)| le * 1e3)
+    };
+    let within_25ms = delta
+        .iter()
+        .filter(|(le, _)| *le <= 0.0256 + 1e-9)
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    Some(Commits {
+        count,
+        mean_ms: if count == 0 {
+            0.0
+        } else {
+            (after.sum - before.sum) * 1e3 / count as f64
+        },
+        p50_le_ms: if count == 0 { 0.0 } else { rank(0.5) },
+        p99_le_ms: if count == 0 { 0.0 } else { rank(0.99) },
+        over_25ms: count.saturating_sub(within_25ms),
+    })
 }
 
 /// Latency percentiles in milliseconds.
@@ -1000,6 +1088,7 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
     }
     let before = ctx.http.get_json::<LogInfo>(&mut conn, "/v1/log").await;
     let tree_size_before = before.map_err(server)?.tree_size;
+    let commits0 = commit_histogram(&ctx.http, &mut conn).await;
     let ctx = Arc::new(ctx);
     let pid = std::process::id().to_string();
     let server_pid = ctx.opts.server_pid.map(|p| p.to_string());
@@ -1016,6 +1105,7 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
     let elapsed = start.elapsed().as_secs_f64();
     let gen1 = proc_use(&pid).unwrap_or_default();
     let srv1 = server_pid.as_deref().and_then(proc_use);
+    let commits1 = commit_histogram(&ctx.http, &mut conn).await;
     let post_checked = post_check(&ctx, &mut conn, &stats.samples)
         .await
         .map_err(server)?;
@@ -1073,7 +1163,23 @@ pub async fn run(opts: Options) -> Result<Summary, LoadError> {
             rss_kib: s.1,
             peak_rss_kib: s.2,
         }),
+        server_commits: commits0
+            .zip(commits1)
+            .and_then(|(b, a)| commits_between(&b, &a)),
     })
+}
+
+/// The server's commit-latency histogram, or `None` if its `/metrics` is not readable (private
+/// metrics without a token that may read them) or lacks it.
+async fn commit_histogram(http: &Client, conn: &mut Option<Conn>) -> Option<Histogram> {
+    let (status, body) = http
+        .call(conn, Method::GET, "/metrics", None, Bytes::new())
+        .await
+        .ok()?;
+    if status != StatusCode::OK {
+        return None;
+    }
+    parse_histogram(std::str::from_utf8(&body).ok()?, "sealtrail_commit_seconds")
 }
 
 /// Appends `prefill` entries in batches of up to 1000, unmeasured, 4 requests at a time.
@@ -1373,6 +1479,16 @@ impl Summary {
         if let Some(r) = self.offered_rate {
             note.push_str(&format!("; offered {} requests/s", grouped(r)));
         }
+        if let Some(c) = self.server_commits.as_ref().filter(|c| c.count > 0) {
+            note.push_str(&format!(
+                "; {} server commits, mean {:.2} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms, {} over 25.6 ms",
+                grouped(c.count as f64),
+                c.mean_ms,
+                c.p50_le_ms,
+                c.p99_le_ms,
+                c.over_25ms
+            ));
+        }
         if self.verified > 0 {
             note.push_str(&format!("; {} answers verified", self.verified));
         }
@@ -1481,6 +1597,7 @@ mod tests {
             post_checked: 100,
             generator: ProcessUse::default(),
             server: None,
+            server_commits: None,
         };
         let r = s.row("append-64", Some(20_000.0), Some(25.0));
         assert_eq!(r.result, "20,000 entries/s");
@@ -1499,6 +1616,47 @@ mod tests {
         assert_eq!(md.lines().count(), 3);
         assert!(md.contains("| append-64 | redb | 20,000 entries/s | 2.00 | 25.00 | 0 |"));
         assert!(md.contains("| yes |"));
+    }
+
+    #[test]
+    fn commit_histograms_are_differenced() {
+        let exposition = |b: [u64; 4], sum: f64| {
+            format!(
+                "# HELP sealtrail_commit_seconds x\n# TYPE sealtrail_commit_seconds histogram\n\
+                 sealtrail_commit_seconds_bucket{{le=\"0.0128\"}} {}\n\
+                 sealtrail_commit_seconds_bucket{{le=\"0.0256\"}} {}\n\
+                 sealtrail_commit_seconds_bucket{{le=\"0.0512\"}} {}\n\
+                 sealtrail_commit_seconds_bucket{{le=\"+Inf\"}} {}\n\
+                 sealtrail_commit_seconds_sum {sum}\nsealtrail_commit_seconds_count {}\n\
+                 sealtrail_other_bucket{{le=\"1\"}} 99\n",
+                b[0], b[1], b[2], b[3], b[3]
+            )
+        };
+        let before = parse_histogram(
+            &exposition([10, 10, 10, 10], 0.05),
+            "sealtrail_commit_seconds",
+        )
+        .expect("parses");
+        assert_eq!(before.buckets.len(), 4);
+        assert_eq!(before.buckets[3], (f64::INFINITY, 10));
+        assert_eq!(before.count, 10);
+        // 100 more commits: 97 within 12.8 ms, 1 within 25.6 ms, 1 within 51.2 ms, 1 beyond.
+        let after = parse_histogram(
+            &exposition([107, 108, 109, 110], 1.05),
+            "sealtrail_commit_seconds",
+        )
+        .expect("parses");
+        let c = commits_between(&before, &after).expect("same buckets");
+        assert_eq!(c.count, 100);
+        assert!((c.mean_ms - 10.0).abs() < 1e-9, "{}", c.mean_ms);
+        assert!((c.p50_le_ms - 12.8).abs() < 1e-9, "{}", c.p50_le_ms);
+        assert!((c.p99_le_ms - 51.2).abs() < 1e-9, "{}", c.p99_le_ms);
+        assert_eq!(c.over_25ms, 2);
+        assert!(
+            commits_between(&after, &before).is_none(),
+            "a restarted server"
+        );
+        assert!(parse_histogram("sealtrail_x 1\n", "sealtrail_commit_seconds").is_none());
     }
 
     #[test]
