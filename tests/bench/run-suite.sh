@@ -143,6 +143,13 @@ dd_secs() { awk -F', ' '/copied/ { split($(NF-1), a, " "); print a[1] }'; }
 SYNC_S=$(dd if=/dev/zero of="$PROBE/sync" bs=4k count=$SYNCS oflag=dsync 2>&1 | dd_secs)
 FSYNC_US=$(awk -v s="$SYNC_S" -v n=$SYNCS 'BEGIN { printf "%.0f", s * 1e6 / n }')
 fact "fsync latency (4 KiB O_DSYNC writes)" "disk" "$FSYNC_US µs per durable write" "dd oflag=dsync, $SYNCS writes in ${SYNC_S} s: at most $(awk -v u="$FSYNC_US" 'BEGIN { printf "%.0f", 1e6 / (u > 0 ? u : 1) }') serial commits/s"
+# The tail matters as much as the mean: a durable answer waits for its commit's sync, so one
+# slow sync delays every request queued behind it.
+if [ "$SMOKE" = 1 ]; then PROBE_S=1; else PROBE_S=10; fi
+"$LOADGEN" --fsync-probe "$PROBE" --duration $PROBE_S > "$OUT/fsync-probe.json"
+fact "fsync latency tail (4 KiB overwrite + fdatasync, ${PROBE_S} s)" "disk" \
+  "p50 $(json_num "$OUT/fsync-probe.json" p50) ms, p99 $(json_num "$OUT/fsync-probe.json" p99) ms, max $(json_num "$OUT/fsync-probe.json" max) ms" \
+  "sealtrail-loadgen --fsync-probe: $(json_num "$OUT/fsync-probe.json" syncs) syncs, $(json_num "$OUT/fsync-probe.json" over_25ms) slower than 25 ms"
 SEQ_S=$(dd if=/dev/zero of="$PROBE/seq" bs=1M count=$MIB conv=fdatasync 2>&1 | dd_secs)
 SEQ_MBS=$(awk -v s="$SEQ_S" -v m=$MIB 'BEGIN { printf "%.0f", m * 1.048576 / s }')
 fact "sequential write bandwidth" "disk" "$SEQ_MBS MB/s" "dd bs=1M count=$MIB conv=fdatasync in ${SEQ_S} s"

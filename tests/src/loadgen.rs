@@ -208,6 +208,8 @@ pub struct Commits {
     pub p50_le_ms: f64,
     /// Upper bound of the bucket holding the 99th percentile, milliseconds.
     pub p99_le_ms: f64,
+    /// Upper bound of the bucket holding the slowest commit, milliseconds.
+    pub max_le_ms: f64,
     /// Commits that took longer than 25.6 ms (the bucket bound nearest half of a 50 ms goal).
     pub over_25ms: u64,
 }
@@ -277,6 +279,7 @@ fn commits_between(before: &Histogram, after: &Histogram) -> Option<Commits> {
         },
         p50_le_ms: if count == 0 { 0.0 } else { rank(0.5) },
         p99_le_ms: if count == 0 { 0.0 } else { rank(0.99) },
+        max_le_ms: if count == 0 { 0.0 } else { rank(1.0) },
         over_25ms: count.saturating_sub(within_25ms),
     })
 }
@@ -986,6 +989,66 @@ fn latency(mut us: Vec<u32>) -> Latency {
     }
 }
 
+/// The durable-write latency of this machine's disk, tail included: what a sequencer commit can
+/// never beat. From `--fsync-probe`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FsyncProbe {
+    /// Durable writes made (4 KiB each, then `fdatasync`).
+    pub syncs: u64,
+    /// Seconds the probe ran.
+    pub elapsed_s: f64,
+    /// Latency of one write plus `fdatasync`, in milliseconds.
+    pub latency_ms: Latency,
+    /// Syncs slower than 25 ms.
+    pub over_25ms: u64,
+}
+
+/// Rewrites 4 KiB blocks of a 2 MiB file in `dir` and `fdatasync`s after each, for `duration`
+/// (at most `max_syncs` syncs), timing each; the file is removed afterwards. The same kind of
+/// write a commit ends with, without the store: its tail is the disk's.
+pub fn fsync_probe(
+    dir: &std::path::Path,
+    duration: Duration,
+    max_syncs: u64,
+) -> std::io::Result<FsyncProbe> {
+    use std::os::unix::fs::FileExt as _;
+    const BLOCK: usize = 4096;
+    const BLOCKS: u64 = 512;
+    let path = dir.join(format!("sealtrail-fsync-probe-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)?;
+    let run = || {
+        let block = vec![0x5a_u8; BLOCK];
+        // Allocate the whole file first, so the timed syncs are overwrites.
+        for b in 0..BLOCKS {
+            file.write_all_at(&block, b * BLOCK as u64)?;
+        }
+        file.sync_all()?;
+        let mut us = Vec::new();
+        let start = Instant::now();
+        let mut n = 0u64;
+        while n < max_syncs && start.elapsed() < duration {
+            let t = Instant::now();
+            file.write_all_at(&block, (n % BLOCKS) * BLOCK as u64)?;
+            file.sync_data()?;
+            us.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            n += 1;
+        }
+        Ok(FsyncProbe {
+            syncs: n,
+            elapsed_s: start.elapsed().as_secs_f64(),
+            over_25ms: us.iter().filter(|&&u| u > 25_000).count() as u64,
+            latency_ms: latency(us),
+        })
+    };
+    let result = run();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    result
+}
+
 /// Index ranges acknowledged more than once (overlapping entries counted).
 fn duplicates(mut ranges: Vec<(u64, u64)>) -> u64 {
     ranges.sort_unstable();
@@ -1481,11 +1544,12 @@ impl Summary {
         }
         if let Some(c) = self.server_commits.as_ref().filter(|c| c.count > 0) {
             note.push_str(&format!(
-                "; {} server commits, mean {:.2} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms, {} over 25.6 ms",
+                "; {} server commits, mean {:.2} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms, max ≤ {:.1} ms, {} over 25.6 ms",
                 grouped(c.count as f64),
                 c.mean_ms,
                 c.p50_le_ms,
                 c.p99_le_ms,
+                c.max_le_ms,
                 c.over_25ms
             ));
         }
@@ -1651,12 +1715,34 @@ mod tests {
         assert!((c.mean_ms - 10.0).abs() < 1e-9, "{}", c.mean_ms);
         assert!((c.p50_le_ms - 12.8).abs() < 1e-9, "{}", c.p50_le_ms);
         assert!((c.p99_le_ms - 51.2).abs() < 1e-9, "{}", c.p99_le_ms);
+        assert_eq!(
+            c.max_le_ms,
+            f64::INFINITY,
+            "the slowest is beyond the last bound"
+        );
         assert_eq!(c.over_25ms, 2);
         assert!(
             commits_between(&after, &before).is_none(),
             "a restarted server"
         );
         assert!(parse_histogram("sealtrail_x 1\n", "sealtrail_commit_seconds").is_none());
+    }
+
+    #[test]
+    fn fsync_probe_times_syncs_and_cleans_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = fsync_probe(dir.path(), Duration::from_secs(5), 50).expect("probe");
+        assert_eq!(p.syncs, 50, "bounded by the count");
+        let l = &p.latency_ms;
+        assert!(l.p50 > 0.0 && l.p50 <= l.p99 && l.p99 <= l.max, "{l:?}");
+        assert!(p.elapsed_s * 1e3 >= l.max, "{p:?}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("list").count(),
+            0,
+            "the probe file is removed"
+        );
+        let p = fsync_probe(dir.path(), Duration::ZERO, 50).expect("probe");
+        assert_eq!(p.syncs, 0, "bounded by the duration");
     }
 
     #[test]

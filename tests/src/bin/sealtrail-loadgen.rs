@@ -82,6 +82,11 @@ struct Cli {
     /// Goal for the row: p99 latency at most this many milliseconds.
     #[arg(long)]
     goal_p99_ms: Option<f64>,
+    /// Measure this disk instead of a server: timed 4 KiB writes each followed by fdatasync, in
+    /// a scratch file in DIR, for --duration seconds (default 10, at most --count syncs); prints
+    /// a JSON summary with the latency percentiles.
+    #[arg(long, value_name = "DIR")]
+    fsync_probe: Option<PathBuf>,
     /// Print the rows recorded in FILE as a Markdown table, and run nothing.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -147,6 +152,25 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("sealtrail-loadgen: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(dir) = &cli.fsync_probe {
+        let duration = match seconds("duration", cli.duration.unwrap_or(10.0).min(cli.deadline)) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("sealtrail-loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match loadgen::fsync_probe(dir, duration, cli.count.unwrap_or(u64::MAX)) {
+            Ok(p) => {
+                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sealtrail-loadgen: fsync probe in {}: {e}", dir.display());
                 ExitCode::from(2)
             }
         };
