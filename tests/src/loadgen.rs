@@ -1033,7 +1033,10 @@ pub fn fsync_probe(
             let t = Instant::now();
             file.write_all_at(&block, (n % BLOCKS) * BLOCK as u64)?;
             file.sync_data()?;
-            us.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            // Rounded up: on a filesystem where a sync costs under a microsecond (tmpfs) every
+            // sample is still a measured, non-zero time.
+            let took = t.elapsed().as_nanos().div_ceil(1000);
+            us.push(u32::try_from(took).unwrap_or(u32::MAX));
             n += 1;
         }
         Ok(FsyncProbe {
