@@ -12,6 +12,12 @@ use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{export, fsck, keys, status};
 use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 
+/// mimalloc instead of glibc's malloc: the read path frees and allocates many tile-sized buffers,
+/// and glibc's fastbin consolidation cost a fifth of the server's CPU serving proofs
+/// (BENCHMARKS.md, "Tuning: the allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "sealtrail",
