@@ -38,6 +38,11 @@ pub struct Metrics {
     pub disk_total: IntGauge,
     /// Security events by kind (see `auth::events`).
     pub security_events: IntCounterVec,
+    /// Point reads (proofs, tiles, entries) by where they ran: `inline` on the HTTP worker or
+    /// `pool` on the blocking pool (see `api::read::ReadPath`).
+    pub point_reads: IntCounterVec,
+    /// Inline point reads that read from the disk or stalled.
+    pub slow_inline_reads: IntCounter,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -97,6 +102,17 @@ impl Metrics {
                 Opts::new("security_events_total", "Security events by kind"),
                 &["kind"],
             )?,
+            point_reads: IntCounterVec::new(
+                Opts::new(
+                    "point_reads_total",
+                    "Point reads (proofs, tiles, entries) by where they ran: inline or pool",
+                ),
+                &["path"],
+            )?,
+            slow_inline_reads: IntCounter::new(
+                "slow_inline_reads_total",
+                "Inline point reads that read from the disk or stalled (point reads then use the blocking pool for ten times as long)",
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -112,6 +128,11 @@ impl Metrics {
         r.register(Box::new(m.disk_free.clone()))?;
         r.register(Box::new(m.disk_total.clone()))?;
         r.register(Box::new(m.security_events.clone()))?;
+        r.register(Box::new(m.point_reads.clone()))?;
+        r.register(Box::new(m.slow_inline_reads.clone()))?;
+        for path in ["inline", "pool"] {
+            m.point_reads.with_label_values(&[path]);
+        }
         // Every kind at 0 from the start, so `rate(...)` in alerts has a series to work on.
         for kind in crate::auth::SecurityEventKind::ALL {
             m.security_events.with_label_values(&[kind.as_str()]);

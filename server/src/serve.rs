@@ -13,7 +13,7 @@ use std::time::Duration;
 use sealtrail_spec::note::Ed25519Signer;
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, TileCache, router};
+use crate::api::{AppState, ReadPath, TileCache, router};
 use crate::auth::{Guard, SecurityEvent, SecurityEventKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -80,6 +80,7 @@ impl Server {
                 verifier_key: verifier_key.into(),
                 metrics,
                 cache: Arc::new(TileCache::default()),
+                reads: Arc::new(ReadPath::default()),
                 witnessing,
                 guard: Arc::new(guard),
             },

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use sealtrail_server::store::mem::MemStore;
+use sealtrail_server::store::mem::{MemStore, ReadDelay};
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::{
     consistency_proof, inclusion_proof, tree_root, verify_consistency, verify_inclusion,
@@ -873,4 +873,115 @@ async fn restart_recovers_and_refuses_a_tampered_checkpoint() {
     .unwrap();
     let err = sealtrail_server::serve::Server::start(config(), bad, signer()).unwrap_err();
     assert!(err.to_string().contains("fsck"), "{err}");
+}
+
+/// Proofs are built from cached tile summaries (level 0: heights 4-7; above: every inner node),
+/// for full and partial tiles at the published and at older sizes. On a tree with three tile
+/// levels (a full level-1 tile, a partial one, a level-2 tile), every proof must equal the one
+/// `sealtrail-spec` computes from the fetched tiles, whatever was cached by the requests before.
+#[tokio::test]
+async fn proofs_agree_with_the_tiles_on_three_tile_levels() {
+    let (_, log) = mem();
+    let mut n = 0usize;
+    while n < 66_100 {
+        let batch = 1000.min(66_100 - n);
+        let items: Vec<String> = (0..batch).map(|i| format!("{{\"i\":{}}}", n + i)).collect();
+        let r = log
+            .post_json("/v1/entries/batch", &format!("[{}]", items.join(",")))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        n += batch;
+    }
+    let (size, tiles) = fetch_and_check_tiles(&log).await;
+    assert_eq!(size, 66_100);
+    let root = |s: u64| tree_root(s, &mut TileHashReader::new(s, Tiles(&tiles))).unwrap();
+    // The published size first, then older ones (other partial widths), then the published again.
+    let sizes = [
+        size, 1, 2, 255, 256, 257, 4097, 65_535, 65_536, 65_537, size,
+    ];
+    for &s in &sizes {
+        let want_root = root(s);
+        for index in [0, 1, s / 3, s / 2, s.saturating_sub(257), s - 1] {
+            if index >= s {
+                continue;
+            }
+            let j = log
+                .get(&format!("/v1/proof/inclusion?index={index}&size={s}"))
+                .await
+                .json();
+            let proof = b64s(&j["proof"]);
+            let mut oracle = TileHashReader::new(s, Tiles(&tiles));
+            assert_eq!(
+                proof,
+                inclusion_proof(index, s, &mut oracle).unwrap(),
+                "inclusion of {index} in {s}"
+            );
+            assert_eq!(b64s(&serde_json::json!([j["root_hash"]]))[0], want_root);
+            let leaf = Hash::from_hex(j["leaf_hash"].as_str().unwrap()).unwrap();
+            assert_eq!(leaf, tiles[&(0, index / 256)][(index % 256) as usize]);
+            verify_inclusion(index, s, &leaf, &proof, &want_root).unwrap();
+        }
+    }
+    for &m in &sizes {
+        for &s in &sizes {
+            if m > s {
+                continue;
+            }
+            let j = log
+                .get(&format!("/v1/proof/consistency?from={m}&to={s}"))
+                .await
+                .json();
+            let proof = b64s(&j["proof"]);
+            let mut oracle = TileHashReader::new(s, Tiles(&tiles));
+            assert_eq!(
+                proof,
+                consistency_proof(m, s, &mut oracle).unwrap(),
+                "{m}->{s}"
+            );
+            verify_consistency(m, s, &root(m), &root(s), &proof).unwrap();
+        }
+    }
+    log.stop().await;
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// Point reads run inline on the HTTP worker; one that stalls (here a store read that takes
+/// 100 ms, as a disk would) sends the following point reads to the blocking pool for a while.
+#[tokio::test]
+async fn a_stalled_inline_read_sends_point_reads_to_the_pool() {
+    let (store, log) = mem();
+    log.post_json("/v1/entries", "{\"a\":1}").await;
+    let inline = r#"sealtrail_point_reads_total{path="inline"}"#;
+    let pool = r#"sealtrail_point_reads_total{path="pool"}"#;
+    let m = log.get("/metrics").await.text();
+    assert_eq!(
+        (metric(&m, inline), metric(&m, pool)),
+        (0, 0),
+        "exported at 0 from the start"
+    );
+    assert_eq!(metric(&m, "sealtrail_slow_inline_reads_total"), 0);
+    assert_eq!(log.get("/v1/entries/0").await.status, StatusCode::OK);
+    let m = log.get("/metrics").await.text();
+    assert_eq!((metric(&m, inline), metric(&m, pool)), (1, 0));
+    assert_eq!(metric(&m, "sealtrail_slow_inline_reads_total"), 0);
+
+    store.delay_entry_reads(1, ReadDelay::Sleep(std::time::Duration::from_millis(100)));
+    let r = log.get("/v1/entries/0").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["index"], 0);
+    let m = log.get("/metrics").await.text();
+    assert_eq!((metric(&m, inline), metric(&m, pool)), (2, 0));
+    assert_eq!(metric(&m, "sealtrail_slow_inline_reads_total"), 1);
+    // The next point read (within the following second) runs on the pool, and answers the same.
+    let r = log.get("/v1/entries/0").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["index"], 0);
+    let m = log.get("/metrics").await.text();
+    assert_eq!((metric(&m, inline), metric(&m, pool)), (2, 1));
+    log.stop().await;
 }

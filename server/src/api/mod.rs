@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::sequencer::SequencerHandle;
 use crate::store::LogStore;
 
-pub use read::TileCache;
+pub use read::{ReadPath, TileCache};
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Hot full tiles and bundles.
     pub cache: Arc<TileCache>,
+    /// Whether point reads run inline or on the blocking pool.
+    pub reads: Arc<ReadPath>,
     /// Witnesses, witness policy and the newest cosigned checkpoint.
     pub witnessing: Arc<crate::witnessing::Witnessing>,
     /// Access control, rate limits and security events.

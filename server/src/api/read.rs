@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash as StdHash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,8 +17,8 @@ use sealtrail_spec::Hash;
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::{HashReader, Node, consistency_proof, inclusion_proof, tree_root};
 use sealtrail_spec::tiles::{
-    TILE_HEIGHT, TILE_WIDTH, TileHashReader, TileId, TilePath, TileReadError, TileReader,
-    decode_hash_tile, encode_bundle, hashes_at_level, tile_for,
+    TILE_HEIGHT, TILE_WIDTH, TileId, TilePath, TileReadError, TileReader, decode_hash_tile,
+    encode_bundle, hashes_at_level, tile_for,
 };
 
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
@@ -30,18 +32,21 @@ const CHECKPOINT_CACHE: &str = "public, max-age=1, must-revalidate";
 /// by bytes, not count: a bundle of 64 KB entries is 16 MiB.
 const CACHED_TILE_BYTES: usize = 64 << 20;
 const CACHED_BUNDLE_BYTES: usize = 64 << 20;
-/// Bytes of tile summaries (see [`ProofNodes`]): 960 bytes per full tile, so 48 MiB covers the
-/// level-0 tiles of a log of about 13M entries. Partial tiles' summaries (a new one per width, so
+/// Bytes of tile summaries (see [`ProofNodes`]): 960 bytes per full level-0 tile and 8 KiB per
+/// tile above, so 48 MiB covers a log of about 12M entries. Partial tiles' summaries (a new one per width, so
 /// per commit) have their own small cache, so they never push full ones out.
 const CACHED_SUMMARY_BYTES: usize = 48 << 20;
 const CACHED_PARTIAL_SUMMARY_BYTES: usize = 1 << 20;
 /// Partial tiles kept at the right edge of the tree (about one per level).
 const CACHED_PARTIAL_TILES: usize = 16;
-/// Heights inside a tile from which nodes are served from a tile summary: a node of relative height
-/// r costs 2^r - 1 hashes from the tile's own hashes, so summaries keep heights 4 to 7 (30 hashes)
-/// and proofs hash at most 7 times per tile level.
-const SUMMARY_FROM: u8 = 4;
-const SUMMARY_HASHES: usize = 16 + 8 + 4 + 2;
+/// Heights inside a tile from which nodes are served from a tile summary: a node of relative
+/// height r costs 2^r - 1 hashes from the tile's own hashes. Level-0 summaries keep heights 4 to 7
+/// (30 hashes, 960 bytes), so a proof hashes at most 7 times in its level-0 tile. Tiles of higher
+/// levels are 256 times fewer and every proof reads them, so their summaries keep every inner
+/// node (heights 1 to 7: 254 hashes, 8 KiB) and proofs hash nothing there.
+fn summary_from(level: u8) -> u8 {
+    if level == 0 { 4 } else { 1 }
+}
 
 /// A first-in, first-out cache of immutable byte strings, bounded by their total size.
 #[derive(Debug)]
@@ -178,50 +183,54 @@ impl TileReader for CachedTiles<'_> {
     }
 }
 
-/// Tiles read while serving one request, kept for that request: a proof, its root and its leaf
-/// read the same few tiles.
-struct RequestTiles<'a> {
-    cached: CachedTiles<'a>,
-    memo: Vec<(TileId, Vec<Hash>)>,
-}
-
-impl TileReader for RequestTiles<'_> {
-    type Error = StoreError;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
-        if let Some((_, h)) = self.memo.iter().find(|(t, _)| *t == tile) {
-            return Ok(h.clone());
-        }
-        let h = self.cached.read_tile(tile)?;
-        self.memo.push((tile, h.clone()));
-        Ok(h)
-    }
-}
-
-/// Serves proof nodes: like [`TileHashReader`], but the nodes of relative heights 4 to 7 inside a
-/// tile come from a cached summary of that tile (its inner hashes at those heights, 30 for a full
-/// tile, built once from the tile's hashes), so a proof hashes at most 7 times per tile level
-/// instead of up to 247. Lower nodes are served by [`TileHashReader`].
+/// Serves proof nodes from the hash tiles, as [`sealtrail_spec::tiles::TileHashReader`] does,
+/// but from shared tile bytes (no per-request copies) and with the nodes high enough inside a
+/// tile (see [`summary_from`]) taken from a cached summary of that tile (its inner hashes at
+/// those heights, built once from the tile's hashes). So a proof hashes at most 7 times in its
+/// level-0 tile and not at all above, instead of up to 247 times per tile level, and reads each
+/// tile at most once per request.
 struct ProofNodes<'a> {
     size: u64,
-    tiles: RequestTiles<'a>,
+    store: &'a dyn LogStore,
+    cache: &'a TileCache,
+    /// Tiles read for this request: a proof, its root and its leaf read the same few tiles.
+    memo: Vec<(TileId, Arc<Vec<u8>>)>,
 }
 
 impl<'a> ProofNodes<'a> {
     fn new(size: u64, store: &'a dyn LogStore, cache: &'a TileCache) -> Self {
         ProofNodes {
             size,
-            tiles: RequestTiles {
-                cached: CachedTiles { store, cache },
-                memo: Vec::new(),
-            },
+            store,
+            cache,
+            memo: Vec::new(),
         }
     }
 
-    /// The summary of `tile`: its hashes at relative heights 4, 5, 6, 7, left to right (for a
-    /// partial tile, the complete nodes of its width).
+    /// The stored bytes of `tile`, at least `tile.width` hashes long.
+    fn tile_bytes(&mut self, tile: TileId) -> Result<Arc<Vec<u8>>, TileReadError<StoreError>> {
+        if let Some((_, b)) = self.memo.iter().find(|(t, _)| *t == tile) {
+            return Ok(b.clone());
+        }
+        let bytes = self
+            .cache
+            .tile(self.store, tile.level, tile.index, tile.width)
+            .map_err(|error| TileReadError::Reader { tile, error })?
+            .ok_or_else(|| TileReadError::Reader {
+                tile,
+                error: StoreError::Corrupt(format!("{} is missing", tile.path())),
+            })?;
+        if bytes.len() < usize::from(tile.width) * 32 {
+            return Err(TileReadError::Corrupt(tile, bytes.len() / 32));
+        }
+        self.memo.push((tile, bytes.clone()));
+        Ok(bytes)
+    }
+
+    /// The summary of `tile`: its hashes at relative heights `summary_from(level)` to 7, height by
+    /// height, left to right (for a partial tile, the complete nodes of its width).
     fn summary(&mut self, tile: TileId) -> Result<Arc<Vec<u8>>, TileReadError<StoreError>> {
-        let cache = self.tiles.cached.cache;
+        let cache = self.cache;
         let full = tile.is_full();
         let (key, pkey) = (
             (tile.level, tile.index),
@@ -239,20 +248,17 @@ impl<'a> ProofNodes<'a> {
         if let Some(s) = hit {
             return Ok(s);
         }
-        let mut row = self
-            .tiles
-            .read_tile(tile)
-            .map_err(|error| TileReadError::Reader { tile, error })?;
-        if row.len() != usize::from(tile.width) {
-            return Err(TileReadError::Corrupt(tile, row.len()));
-        }
-        let mut out = Vec::with_capacity(SUMMARY_HASHES * 32);
+        let bytes = self.tile_bytes(tile)?;
+        let mut row = decode_hash_tile(&bytes[..usize::from(tile.width) * 32], tile.width)
+            .map_err(|_| TileReadError::Corrupt(tile, bytes.len() / 32))?;
+        let from = summary_from(tile.level);
+        let mut out = Vec::with_capacity((usize::from(tile.width) >> (from - 1)) * 32);
         for height in 1..TILE_HEIGHT {
             row = row
                 .chunks_exact(2)
                 .map(|p| sealtrail_spec::node_hash(&p[0], &p[1]))
                 .collect();
-            if height >= SUMMARY_FROM {
+            if height >= from {
                 for h in &row {
                     out.extend_from_slice(h.as_bytes());
                 }
@@ -269,27 +275,41 @@ impl<'a> ProofNodes<'a> {
         Ok(out)
     }
 
-    /// The node from its tile's summary, if it is high enough inside its tile.
-    fn summary_node(&mut self, node: &Node) -> Result<Option<Hash>, TileReadError<StoreError>> {
+    /// One node: from its tile's summary if it is high enough inside its tile, else hashed from
+    /// the tile's hashes (at most 8 of them).
+    fn node(&mut self, node: &Node) -> Result<Hash, TileReadError<StoreError>> {
         let (level, rel) = (node.height / TILE_HEIGHT, node.height % TILE_HEIGHT);
-        if rel < SUMMARY_FROM {
-            return Ok(None);
+        let size = self.size;
+        let out_of_tree = || TileReadError::OutOfTree(*node, size);
+        let first = node
+            .index
+            .checked_shl(u32::from(rel))
+            .ok_or_else(out_of_tree)?;
+        // The last hash of this level that the node covers decides its tile.
+        let last = first + ((1u64 << rel) - 1);
+        let tile = tile_for(size, level, last).ok_or_else(out_of_tree)?;
+        let from = summary_from(level);
+        if rel >= from {
+            let summary = self.summary(tile)?;
+            // The summary holds width >> r hashes for each height r from `from` to 7, in order.
+            let base: usize = (from..rel).map(|r| usize::from(tile.width >> r)).sum();
+            let within = usize::try_from(node.index % (u64::from(TILE_WIDTH) >> rel)).unwrap_or(0);
+            let at = (base + within) * 32;
+            let corrupt = || TileReadError::Corrupt(tile, summary.len() / 32);
+            let bytes = summary.get(at..at + 32).ok_or_else(corrupt)?;
+            return Hash::from_slice(bytes).map_err(|_| corrupt());
         }
-        // The last hash of this level that the node covers, as in `TileHashReader`.
-        let last = ((node.index + 1) << rel) - 1;
-        let Some(tile) = tile_for(self.size, level, last) else {
-            return Ok(None);
-        };
-        let summary = self.summary(tile)?;
-        // The summary holds width >> r hashes for each height r from 4 to 7, in that order.
-        let base: usize = (SUMMARY_FROM..rel)
-            .map(|r| usize::from(tile.width >> r))
-            .sum();
-        let within = usize::try_from(node.index % (u64::from(TILE_WIDTH) >> rel)).unwrap_or(0);
-        let at = (base + within) * 32;
-        let corrupt = || TileReadError::Corrupt(tile, summary.len() / 32);
-        let bytes = summary.get(at..at + 32).ok_or_else(corrupt)?;
-        Hash::from_slice(bytes).map(Some).map_err(|_| corrupt())
+        let bytes = self.tile_bytes(tile)?;
+        let at = usize::try_from(first % u64::from(TILE_WIDTH)).unwrap_or(0) * 32;
+        let count = 1usize << rel;
+        let hashes = bytes
+            .get(at..at + count * 32)
+            .ok_or_else(out_of_tree)?
+            .chunks_exact(32)
+            .map(Hash::from_slice)
+            .collect::<Result<Vec<Hash>, _>>()
+            .map_err(|_| TileReadError::Corrupt(tile, bytes.len() / 32))?;
+        Ok(sealtrail_spec::merkle::tree_hash(&hashes))
     }
 }
 
@@ -297,29 +317,102 @@ impl HashReader for ProofNodes<'_> {
     type Error = TileReadError<StoreError>;
 
     fn read_nodes(&mut self, nodes: &[Node]) -> Result<Vec<Hash>, Self::Error> {
-        let mut out = Vec::with_capacity(nodes.len());
-        let mut rest = Vec::new();
-        for node in nodes {
-            let h = self.summary_node(node)?;
-            if h.is_none() {
-                rest.push(*node);
-            }
-            out.push(h);
-        }
-        let mut rest = TileHashReader::new(self.size, &mut self.tiles)
-            .read_nodes(&rest)?
-            .into_iter();
-        out.into_iter()
-            .map(|h| h.or_else(|| rest.next()))
-            .collect::<Option<Vec<Hash>>>()
-            .ok_or(TileReadError::OutOfTree(
-                nodes.first().copied().unwrap_or(Node {
-                    height: 0,
-                    index: 0,
-                }),
-                self.size,
-            ))
+        nodes.iter().map(|n| self.node(n)).collect()
     }
+}
+
+/// After an inline point read that waited for the disk, point reads go to the blocking pool for
+/// this many times as long as it waited, so a worker spends at most about a tenth of its time
+/// blocked on the disk inline.
+const POOL_FACTOR: u32 = 10;
+/// The longest stretch of pooled point reads after one slow inline read.
+const MAX_POOL_STRETCH: Duration = Duration::from_secs(1);
+/// An inline point read that took longer than this counts as having waited for the disk even
+/// where the kernel does not account a thread's block reads (a read from memory takes tens of
+/// microseconds; preemption on a busy machine adds a few milliseconds at most).
+const STALLED_INLINE_READ: Duration = Duration::from_millis(10);
+
+/// Where point reads run: a proof, a tile, an entry. Handing one to the blocking pool and back
+/// costs two thread wake-ups, about 30 µs of CPU here (a third of an inclusion proof on a
+/// 10M-entry log, measured in BENCHMARKS.md), while the read itself normally comes from memory
+/// (the store's cache or the kernel's page cache). So point reads run inline on the HTTP
+/// worker. When one of them had to read from the disk (the thread's block-read count went up)
+/// or stalled, the following ones go to the blocking pool for ten times as long as it took (at
+/// most a second), where disk reads overlap instead of holding up a worker: with a cold page
+/// cache (after a reboot) reads mostly run on the pool, with a warm one almost all run inline.
+/// Scans (entry pages, bundles, search) always use the pool.
+#[derive(Debug)]
+pub struct ReadPath {
+    epoch: Instant,
+    /// Microseconds after `epoch` until which point reads go to the pool.
+    pool_until_us: AtomicU64,
+    stalled: Duration,
+}
+
+impl Default for ReadPath {
+    fn default() -> Self {
+        ReadPath::new(STALLED_INLINE_READ)
+    }
+}
+
+impl ReadPath {
+    /// A read path that counts an inline read taking longer than `stalled` as a disk wait.
+    pub fn new(stalled: Duration) -> Self {
+        ReadPath {
+            epoch: Instant::now(),
+            pool_until_us: AtomicU64::new(0),
+            stalled,
+        }
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a point read starting at `now` goes to the blocking pool.
+    pub fn pooled_at(&self, now: Instant) -> bool {
+        self.micros(now) < self.pool_until_us.load(Ordering::Relaxed)
+    }
+
+    /// Records an inline read from `start` to `end` that did (`disk`) or did not read from the
+    /// disk. True if it read from the disk or stalled, and point reads now go to the pool.
+    pub fn finished_inline(&self, start: Instant, end: Instant, disk: bool) -> bool {
+        let took = end.saturating_duration_since(start);
+        if !disk && took <= self.stalled {
+            return false;
+        }
+        let until = self.micros(end + (took * POOL_FACTOR).min(MAX_POOL_STRETCH));
+        self.pool_until_us.fetch_max(until, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Block reads this thread has made so far (`None` where the kernel does not say).
+fn thread_block_reads() -> Option<nix::libc::c_long> {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+        .ok()
+        .map(|u| u.block_reads())
+}
+
+/// Runs a point read (a bounded amount of store work: a proof, a tile, an entry) where
+/// [`ReadPath`] says: inline, or on the blocking pool after a recent read from the disk.
+pub(super) async fn point_read<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&dyn LogStore, &TileCache) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let start = Instant::now();
+    if st.reads.pooled_at(start) {
+        st.metrics.point_reads.with_label_values(&["pool"]).inc();
+        return blocking(st, f).await;
+    }
+    st.metrics.point_reads.with_label_values(&["inline"]).inc();
+    let before = thread_block_reads();
+    let out = f(st.store.as_ref(), &st.cache);
+    let disk = matches!((before, thread_block_reads()), (Some(a), Some(b)) if b > a);
+    if st.reads.finished_inline(start, Instant::now(), disk) {
+        st.metrics.slow_inline_reads.inc();
+    }
+    out
 }
 
 /// Runs store work on the blocking pool.
@@ -347,7 +440,7 @@ pub(super) async fn inclusion_proof_at(
     index: u64,
     size: u64,
 ) -> Result<Vec<Hash>, ApiError> {
-    blocking(st, move |store, cache| {
+    point_read(st, move |store, cache| {
         let mut r = ProofNodes::new(size, store, cache);
         inclusion_proof(index, size, &mut r).map_err(proof_error)
     })
@@ -438,7 +531,7 @@ pub(super) async fn tile(
     }
     let bytes = match parsed {
         TilePath::Hash(_) => {
-            blocking(&st, move |store, cache| {
+            point_read(&st, move |store, cache| {
                 let t = cache
                     .tile(store, level, index, width)?
                     .ok_or_else(|| ApiError::Internal(format!("{path} missing from the store")))?;
@@ -529,7 +622,7 @@ pub(super) async fn get_entry(
             "entry {index} is not in the log (size {size})"
         )));
     }
-    let v = blocking(&st, move |store, _| {
+    let v = point_read(&st, move |store, _| {
         let bytes = store
             .entry(index)?
             .ok_or_else(|| ApiError::Internal(format!("entry {index} missing from the store")))?;
@@ -601,7 +694,7 @@ pub(super) async fn inclusion(
     let index = param(&q, "index")?;
     // The root at the published size is known; older sizes are computed.
     let published_root = (size == published.size).then_some(published.root);
-    let v = blocking(&st, move |store, cache| {
+    let v = point_read(&st, move |store, cache| {
         let index = match (index, by_hash) {
             (Some(i), None) => i,
             (None, Some(h)) => {
@@ -635,16 +728,36 @@ pub(super) async fn inclusion(
             .first()
             .copied()
             .ok_or_else(|| ApiError::Internal("empty tile".into()))?;
-        Ok(serde_json::json!({
-            "index": index,
-            "tree_size": size,
-            "leaf_hash": leaf.to_hex(),
-            "root_hash": root.to_base64(),
-            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
-        }))
+        Ok(InclusionJson {
+            index,
+            tree_size: size,
+            leaf_hash: leaf.to_hex(),
+            root_hash: root.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
     })
     .await?;
     Ok(axum::Json(v).into_response())
+}
+
+/// The answer of `GET /v1/proof/inclusion` (serialized directly, without a `Value` tree).
+#[derive(serde::Serialize)]
+struct InclusionJson {
+    index: u64,
+    tree_size: u64,
+    leaf_hash: String,
+    root_hash: String,
+    proof: Vec<String>,
+}
+
+/// The answer of `GET /v1/proof/consistency`.
+#[derive(serde::Serialize)]
+struct ConsistencyJson {
+    from: u64,
+    to: u64,
+    old_root: String,
+    new_root: String,
+    proof: Vec<String>,
 }
 
 /// `GET /v1/proof/consistency?from=&to=`.
@@ -668,7 +781,7 @@ pub(super) async fn consistency(
         )));
     }
     let published_root = (to == published.size).then_some(published.root);
-    let v = blocking(&st, move |store, cache| {
+    let v = point_read(&st, move |store, cache| {
         let mut r = ProofNodes::new(to, store, cache);
         let proof = consistency_proof(from, to, &mut r).map_err(proof_error)?;
         let old_root = tree_root(from, &mut r).map_err(proof_error)?;
@@ -676,13 +789,13 @@ pub(super) async fn consistency(
             Some(root) => root,
             None => tree_root(to, &mut r).map_err(proof_error)?,
         };
-        Ok(serde_json::json!({
-            "from": from,
-            "to": to,
-            "old_root": old_root.to_base64(),
-            "new_root": new_root.to_base64(),
-            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
-        }))
+        Ok(ConsistencyJson {
+            from,
+            to,
+            old_root: old_root.to_base64(),
+            new_root: new_root.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
     })
     .await?;
     Ok(axum::Json(v).into_response())
@@ -750,6 +863,37 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_path_pools_for_ten_times_a_slow_read() {
+        let p = ReadPath::new(Duration::from_millis(10));
+        let t0 = Instant::now();
+        assert!(!p.pooled_at(t0));
+        // Fast and from memory: stays inline.
+        assert!(!p.finished_inline(t0, t0 + Duration::from_micros(50), false));
+        // Slow but under the stall limit, without a disk read: stays inline.
+        assert!(!p.finished_inline(t0, t0 + Duration::from_millis(9), false));
+        assert!(!p.pooled_at(t0 + Duration::from_millis(9)));
+        // A 2 ms read that went to the disk: pooled for the next 20 ms.
+        let end = t0 + Duration::from_millis(2);
+        assert!(p.finished_inline(t0, end, true));
+        assert!(p.pooled_at(end + Duration::from_millis(19)));
+        assert!(!p.pooled_at(end + Duration::from_millis(21)));
+        // A stall without a disk read counts too, and a shorter later one never shortens the
+        // window.
+        let t1 = t0 + Duration::from_millis(100);
+        let end = t1 + Duration::from_millis(30);
+        assert!(p.finished_inline(t1, end, false));
+        assert!(p.finished_inline(t1, t1 + Duration::from_micros(100), true));
+        assert!(p.pooled_at(end + Duration::from_millis(299)));
+        assert!(!p.pooled_at(end + Duration::from_millis(301)));
+        // At most a second, however long the read.
+        let t2 = t0 + Duration::from_secs(10);
+        let end = t2 + Duration::from_secs(5);
+        assert!(p.finished_inline(t2, end, true));
+        assert!(p.pooled_at(end + Duration::from_millis(999)));
+        assert!(!p.pooled_at(end + Duration::from_millis(1001)));
+    }
 
     #[test]
     fn fifo_is_bounded_by_bytes() {

@@ -32,6 +32,18 @@ pub struct MemStore {
     state: Mutex<State>,
     failures: AtomicU64,
     commits: AtomicU64,
+    /// What the next entry reads do first, and how many of them (see `delay_entry_reads`).
+    read_delay: Mutex<Option<(u64, ReadDelay)>>,
+}
+
+/// What an entry read of a [`MemStore`] does before answering, to test the read path.
+#[derive(Debug, Clone)]
+pub enum ReadDelay {
+    /// Waits this long (a read stalled somewhere).
+    Sleep(std::time::Duration),
+    /// Reads this whole file first (with its pages evicted from the page cache, a real read
+    /// from the disk).
+    ReadFile(std::path::PathBuf),
 }
 
 impl MemStore {
@@ -43,6 +55,14 @@ impl MemStore {
     /// Makes the next `n` commits fail without writing anything.
     pub fn fail_commits(&self, n: u64) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` entry reads do `delay` first, as a read that misses every cache and
+    /// waits for the disk would.
+    pub fn delay_entry_reads(&self, n: u64, delay: ReadDelay) {
+        if let Ok(mut d) = self.read_delay.lock() {
+            *d = Some((n, delay));
+        }
     }
 
     /// Overwrites a stored entry behind the log's back (fault injection for `fsck` tests).
@@ -106,6 +126,24 @@ impl MemStore {
 
 impl EntryStore for MemStore {
     fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        let delay = self
+            .read_delay
+            .lock()
+            .ok()
+            .and_then(|mut d| match d.as_mut() {
+                Some((n, how)) if *n > 0 => {
+                    *n -= 1;
+                    Some(how.clone())
+                }
+                _ => None,
+            });
+        match delay {
+            Some(ReadDelay::Sleep(d)) => std::thread::sleep(d),
+            Some(ReadDelay::ReadFile(path)) => {
+                std::fs::read(&path).map_err(|e| StoreError::Io(format!("{path:?}: {e}")))?;
+            }
+            None => {}
+        }
         Ok(self.lock()?.entries.get(&index).cloned())
     }
 
