@@ -120,6 +120,23 @@ tree_size() {
   exec 3<&-
 }
 
+# metric SERIES: one sample of the server's /metrics (over /dev/tcp, like tree_size), or 0.
+metric() {
+  local hp=${URL#http://} v
+  exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"
+  printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$hp" >&3
+  v=$(awk -v s="$1" '$1 == s { print $2 }' <&3)
+  exec 3<&-
+  echo "${v:-0}"
+}
+
+# resident FILE...: how much of the files the page cache holds (fincore, util-linux), or "?". A
+# file with holes (redb preallocates) never has all of its size resident.
+resident() {
+  fincore --bytes --noheadings --output RES,SIZE "$@" 2>/dev/null |
+    awk '{ r += $1; s += $2 } END { if (s > 0) printf "%.0f of %.0f MiB", r / 1048576, s / 1048576; else print "?" }'
+}
+
 kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB$/\1/p" "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +224,7 @@ for ENGINE in $ENGINES; do
   done
   # Proofs against a freshly started server.
   stop_server
+  CACHED_BEFORE=$(resident "$LOGDIR"/data/*)
   start_server "$ENGINE" "$LOGDIR"
   # A fresh process first reads every tile from the store and summarises it (see read.rs); the
   # goal is judged on the second run, with the caches as a long-running server has them.
@@ -221,6 +239,11 @@ for ENGINE in $ENGINES; do
   loadgen "mixed-$ENGINE" --mode mixed --concurrency 64 --duration "$DURATION" \
     --scenario "mixed (1/2 appends, 3/10 inclusion, 1/10 tiles, 1/10 consistency)"
   fact "server RSS after the read scenarios" "$ENGINE" "$(( $(kib "$SERVER_PID" VmRSS) / 1024 )) MiB (peak $(( $(kib "$SERVER_PID" VmHWM) / 1024 )) MiB)" "log of $(tree_size) entries"
+  # Reads from the page cache run inline, reads that went to the disk send the next ones to the
+  # blocking pool (api/read.rs, ReadPath): how warm the store's files were decides which.
+  fact "point reads: inline / pool / from the disk" "$ENGINE" \
+    "$(metric 'sealtrail_point_reads_total{path="inline"}') / $(metric 'sealtrail_point_reads_total{path="pool"}') / $(metric sealtrail_slow_inline_reads_total)" \
+    "store files in the page cache: $CACHED_BEFORE at the start of the read scenarios, $(resident "$LOGDIR"/data/*) after"
   stop_server
   if [ "$KEEP_DATA" = 0 ]; then rm -rf "$LOGDIR"; fi
 done
