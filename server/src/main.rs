@@ -15,6 +15,13 @@ use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 /// mimalloc instead of glibc's malloc: the read path frees and allocates many tile-sized buffers,
 /// and glibc's fastbin consolidation cost a fifth of the server's CPU serving proofs
 /// (BENCHMARKS.md, "Tuning: the allocator").
+/// Threads for store work off the HTTP workers: scans, and point reads while the store reads
+/// from the disk (see `api::read::ReadPath`). Enough to keep a disk's queue full; tokio's
+/// default of 512 let a burst of disk reads start dozens of threads, each keeping its own
+/// allocator heap, and the server's RSS after the read benchmarks went from about 260 to
+/// 370-450 MiB (BENCHMARKS.md). Further work queues until a thread is free.
+const BLOCKING_THREADS: usize = 16;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -294,6 +301,7 @@ fn serve(common: &Common) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -159,7 +159,7 @@ impl TileCache {
     }
 }
 
-/// Reads tiles for proofs through the cache.
+/// Reads decoded tiles through the cache (for leaf-hash lookups; proofs use [`ProofNodes`]).
 struct CachedTiles<'a> {
     store: &'a dyn LogStore,
     cache: &'a TileCache,
