@@ -13,7 +13,7 @@ use std::time::Duration;
 use sealtrail_spec::note::Ed25519Signer;
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, ReadPath, TileCache, router};
+use crate::api::{AppState, ReadPath, SharedState, TileCache, router};
 use crate::auth::{Guard, SecurityEvent, SecurityEventKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -73,7 +73,7 @@ impl Server {
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
-            state: AppState {
+            state: AppState::new(SharedState {
                 store,
                 seq,
                 config: Arc::new(config),
@@ -83,7 +83,7 @@ impl Server {
                 reads: Arc::new(ReadPath::default()),
                 witnessing,
                 guard: Arc::new(guard),
-            },
+            }),
             sequencer,
             tls,
             forward: Some(forward),
