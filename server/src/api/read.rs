@@ -694,7 +694,10 @@ pub(super) async fn inclusion(
     let index = param(&q, "index")?;
     // The root at the published size is known; older sizes are computed.
     let published_root = (size == published.size).then_some(published.root);
-    let v = point_read(&st, move |store, cache| {
+    // A lookup by leaf hash reads one leaf-index row per run of 16,384 entries (a scan, so it
+    // goes to the blocking pool); a proof by index is a point read.
+    let scan = by_hash.is_some();
+    let work = move |store: &dyn LogStore, cache: &TileCache| {
         let index = match (index, by_hash) {
             (Some(i), None) => i,
             (None, Some(h)) => {
@@ -735,8 +738,12 @@ pub(super) async fn inclusion(
             root_hash: root.to_base64(),
             proof: proof.iter().map(Hash::to_base64).collect(),
         })
-    })
-    .await?;
+    };
+    let v = if scan {
+        blocking(&st, work).await?
+    } else {
+        point_read(&st, work).await?
+    };
     Ok(axum::Json(v).into_response())
 }
 
