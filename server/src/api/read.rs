@@ -1,6 +1,7 @@
 //! The read API: tlog-tiles resources, the JSON entry and proof endpoints, and the operational
 //! endpoints. Every read is bounded by the published tree size, so nothing is served that a
-//! signed checkpoint does not cover; store access runs on the blocking pool.
+//! signed checkpoint does not cover. Point reads (a proof, a tile, an entry) run inline unless the
+//! store has recently read from the disk, scans on the blocking pool (see [`ReadPath`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash as StdHash;
