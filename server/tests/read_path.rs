@@ -25,12 +25,6 @@ fn block_reads() -> nix::libc::c_long {
     getrusage(UsageWho::RUSAGE_THREAD).unwrap().block_reads()
 }
 
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
 #[tokio::test]
 async fn a_point_read_from_the_disk_sends_the_next_ones_to_the_pool() {
     let dir = tempfile::tempdir().unwrap();

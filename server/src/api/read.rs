@@ -403,10 +403,10 @@ pub(super) async fn point_read<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let start = Instant::now();
     if st.reads.pooled_at(start) {
-        st.metrics.point_reads.with_label_values(&["pool"]).inc();
+        st.metrics.point_reads_pool.inc();
         return blocking(st, f).await;
     }
-    st.metrics.point_reads.with_label_values(&["inline"]).inc();
+    st.metrics.point_reads_inline.inc();
     let before = thread_block_reads();
     let out = f(st.store.as_ref(), &st.cache);
     let disk = matches!((before, thread_block_reads()), (Some(a), Some(b)) if b > a);

@@ -139,3 +139,17 @@ impl TestLog {
 pub fn cp(v: &VerifiedCheckpoint) -> &Checkpoint {
     v.checkpoint()
 }
+
+/// The value of one series, e.g. `name{label="v"}`, in a `/metrics` text (parsed with the
+/// server's own exposition reader); panics, showing the text, if it is missing.
+pub fn metric(text: &str, series: &str) -> u64 {
+    let (name, labels) = match series.split_once('{') {
+        Some((n, l)) => (n, l.trim_end_matches('}')),
+        None => (series, ""),
+    };
+    sealtrail_server::status::metric_samples(text, name)
+        .into_iter()
+        .find(|(l, _)| *l == labels)
+        .map(|(_, v)| v as u64)
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
