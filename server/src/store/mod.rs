@@ -15,6 +15,7 @@ use sealtrail_spec::tiles::TileId;
 
 #[cfg(test)]
 mod conformance;
+mod filled;
 pub mod mem;
 pub mod redb_store;
 pub mod sled_store;

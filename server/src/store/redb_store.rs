@@ -71,9 +71,17 @@ impl RedbStore {
         super::create_dir_durably(dir)?;
         let path = dir.join(FILE_NAME);
         let existed = path.exists();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(super::filled::FilledFile::new)
+            .map_err(|e| StoreError::Io(format!("redb open: {e} ({})", path.display())))?;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .create(&path)
+            .create_with_backend(file)
             .map_err(|e| match redb_err("open")(e) {
                 StoreError::Io(msg) => StoreError::Io(format!("{msg} ({})", path.display())),
                 other => other,
