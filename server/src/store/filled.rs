@@ -192,7 +192,7 @@ impl StorageBackend for FilledFile {
         self.inner.set_len(len)?;
         chunks.len = len;
         let chunk = self.chunk;
-        if len > old && old % chunk != 0 && chunks.is_filled(old / chunk) {
+        if len > old && !old.is_multiple_of(chunk) && chunks.is_filled(old / chunk) {
             // The chunk across the old end was filled only up to it; the rest is new, a hole
             // nobody has written, so fill it now.
             let end = old.next_multiple_of(chunk).min(len);
