@@ -1,24 +1,30 @@
 //! The sequencer: the one writer of a log.
 //!
-//! One OS thread per log owns the tree's right edge and the store's write side. It takes everything
-//! queued (up to `commit_max_entries`), assigns indices, builds the leaf envelopes and their hashes,
-//! extends the tree with `sealtrail-spec`, signs the checkpoint for the new size, and commits
-//! entries, tiles, idempotency records, leaf-hash index, secondary-index postings
-//! (`crate::query`) and checkpoint in ONE durable transaction.
-//! Only then does it publish the checkpoint and answer the callers. While a commit is in flight new
-//! submissions queue up: that is group commit.
+//! Two OS threads per log. The **sequencer thread** receives submissions, checks idempotency
+//! keys, builds the leaf envelopes and their hashes, and gathers them into the open batch at
+//! indices after everything already handed on. The **writer thread** owns the tree's right edge
+//! and the store's write side: whenever it is free it takes the whole open batch (up to
+//! `commit_max_entries`), extends the tree with `sealtrail-spec`, signs the checkpoint for the new
+//! size, and commits entries, tiles, idempotency records, leaf-hash index, secondary-index
+//! postings (`crate::query`) and checkpoint in ONE durable transaction. Then it publishes the
+//! checkpoint and hands the batch back, and the sequencer thread answers the callers. So the next
+//! batch is received, encoded and hashed while one is being written and synced: group commit,
+//! with the per-entry work off the commit's critical path.
 //!
 //! Invariants:
 //! - A reply with an index is sent only after the commit holding it returned: acknowledged entries
 //!   are durable.
-//! - A checkpoint is published (leaves this thread) only after the tree it signs is durable, and
+//! - A checkpoint is published (leaves the writer) only after the tree it signs is durable, and
 //!   the tree only grows, so two published checkpoints are always consistent.
-//! - After a failed commit the sequencer refuses all writes until restart: the store's state after
-//!   a failed `fsync` is unknowable, and a restart rebuilds everything from what is durable.
+//! - An idempotency key is found in the open batch, in a batch the writer took (until that batch
+//!   is durable), or in the store, so a repeated request never gets a second index.
+//! - After a failed commit the log refuses all writes until restart, including a batch already
+//!   gathered: the store's state after a failed `fsync` is unknowable, and a restart rebuilds
+//!   everything from what is durable.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sealtrail_spec::Hash;
@@ -119,6 +125,10 @@ enum Msg {
         oneshot::Sender<Result<Arc<Published>, SequenceError>>,
     ),
     Shutdown,
+    /// From the writer: a batch is done, to be answered.
+    Done(Box<Done>),
+    /// From the writer: it took the open batch, so waiting submissions have room.
+    Taken,
 }
 
 /// The handle request handlers use to submit entries. Cheap to clone.
@@ -137,6 +147,8 @@ impl std::fmt::Debug for Msg {
             Msg::Submit(_) => "Submit",
             Msg::Import(..) => "Import",
             Msg::Shutdown => "Shutdown",
+            Msg::Done(_) => "Done",
+            Msg::Taken => "Taken",
         })
     }
 }
@@ -248,25 +260,770 @@ pub struct SequencerConfig {
     pub disk_guard: Option<(std::path::PathBuf, u64)>,
 }
 
-/// The sequencer's private state.
+/// Idempotency keys in batches the writer took and has not yet committed:
+/// key → (request hash, first index, leaf hashes, sequencing time).
+type InFlight = HashMap<[u8; 32], ([u8; 32], u64, Vec<Hash>, u64)>;
+
+/// What the sequencer thread and the writer thread share.
+struct Shared {
+    gather: Mutex<Gather>,
+    /// Signalled when a batch opens (or the writer must stop).
+    ready: Condvar,
+}
+
+/// The batch being gathered and what the writer has taken.
+struct Gather {
+    /// Index of the next entry accepted: the tree size after every batch the writer took.
+    next_size: u64,
+    /// The batch being gathered, taken whole by the writer when it is free.
+    open: Option<Open>,
+    in_flight: InFlight,
+    /// The writer tells the sequencer when it takes a batch (submissions wait for room).
+    wake_on_take: bool,
+    /// The writer stops once nothing is open.
+    closing: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Gather> {
+        // Nothing in `Gather` is left half-changed by a panic that matters more than stopping
+        // the log, and a poisoned lock would stop it; go on with the state as it is.
+        self.gather.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A batch being gathered: entries encoded and hashed, at indices from `old_size`.
+struct Open {
+    old_size: u64,
+    entries: Vec<Vec<u8>>,
+    leaf_hashes: Vec<Hash>,
+    /// Principal and event type of each entry, for the secondary index.
+    fields: Vec<(String, Option<String>)>,
+    idempotency: Vec<([u8; 32], IdempotencyRecord)>,
+    /// Idempotency keys in this batch: key → (request hash, accepted slot, first index).
+    seen: HashMap<[u8; 32], ([u8; 32], usize, u64)>,
+    accepted: Vec<Accepted>,
+    duplicates: Vec<Duplicate>,
+    payload_bytes: u64,
+    /// An import: verbatim leaves, alone in their batch.
+    import: Option<oneshot::Sender<Result<Arc<Published>, SequenceError>>>,
+}
+
+impl Open {
+    fn new(old_size: u64) -> Self {
+        Open {
+            old_size,
+            entries: Vec::new(),
+            leaf_hashes: Vec::new(),
+            fields: Vec::new(),
+            idempotency: Vec::new(),
+            seen: HashMap::new(),
+            accepted: Vec::new(),
+            duplicates: Vec::new(),
+            payload_bytes: 0,
+            import: None,
+        }
+    }
+
+    fn new_size(&self) -> u64 {
+        self.old_size + self.entries.len() as u64
+    }
+}
+
+/// A submission accepted into a batch.
+struct Accepted {
+    sub: Submission,
+    first_index: u64,
+    /// Entries in the submission (its entries were moved into the batch).
+    count: usize,
+    time_ms: u64,
+}
+
+/// A submission answered from an earlier entry with the same idempotency key.
+enum Duplicate {
+    /// Committed before: the first index and the number of entries.
+    Stored(Submission, u64, usize),
+    /// In the same batch (accepted slot).
+    InBatch(Submission, usize),
+    /// In a batch the writer took earlier: answered with its indices once this batch is done,
+    /// which is after that one.
+    InFlight {
+        sub: Submission,
+        first_index: u64,
+        hashes: Vec<Hash>,
+        time_ms: u64,
+    },
+}
+
+impl Duplicate {
+    fn into_submission(self) -> Submission {
+        match self {
+            Duplicate::Stored(s, ..)
+            | Duplicate::InBatch(s, _)
+            | Duplicate::InFlight { sub: s, .. } => s,
+        }
+    }
+}
+
+/// A batch the writer is done with, for the sequencer thread to answer.
+struct Done {
+    result: Result<Arc<Published>, SequenceError>,
+    open: Open,
+}
+
+/// A message waiting for room in the open batch.
+enum Waiting {
+    Submit(Submission),
+    Import(
+        Vec<Vec<u8>>,
+        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
+    ),
+}
+
+/// The sequencer thread: receives submissions, encodes and hashes them into the open batch,
+/// and answers each batch once the writer is done with it.
 struct Sequencer {
     store: Arc<dyn LogStore>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    /// Sequencing time of the latest accepted entry; times never go backwards.
+    last_time_ms: u64,
+    waiting: VecDeque<Waiting>,
+    /// Batches opened whose `Done` has not arrived.
+    outstanding: usize,
+    queued: Arc<AtomicUsize>,
+    failed: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The writer thread: owns the tree's right edge and the store's write side. Takes the open
+/// batch whenever it is free, extends the tree, signs, commits durably, publishes.
+struct Writer {
+    store: Arc<dyn LogStore>,
+    shared: Arc<Shared>,
     signer: Ed25519Signer,
     origin: String,
     edge: RightEdge,
     /// The rightmost partial tile of each level: what the next extension reads.
     edge_tiles: BTreeMap<u8, (u64, Vec<Hash>)>,
-    last_time_ms: u64,
-    /// Leaf hashes of the last committed batch, for the replies.
-    last_batch_hashes: Vec<Hash>,
     /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
     run_hashes: Vec<Hash>,
-    max_batch: usize,
     disk_guard: Option<(std::path::PathBuf, u64)>,
     published: watch::Sender<Arc<Published>>,
-    queued: Arc<AtomicUsize>,
     failed: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    /// To the sequencer thread (weak: it does not keep the channel open).
+    notify: mpsc::WeakUnboundedSender<Msg>,
+}
+
+impl Sequencer {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut stopping = false;
+        loop {
+            self.gather();
+            if stopping && self.waiting.is_empty() && self.outstanding == 0 {
+                break;
+            }
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            self.receive(first, &mut stopping);
+            while let Ok(msg) = rx.try_recv() {
+                self.receive(msg, &mut stopping);
+            }
+        }
+        // The writer commits what it was given (its answers may find nobody left) and stops.
+        self.shared.lock().closing = true;
+        self.shared.ready.notify_all();
+        if let Some(t) = self.writer.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+        tracing::info!("sequencer stopped");
+    }
+
+    fn receive(&mut self, msg: Msg, stopping: &mut bool) {
+        match msg {
+            Msg::Done(done) => {
+                self.outstanding -= 1;
+                self.answer(*done);
+            }
+            Msg::Taken => {}
+            Msg::Shutdown => *stopping = true,
+            Msg::Submit(s) if *stopping => {
+                self.queued.fetch_sub(s.entries.len(), Ordering::AcqRel);
+                let _ = s.reply.send(Err(SequenceError::ShuttingDown));
+            }
+            Msg::Import(_, reply) if *stopping => {
+                let _ = reply.send(Err(SequenceError::ShuttingDown));
+            }
+            Msg::Submit(s) => self.waiting.push_back(Waiting::Submit(s)),
+            Msg::Import(leaves, reply) => self.waiting.push_back(Waiting::Import(leaves, reply)),
+        }
+    }
+
+    /// Moves waiting submissions into the open batch while it has room, in arrival order.
+    fn gather(&mut self) {
+        if self.failed.load(Ordering::Acquire) {
+            self.refuse_all();
+            return;
+        }
+        let mut added = false;
+        while let Some(front) = self.waiting.front() {
+            let fits = {
+                let mut g = self.shared.lock();
+                let fits = match (&g.open, front) {
+                    (None, _) => true,
+                    (Some(o), _) if o.import.is_some() => false,
+                    (Some(_), Waiting::Import(..)) => false,
+                    (Some(o), Waiting::Submit(s)) => {
+                        o.entries.is_empty() || o.entries.len() + s.entries.len() <= self.max_batch
+                    }
+                };
+                if !fits {
+                    g.wake_on_take = true;
+                }
+                fits
+            };
+            if !fits {
+                break;
+            }
+            match self.waiting.pop_front() {
+                Some(Waiting::Submit(sub)) => {
+                    self.queued.fetch_sub(sub.entries.len(), Ordering::AcqRel);
+                    added |= self.accept(sub);
+                }
+                Some(Waiting::Import(leaves, reply)) => added |= self.import(leaves, reply),
+                None => break,
+            }
+        }
+        if added {
+            self.shared.ready.notify_one();
+        }
+        self.metrics
+            .queue_depth
+            .set(self.queued.load(Ordering::Acquire) as i64);
+    }
+
+    /// After a failed commit: everything waiting or gathered is refused.
+    fn refuse_all(&mut self) {
+        let err = SequenceError::Unavailable("an earlier commit failed".into());
+        for w in self.waiting.drain(..) {
+            match w {
+                Waiting::Submit(s) => {
+                    self.queued.fetch_sub(s.entries.len(), Ordering::AcqRel);
+                    let _ = s.reply.send(Err(err.clone()));
+                }
+                Waiting::Import(_, reply) => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+        let open = self.shared.lock().open.take();
+        if let Some(open) = open {
+            self.outstanding -= 1;
+            answer_error(open, &err);
+        }
+    }
+
+    /// The sequencing time for entries accepted now.
+    fn next_time(&mut self) -> u64 {
+        self.last_time_ms = now_ms().max(self.last_time_ms);
+        self.last_time_ms
+    }
+
+    /// Encodes one submission and adds it to the open batch (opening one if needed), or answers
+    /// it now. Returns whether the open batch changed.
+    fn accept(&mut self, mut sub: Submission) -> bool {
+        let time_ms = self.next_time();
+        let count = sub.entries.len();
+        let bytes: u64 = sub.entries.iter().map(|e| e.payload.len() as u64).sum();
+        // Encoded outside the lock: the writer may be taking the previous batch meanwhile.
+        let leaves = match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
+            Ok(leaves) => leaves,
+            Err(e) => {
+                let _ = sub.reply.send(Err(e));
+                return false;
+            }
+        };
+        let mut guard = self.shared.lock();
+        let g = &mut *guard;
+        let next_size = g.next_size;
+        let open = g.open.get_or_insert_with(|| {
+            self.outstanding += 1;
+            Open::new(next_size)
+        });
+        if let Some(idem) = sub.idempotency {
+            match check_idempotency(self.store.as_ref(), &idem, &open.seen, &g.in_flight) {
+                Ok(Some(Prior::Stored(index))) => {
+                    open.duplicates.push(Duplicate::Stored(sub, index, count));
+                    return true;
+                }
+                Ok(Some(Prior::InBatch(j))) => {
+                    open.duplicates.push(Duplicate::InBatch(sub, j));
+                    return true;
+                }
+                Ok(Some(Prior::InFlight(first_index, hashes, time_ms))) => {
+                    open.duplicates.push(Duplicate::InFlight {
+                        sub,
+                        first_index,
+                        hashes,
+                        time_ms,
+                    });
+                    return true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = sub.reply.send(Err(e));
+                    return true;
+                }
+            }
+        }
+        let first_index = open.new_size();
+        for (bytes, hash, principal, event_type) in leaves {
+            open.entries.push(bytes);
+            open.leaf_hashes.push(hash);
+            open.fields.push((principal, event_type));
+        }
+        open.payload_bytes += bytes;
+        if let Some(idem) = sub.idempotency {
+            open.seen.insert(
+                idem.key,
+                (idem.request_hash, open.accepted.len(), first_index),
+            );
+            open.idempotency.push((
+                idem.key,
+                IdempotencyRecord {
+                    index: first_index,
+                    payload_hash: idem.request_hash,
+                },
+            ));
+        }
+        open.accepted.push(Accepted {
+            sub,
+            first_index,
+            count,
+            time_ms,
+        });
+        true
+    }
+
+    /// Checks verbatim leaves (see [`SequencerHandle::import_blocking`]) and opens a batch of
+    /// them alone, or answers why not. Returns whether a batch opened.
+    fn import(
+        &mut self,
+        leaves: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Result<Arc<Published>, SequenceError>>,
+    ) -> bool {
+        let mut time_ms = self.last_time_ms;
+        // Nothing is open (imports wait for that), so the next index stays put until ours opens.
+        let mut open = Open::new(self.shared.lock().next_size);
+        for (index, leaf) in (open.old_size..).zip(leaves) {
+            let env = match LeafEnvelope::decode(&leaf) {
+                Ok(env) => env,
+                Err(e) => {
+                    let _ = reply.send(Err(SequenceError::Invalid(format!("entry {index}: {e}"))));
+                    return false;
+                }
+            };
+            if env.time_ms < time_ms {
+                let _ = reply.send(Err(SequenceError::Invalid(format!(
+                    "entry {index}: sequencing time {} is before {time_ms}",
+                    env.time_ms
+                ))));
+                return false;
+            }
+            time_ms = env.time_ms;
+            open.leaf_hashes.push(sealtrail_spec::leaf_hash(&leaf));
+            open.payload_bytes += env.payload.len() as u64;
+            open.fields.push((env.principal, env.event_type));
+            open.entries.push(leaf);
+        }
+        self.last_time_ms = time_ms;
+        open.import = Some(reply);
+        self.shared.lock().open = Some(open);
+        self.outstanding += 1;
+        true
+    }
+
+    /// Answers everyone waiting on a batch the writer is done with.
+    fn answer(&self, done: Done) {
+        let Done { result, mut open } = done;
+        let published = match result {
+            Ok(p) => p,
+            Err(e) => return answer_error(open, &e),
+        };
+        if let Some(reply) = open.import.take() {
+            let _ = reply.send(Ok(published));
+            return;
+        }
+        let hashes_of = |first: u64, n: usize| {
+            let start = usize::try_from(first - open.old_size).unwrap_or(usize::MAX);
+            open.leaf_hashes
+                .get(start..start.saturating_add(n))
+                .map(<[Hash]>::to_vec)
+                .unwrap_or_default()
+        };
+        let mut slots = Vec::with_capacity(open.accepted.len());
+        for a in open.accepted {
+            slots.push((a.first_index, a.count, a.time_ms));
+            let _ = a.sub.reply.send(Ok(Sequenced {
+                first_index: a.first_index,
+                leaf_hashes: hashes_of(a.first_index, a.count),
+                time_ms: a.time_ms,
+                published: published.clone(),
+                duplicate: false,
+            }));
+        }
+        for d in open.duplicates {
+            let (sub, first_index, hashes, time_ms) = match d {
+                Duplicate::InBatch(sub, j) => {
+                    let (first, n, time) = slots.get(j).copied().unwrap_or_default();
+                    (sub, first, hashes_of(first, n), time)
+                }
+                Duplicate::InFlight {
+                    sub,
+                    first_index,
+                    hashes,
+                    time_ms,
+                } => (sub, first_index, hashes, time_ms),
+                Duplicate::Stored(sub, index, count) => {
+                    match stored_entries(self.store.as_ref(), index, count) {
+                        Ok((hashes, time)) => (sub, index, hashes, time),
+                        Err(e) => {
+                            let _ = sub.reply.send(Err(SequenceError::Unavailable(e)));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let _ = sub.reply.send(Ok(Sequenced {
+                first_index,
+                leaf_hashes: hashes,
+                time_ms,
+                published: published.clone(),
+                duplicate: true,
+            }));
+        }
+    }
+}
+
+/// Leaf hashes of the stored entries `index..index + n` and the first one's sequencing time.
+fn stored_entries(store: &dyn LogStore, index: u64, n: usize) -> Result<(Vec<Hash>, u64), String> {
+    let entries = store
+        .entries(index, index + n as u64)
+        .map_err(|e| e.to_string())?;
+    let time_ms = match entries.first() {
+        Some(first) => {
+            LeafEnvelope::decode(first)
+                .map_err(|e| format!("entry {index}: {e}"))?
+                .time_ms
+        }
+        None => return Err(format!("entry {index} is missing")),
+    };
+    Ok((
+        entries
+            .iter()
+            .map(|b| sealtrail_spec::leaf_hash(b))
+            .collect(),
+        time_ms,
+    ))
+}
+
+/// Answers every submission (or the import) of a batch that will not be written with `err`.
+fn answer_error(open: Open, err: &SequenceError) {
+    for a in open.accepted {
+        let _ = a.sub.reply.send(Err(err.clone()));
+    }
+    for d in open.duplicates {
+        let _ = d.into_submission().reply.send(Err(err.clone()));
+    }
+    if let Some(reply) = open.import {
+        let _ = reply.send(Err(err.clone()));
+    }
+}
+
+/// Where an idempotency key was used before.
+enum Prior {
+    Stored(u64),
+    InBatch(usize),
+    InFlight(u64, Vec<Hash>, u64),
+}
+
+/// Where `idem`'s key was used before: in the open batch, in a batch the writer took, or in the
+/// store (checked last: a key leaves `in_flight` only after its batch is durable). A different
+/// request under the same key is a conflict.
+fn check_idempotency(
+    store: &dyn LogStore,
+    idem: &Idempotency,
+    seen: &HashMap<[u8; 32], ([u8; 32], usize, u64)>,
+    in_flight: &InFlight,
+) -> Result<Option<Prior>, SequenceError> {
+    if let Some((hash, j, first_index)) = seen.get(&idem.key) {
+        return if *hash == idem.request_hash {
+            Ok(Some(Prior::InBatch(*j)))
+        } else {
+            Err(SequenceError::IdempotencyConflict(*first_index))
+        };
+    }
+    if let Some((hash, first_index, hashes, time_ms)) = in_flight.get(&idem.key) {
+        return if *hash == idem.request_hash {
+            Ok(Some(Prior::InFlight(
+                *first_index,
+                hashes.clone(),
+                *time_ms,
+            )))
+        } else {
+            Err(SequenceError::IdempotencyConflict(*first_index))
+        };
+    }
+    match store.idempotency(&idem.key) {
+        Ok(Some(rec)) if rec.payload_hash == idem.request_hash => {
+            Ok(Some(Prior::Stored(rec.index)))
+        }
+        Ok(Some(rec)) => Err(SequenceError::IdempotencyConflict(rec.index)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(SequenceError::Unavailable(e.to_string())),
+    }
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Some(mut open) = self.take() {
+            let result = self.write(&mut open);
+            if let Some(tx) = self.notify.upgrade() {
+                let _ = tx.send(Msg::Done(Box::new(Done { result, open })));
+            }
+        }
+    }
+
+    /// Waits for an open batch and takes it; `None` when the sequencer has stopped. A batch
+    /// that would overfill the disk is answered here and not taken: its indices are reused.
+    fn take(&self) -> Option<Open> {
+        let mut g = self.shared.lock();
+        loop {
+            if let Some(open) = g.open.take() {
+                if let Some(why) = self.disk_full(open.payload_bytes, open.entries.len() as u64) {
+                    self.metrics.errors.with_label_values(&["disk_full"]).inc();
+                    drop(g);
+                    if let Some(tx) = self.notify.upgrade() {
+                        let _ = tx.send(Msg::Done(Box::new(Done {
+                            result: Err(SequenceError::DiskFull(why)),
+                            open,
+                        })));
+                    }
+                    g = self.shared.lock();
+                    continue;
+                }
+                g.next_size = open.new_size();
+                for a in &open.accepted {
+                    if let Some(idem) = a.sub.idempotency {
+                        let start = usize::try_from(a.first_index - open.old_size).unwrap_or(0);
+                        let hashes = open
+                            .leaf_hashes
+                            .get(start..start + a.count)
+                            .map(<[Hash]>::to_vec)
+                            .unwrap_or_default();
+                        g.in_flight.insert(
+                            idem.key,
+                            (idem.request_hash, a.first_index, hashes, a.time_ms),
+                        );
+                    }
+                }
+                if std::mem::take(&mut g.wake_on_take)
+                    && let Some(tx) = self.notify.upgrade()
+                {
+                    let _ = tx.send(Msg::Taken);
+                }
+                return Some(open);
+            }
+            if g.closing {
+                return None;
+            }
+            g = self
+                .shared
+                .ready
+                .wait(g)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Extends the tree by `open`, signs, commits durably, then publishes. On error nothing is
+    /// published and the log refuses further writes.
+    fn write(&mut self, open: &mut Open) -> Result<Arc<Published>, SequenceError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SequenceError::Unavailable(
+                "an earlier commit failed".into(),
+            ));
+        }
+        if open.entries.is_empty() {
+            return Ok(self.published.borrow().clone());
+        }
+        let started = Instant::now();
+        let keys: Vec<[u8; 32]> = open.idempotency.iter().map(|(k, _)| *k).collect();
+        let result = self.commit(open);
+        if !keys.is_empty() {
+            // Durable (or never to be): the store answers for these keys from now on.
+            let mut g = self.shared.lock();
+            for key in &keys {
+                g.in_flight.remove(key);
+            }
+        }
+        let published = result.map_err(SequenceError::Unavailable)?;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(published)
+    }
+
+    /// Moves the batch's entries into the store; `open` keeps what the answers need.
+    fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, String> {
+        let reader = EdgeTiles {
+            cache: &self.edge_tiles,
+            store: self.store.as_ref(),
+        };
+        let ext = match extend_edge(&self.edge, reader, &open.leaf_hashes) {
+            Ok(ext) => ext,
+            Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
+        };
+        let mut postings = crate::query::PostingsBuilder::default();
+        for (index, (principal, event_type)) in (open.old_size..).zip(open.fields.drain(..)) {
+            postings.add(index, principal, event_type);
+        }
+        let mut batch = Batch {
+            old_size: open.old_size,
+            entries: std::mem::take(&mut open.entries),
+            tiles: ext
+                .tiles
+                .iter()
+                .map(|(id, hashes)| (*id, encode_hash_tile(hashes)))
+                .collect(),
+            idempotency: std::mem::take(&mut open.idempotency),
+            leaf_runs: Vec::new(),
+            postings: postings.finish(),
+            checkpoint: match sign(&self.signer, &self.origin, ext.new_size, ext.root) {
+                Ok(c) => c,
+                Err(e) => return Err(self.fail(format!("signing the checkpoint: {e}"))),
+            },
+        };
+        // Leaf-index rows for every run this batch completes.
+        let run = crate::leafindex::RUN as usize;
+        let next_run_hashes = if self.run_hashes.len() + open.leaf_hashes.len() >= run {
+            let mut all = self.run_hashes.clone();
+            all.extend_from_slice(&open.leaf_hashes);
+            let first_run = (open.old_size - self.run_hashes.len() as u64) / crate::leafindex::RUN;
+            let chunks = all.chunks_exact(run);
+            let rest = chunks.remainder().to_vec();
+            for (k, chunk) in (first_run..).zip(chunks) {
+                for (bucket, row) in crate::leafindex::build_run(chunk) {
+                    batch.leaf_runs.push((k, bucket, row));
+                }
+            }
+            Some(rest)
+        } else {
+            None
+        };
+        let n = batch.entries.len();
+        if let Err(e) = self.store.commit(&batch) {
+            self.metrics.errors.with_label_values(&[e.category()]).inc();
+            return Err(self.fail(format!("commit of {n} entries failed: {e}")));
+        }
+        self.metrics.batch_entries.observe(n as f64);
+        self.metrics.entries_appended.inc_by(n as u64);
+        // Durable: adopt the new edge and publish.
+        for (id, hashes) in ext.tiles {
+            if id.is_full() {
+                if self
+                    .edge_tiles
+                    .get(&id.level)
+                    .is_some_and(|(i, _)| *i == id.index)
+                {
+                    self.edge_tiles.remove(&id.level);
+                }
+            } else {
+                self.edge_tiles.insert(id.level, (id.index, hashes));
+            }
+        }
+        self.edge = ext.edge;
+        match next_run_hashes {
+            Some(rest) => self.run_hashes = rest,
+            None => self.run_hashes.extend_from_slice(&open.leaf_hashes),
+        }
+        let published = Arc::new(Published {
+            size: ext.new_size,
+            root: ext.root,
+            checkpoint: Arc::new(batch.checkpoint),
+            signed_at: SystemTime::now(),
+        });
+        self.metrics.observe_published(&published);
+        self.published.send_replace(published.clone());
+        Ok(published)
+    }
+
+    /// Why a batch of `entries` entries and `bytes` payload bytes must not be written because
+    /// the data directory's filesystem would keep less than the configured free space; `None`
+    /// to go ahead. The store is never asked to write into a full disk (redb refuses every later
+    /// operation, reads too, after a failed write), and writes resume by themselves once space
+    /// is freed.
+    fn disk_full(&self, bytes: u64, entries: u64) -> Option<String> {
+        let (dir, min_free) = self.disk_guard.as_ref()?;
+        if *min_free == 0 || entries == 0 {
+            return None;
+        }
+        let space = match crate::space::disk_space(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the data directory's free space");
+                return None;
+            }
+        };
+        self.metrics.observe_disk(&space);
+        let need = min_free.saturating_add(crate::space::batch_footprint(bytes, entries));
+        (space.free_bytes < need).then(|| {
+            tracing::error!(
+                free_bytes = space.free_bytes,
+                min_free_bytes = *min_free,
+                "data directory nearly full: refusing writes"
+            );
+            format!(
+                "the data directory's disk is nearly full ({} bytes free, {} must stay free); \
+                 nothing was written; retry after space is freed",
+                space.free_bytes, min_free
+            )
+        })
+    }
+
+    fn fail(&self, why: String) -> String {
+        tracing::error!(error = %why, "sequencer: refusing further writes until restart");
+        self.failed.store(true, Ordering::Release);
+        why
+    }
+}
+
+/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
+type EncodedLeaf = (Vec<u8>, Hash, String, Option<String>);
+
+/// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
+fn encode_entries(entries: Vec<NewEntry>, time_ms: u64) -> Result<Vec<EncodedLeaf>, SequenceError> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let env = LeafEnvelope {
+                time_ms,
+                principal: e.principal,
+                content_type: e.content_type,
+                event_type: e.event_type,
+                payload: e.payload,
+            };
+            let bytes = env
+                .encode()
+                .map_err(|err| SequenceError::Invalid(err.to_string()))?;
+            let hash = sealtrail_spec::leaf_hash(&bytes);
+            Ok((bytes, hash, env.principal, env.event_type))
+        })
+        .collect()
 }
 
 /// Recovers the log state from `store`, checks it against the stored checkpoint, and starts the
@@ -335,21 +1092,45 @@ pub fn start(
         failed: failed.clone(),
         published: pub_rx,
     };
-    let seq = Sequencer {
-        store,
+    let shared = Arc::new(Shared {
+        gather: Mutex::new(Gather {
+            next_size: size,
+            open: None,
+            in_flight: HashMap::new(),
+            wake_on_take: false,
+            closing: false,
+        }),
+        ready: Condvar::new(),
+    });
+    let writer = Writer {
+        store: store.clone(),
+        shared: shared.clone(),
         signer,
         origin: config.origin.clone(),
         edge,
         edge_tiles: BTreeMap::new(),
-        last_time_ms,
-        last_batch_hashes: Vec::new(),
         run_hashes,
-        max_batch: config.commit_max_entries,
         disk_guard: config.disk_guard.clone(),
         published: pub_tx,
+        failed: failed.clone(),
+        metrics: metrics.clone(),
+        notify: handle.tx.downgrade(),
+    };
+    let writer_thread = std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| StartError::Store(StoreError::Io(format!("spawning the writer: {e}"))))?;
+    let seq = Sequencer {
+        store,
+        shared,
+        max_batch: config.commit_max_entries,
+        last_time_ms,
+        waiting: VecDeque::new(),
+        outstanding: 0,
         queued,
         failed,
         metrics,
+        writer: Some(writer_thread),
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
@@ -389,325 +1170,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A submission accepted into the current batch.
-struct Accepted {
-    sub: Submission,
-    first_index: u64,
-    /// Entries in the submission (its entries were moved into the batch).
-    count: usize,
-}
-
-/// A submission answered from an earlier entry with the same idempotency key.
-enum Duplicate {
-    /// Committed before: answer now.
-    Stored(Submission, u64),
-    /// In this batch: answer with the same indices after the commit.
-    InBatch(Submission, usize),
-}
-
-impl Sequencer {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        let mut stopping = false;
-        while !stopping {
-            let Some(first) = rx.blocking_recv() else {
-                break;
-            };
-            let mut subs = Vec::new();
-            let mut n = 0;
-            for msg in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                match msg {
-                    Msg::Shutdown => {
-                        stopping = true;
-                        break;
-                    }
-                    Msg::Import(leaves, reply) => {
-                        // Keep the log order: what was submitted before goes first.
-                        if !subs.is_empty() {
-                            self.queued.fetch_sub(n, Ordering::AcqRel);
-                            self.process(std::mem::take(&mut subs));
-                            n = 0;
-                        }
-                        let _ = reply.send(self.import(leaves));
-                    }
-                    Msg::Submit(s) => {
-                        n += s.entries.len();
-                        subs.push(s);
-                    }
-                }
-                if n >= self.max_batch {
-                    break;
-                }
-            }
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            self.metrics
-                .queue_depth
-                .set(self.queued.load(Ordering::Acquire) as i64);
-            if !subs.is_empty() {
-                self.process(subs);
-            }
-        }
-        tracing::info!("sequencer stopped");
-    }
-
-    fn process(&mut self, subs: Vec<Submission>) {
-        if self.failed.load(Ordering::Acquire) {
-            for s in subs {
-                let _ = s.reply.send(Err(SequenceError::Unavailable(
-                    "an earlier commit failed".into(),
-                )));
-            }
-            return;
-        }
-        if let Some(why) = self.disk_full(&subs) {
-            self.metrics.errors.with_label_values(&["disk_full"]).inc();
-            for s in subs {
-                let _ = s.reply.send(Err(SequenceError::DiskFull(why.clone())));
-            }
-            return;
-        }
-        let old_size = self.edge.size();
-        let time_ms = now_ms().max(self.last_time_ms);
-        let mut accepted: Vec<Accepted> = Vec::new();
-        let mut duplicates: Vec<Duplicate> = Vec::new();
-        let mut batch = Batch {
-            old_size,
-            ..Batch::default()
-        };
-        let mut leaf_hashes: Vec<Hash> = Vec::new();
-        let mut seen: HashMap<[u8; 32], ([u8; 32], usize, u64)> = HashMap::new();
-        let mut postings = crate::query::PostingsBuilder::default();
-        for mut sub in subs {
-            if let Some(idem) = sub.idempotency {
-                match self.check_idempotency(&idem, &seen) {
-                    Ok(Some(dup)) => {
-                        duplicates.push(match dup {
-                            Prior::Stored(index) => Duplicate::Stored(sub, index),
-                            Prior::InBatch(j) => Duplicate::InBatch(sub, j),
-                        });
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        let _ = sub.reply.send(Err(e));
-                        continue;
-                    }
-                }
-            }
-            let first_index = batch.new_size();
-            let count = sub.entries.len();
-            match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
-                Ok(leaves) => {
-                    for (index, (bytes, hash, principal, event_type)) in (first_index..).zip(leaves)
-                    {
-                        batch.entries.push(bytes);
-                        leaf_hashes.push(hash);
-                        postings.add(index, principal, event_type);
-                    }
-                }
-                Err(e) => {
-                    let _ = sub.reply.send(Err(e));
-                    continue;
-                }
-            }
-            if let Some(idem) = sub.idempotency {
-                seen.insert(idem.key, (idem.request_hash, accepted.len(), first_index));
-                batch.idempotency.push((
-                    idem.key,
-                    IdempotencyRecord {
-                        index: first_index,
-                        payload_hash: idem.request_hash,
-                    },
-                ));
-            }
-            accepted.push(Accepted {
-                sub,
-                first_index,
-                count,
-            });
-        }
-        batch.postings = postings.finish();
-        let published = if batch.entries.is_empty() {
-            self.published.borrow().clone()
-        } else {
-            match self.commit(batch, leaf_hashes, time_ms) {
-                Ok(p) => p,
-                Err(e) => {
-                    let err = SequenceError::Unavailable(e);
-                    for a in accepted {
-                        let _ = a.sub.reply.send(Err(err.clone()));
-                    }
-                    for d in duplicates {
-                        let (Duplicate::Stored(s, ..) | Duplicate::InBatch(s, _)) = d;
-                        let _ = s.reply.send(Err(err.clone()));
-                    }
-                    return;
-                }
-            }
-        };
-        self.reply_all(accepted, duplicates, &published, old_size, time_ms);
-    }
-
-    /// Commits verbatim leaves (see [`SequencerHandle::import_blocking`]).
-    fn import(&mut self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(SequenceError::Unavailable(
-                "an earlier commit failed".into(),
-            ));
-        }
-        let old_size = self.edge.size();
-        let mut time_ms = self.last_time_ms;
-        let mut hashes = Vec::with_capacity(leaves.len());
-        let mut postings = crate::query::PostingsBuilder::default();
-        for (i, leaf) in leaves.iter().enumerate() {
-            let index = old_size + i as u64;
-            let env = LeafEnvelope::decode(leaf)
-                .map_err(|e| SequenceError::Invalid(format!("entry {index}: {e}")))?;
-            if env.time_ms < time_ms {
-                return Err(SequenceError::Invalid(format!(
-                    "entry {index}: sequencing time {} is before {time_ms}",
-                    env.time_ms
-                )));
-            }
-            time_ms = env.time_ms;
-            hashes.push(sealtrail_spec::leaf_hash(leaf));
-            postings.add(index, env.principal, env.event_type);
-        }
-        if leaves.is_empty() {
-            return Ok(self.published.borrow().clone());
-        }
-        let batch = Batch {
-            old_size,
-            entries: leaves,
-            postings: postings.finish(),
-            ..Batch::default()
-        };
-        self.commit(batch, hashes, time_ms)
-            .map_err(SequenceError::Unavailable)
-    }
-
-    /// Why the batch must not be written because the data directory's filesystem would keep
-    /// less than the configured free space; `None` to go ahead. The store is never asked to
-    /// write into a full disk (redb refuses every later operation, reads too, after a failed
-    /// write), and writes resume by themselves once space is freed.
-    fn disk_full(&self, subs: &[Submission]) -> Option<String> {
-        let (dir, min_free) = self.disk_guard.as_ref()?;
-        if *min_free == 0 {
-            return None;
-        }
-        let space = match crate::space::disk_space(dir) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the data directory's free space");
-                return None;
-            }
-        };
-        self.metrics.observe_disk(&space);
-        let (entries, bytes) = subs
-            .iter()
-            .flat_map(|s| &s.entries)
-            .fold((0u64, 0u64), |(n, b), e| {
-                (n + 1, b + e.payload.len() as u64)
-            });
-        let need = min_free.saturating_add(crate::space::batch_footprint(bytes, entries));
-        (space.free_bytes < need).then(|| {
-            tracing::error!(
-                free_bytes = space.free_bytes,
-                min_free_bytes = *min_free,
-                "data directory nearly full: refusing writes"
-            );
-            format!(
-                "the data directory's disk is nearly full ({} bytes free, {} must stay free); \
-                 nothing was written; retry after space is freed",
-                space.free_bytes, min_free
-            )
-        })
-    }
-
-    fn reply_all(
-        &self,
-        accepted: Vec<Accepted>,
-        duplicates: Vec<Duplicate>,
-        published: &Arc<Published>,
-        old_size: u64,
-        time_ms: u64,
-    ) {
-        // Only in-batch duplicates need the accepted answers again; don't copy hashes otherwise.
-        let keep = duplicates
-            .iter()
-            .any(|d| matches!(d, Duplicate::InBatch(..)));
-        let mut answers: Vec<(u64, Vec<Hash>)> = Vec::new();
-        for a in accepted {
-            let n = a.count;
-            let hashes = self.batch_hashes(a.first_index - old_size, n);
-            if keep {
-                answers.push((a.first_index, hashes.clone()));
-            }
-            let _ = a.sub.reply.send(Ok(Sequenced {
-                first_index: a.first_index,
-                leaf_hashes: hashes,
-                time_ms,
-                published: published.clone(),
-                duplicate: false,
-            }));
-        }
-        for d in duplicates {
-            let (sub, first_index, hashes) = match d {
-                Duplicate::InBatch(sub, j) => {
-                    let (first, hashes) = answers.get(j).cloned().unwrap_or_default();
-                    (sub, first, hashes)
-                }
-                Duplicate::Stored(sub, index) => match self.stored_hashes(index, sub.entries.len())
-                {
-                    Ok(hashes) => (sub, index, hashes),
-                    Err(e) => {
-                        let _ = sub
-                            .reply
-                            .send(Err(SequenceError::Unavailable(e.to_string())));
-                        continue;
-                    }
-                },
-            };
-            let _ = sub.reply.send(Ok(Sequenced {
-                first_index,
-                leaf_hashes: hashes,
-                time_ms,
-                published: published.clone(),
-                duplicate: true,
-            }));
-        }
-    }
-}
-
-/// Where an idempotency key was seen before.
-enum Prior {
-    Stored(u64),
-    InBatch(usize),
-}
-
-/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
-type EncodedLeaf = (Vec<u8>, Hash, String, Option<String>);
-
-/// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
-fn encode_entries(entries: Vec<NewEntry>, time_ms: u64) -> Result<Vec<EncodedLeaf>, SequenceError> {
-    entries
-        .into_iter()
-        .map(|e| {
-            let env = LeafEnvelope {
-                time_ms,
-                principal: e.principal,
-                content_type: e.content_type,
-                event_type: e.event_type,
-                payload: e.payload,
-            };
-            let bytes = env
-                .encode()
-                .map_err(|err| SequenceError::Invalid(err.to_string()))?;
-            let hash = sealtrail_spec::leaf_hash(&bytes);
-            Ok((bytes, hash, env.principal, env.event_type))
-        })
-        .collect()
 }
 
 /// Reads hash tiles from a store (for recovery and proofs).
@@ -759,134 +1221,159 @@ impl TileReader for EdgeTiles<'_> {
     }
 }
 
-impl Sequencer {
-    fn check_idempotency(
-        &self,
-        idem: &Idempotency,
-        seen: &HashMap<[u8; 32], ([u8; 32], usize, u64)>,
-    ) -> Result<Option<Prior>, SequenceError> {
-        if let Some((hash, j, first_index)) = seen.get(&idem.key) {
-            return if *hash == idem.request_hash {
-                Ok(Some(Prior::InBatch(*j)))
-            } else {
-                Err(SequenceError::IdempotencyConflict(*first_index))
-            };
-        }
-        match self.store.idempotency(&idem.key) {
-            Ok(Some(rec)) if rec.payload_hash == idem.request_hash => {
-                Ok(Some(Prior::Stored(rec.index)))
-            }
-            Ok(Some(rec)) => Err(SequenceError::IdempotencyConflict(rec.index)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(SequenceError::Unavailable(e.to_string())),
-        }
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    use super::*;
+    use crate::store::mem::MemStore;
+
+    const ORIGIN: &str = "example.com/pipeline";
+
+    fn log(store: &Arc<MemStore>) -> (SequencerHandle, std::thread::JoinHandle<()>) {
+        let signer = Ed25519Signer::from_seed(ORIGIN, [7; 32]).unwrap();
+        let config = SequencerConfig {
+            origin: ORIGIN.into(),
+            queue_entries: 1000,
+            commit_max_entries: 100,
+            disk_guard: None,
+        };
+        start(
+            store.clone(),
+            signer,
+            &config,
+            Arc::new(Metrics::new().unwrap()),
+        )
+        .unwrap()
     }
 
-    /// Extends the tree, signs, commits durably, then publishes. On error nothing is published
-    /// and the sequencer refuses further writes.
-    fn commit(
-        &mut self,
-        mut batch: Batch,
-        leaf_hashes: Vec<Hash>,
-        time_ms: u64,
-    ) -> Result<Arc<Published>, String> {
-        let started = Instant::now();
-        let reader = EdgeTiles {
-            cache: &self.edge_tiles,
-            store: self.store.as_ref(),
-        };
-        let ext = match extend_edge(&self.edge, reader, &leaf_hashes) {
-            Ok(ext) => ext,
-            Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
-        };
-        batch.checkpoint = match sign(&self.signer, &self.origin, ext.new_size, ext.root) {
-            Ok(c) => c,
-            Err(e) => return Err(self.fail(format!("signing the checkpoint: {e}"))),
-        };
-        batch.tiles = ext
-            .tiles
-            .iter()
-            .map(|(id, hashes)| (*id, encode_hash_tile(hashes)))
-            .collect();
-        // Leaf-index rows for every run this batch completes.
-        let run = crate::leafindex::RUN as usize;
-        let next_run_hashes = if self.run_hashes.len() + leaf_hashes.len() >= run {
-            let mut all = self.run_hashes.clone();
-            all.extend_from_slice(&leaf_hashes);
-            let first_run = (batch.old_size - self.run_hashes.len() as u64) / crate::leafindex::RUN;
-            let chunks = all.chunks_exact(run);
-            let rest = chunks.remainder().to_vec();
-            for (k, chunk) in (first_run..).zip(chunks) {
-                for (bucket, row) in crate::leafindex::build_run(chunk) {
-                    batch.leaf_runs.push((k, bucket, row));
-                }
-            }
-            Some(rest)
-        } else {
-            None
-        };
-        let entries = batch.entries.len();
-        if let Err(e) = self.store.commit(&batch) {
-            self.metrics.errors.with_label_values(&[e.category()]).inc();
-            return Err(self.fail(format!("commit of {entries} entries failed: {e}")));
-        }
-        self.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.batch_entries.observe(entries as f64);
-        self.metrics.entries_appended.inc_by(entries as u64);
-        // Durable: adopt the new edge and publish.
-        for (id, hashes) in ext.tiles {
-            if id.is_full() {
-                if self
-                    .edge_tiles
-                    .get(&id.level)
-                    .is_some_and(|(i, _)| *i == id.index)
-                {
-                    self.edge_tiles.remove(&id.level);
-                }
-            } else {
-                self.edge_tiles.insert(id.level, (id.index, hashes));
-            }
-        }
-        self.edge = ext.edge;
-        self.last_time_ms = time_ms;
-        match next_run_hashes {
-            Some(rest) => self.run_hashes = rest,
-            None => self.run_hashes.extend_from_slice(&leaf_hashes),
-        }
-        self.last_batch_hashes = leaf_hashes;
-        let published = Arc::new(Published {
-            size: ext.new_size,
-            root: ext.root,
-            checkpoint: Arc::new(batch.checkpoint),
-            signed_at: SystemTime::now(),
-        });
-        self.metrics.observe_published(&published);
-        self.published.send_replace(published.clone());
-        Ok(published)
+    fn entry(payload: &str) -> Vec<NewEntry> {
+        vec![NewEntry {
+            principal: "tester".into(),
+            content_type: "application/json".into(),
+            event_type: None,
+            payload: payload.as_bytes().to_vec(),
+        }]
     }
 
-    fn fail(&self, why: String) -> String {
-        tracing::error!(error = %why, "sequencer: refusing further writes until restart");
-        self.failed.store(true, Ordering::Release);
-        why
+    fn key(k: u8, payload: &str) -> Option<Idempotency> {
+        Some(Idempotency {
+            key: [k; 32],
+            request_hash: sealtrail_spec::hash::sha256(payload.as_bytes()),
+        })
     }
 
-    fn batch_hashes(&self, offset: u64, n: usize) -> Vec<Hash> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        self.last_batch_hashes
-            .get(start..start.saturating_add(n))
-            .map(<[Hash]>::to_vec)
-            .unwrap_or_default()
+    /// `f`'s output, or a failure if it takes more than 30 s (an answer that never comes).
+    async fn answer<F: Future>(f: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(30), f)
+            .await
+            .expect("no answer within 30 s")
     }
 
-    fn stored_hashes(&self, index: u64, n: usize) -> Result<Vec<Hash>, StoreError> {
-        Ok(self
-            .store
-            .entries(index, index + n as u64)?
-            .iter()
-            .map(|bytes| sealtrail_spec::leaf_hash(bytes))
-            .collect())
+    /// Polls `f` once, which sends its submission: the sequencer takes messages in order.
+    async fn send<F: Future + Unpin>(f: &mut F) {
+        std::future::poll_fn(|cx| {
+            assert!(
+                Pin::new(&mut *f).poll(cx).is_pending(),
+                "answered too early"
+            );
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// While the writer commits one batch, the next is gathered: a repeat of an idempotency key
+    /// in the batch being committed is a duplicate of it, a different request under that key a
+    /// conflict, and new entries go into the next commit at the following indices.
+    #[tokio::test]
+    async fn the_next_batch_gathers_while_one_commits() {
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        store.hold_commits(true);
+        let mut a = Box::pin(seq.submit(entry("{\"a\":1}"), key(1, "{\"a\":1}")));
+        send(&mut a).await;
+        store.wait_for_held_commits(1);
+        let mut again = Box::pin(seq.submit(entry("{\"a\":1}"), key(1, "{\"a\":1}")));
+        send(&mut again).await;
+        let mut next = Box::pin(seq.submit(entry("{\"b\":2}"), None));
+        send(&mut next).await;
+        // Answered at once, and after the two above were gathered (messages are taken in order).
+        match answer(seq.submit(entry("{\"c\":3}"), key(1, "{\"c\":3}"))).await {
+            Err(SequenceError::IdempotencyConflict(0)) => {}
+            other => panic!("expected a conflict with entry 0, got {other:?}"),
+        }
+        assert_eq!(store.commits(), 0, "the first commit is still held");
+        store.hold_commits(false);
+        let a = a.await.unwrap();
+        let again = again.await.unwrap();
+        let next = next.await.unwrap();
+        assert_eq!((a.first_index, a.duplicate), (0, false));
+        assert_eq!((again.first_index, again.duplicate), (0, true));
+        assert_eq!(again.leaf_hashes, a.leaf_hashes);
+        assert_eq!(again.time_ms, a.time_ms);
+        assert_eq!((next.first_index, next.duplicate), (1, false));
+        assert_eq!(next.published.size, 2);
+        assert_eq!(store.commits(), 2, "one commit each");
+        assert!(next.time_ms >= a.time_ms);
+        seq.shutdown();
+        thread.join().unwrap();
+    }
+
+    /// A batch gathered behind a commit that fails is refused and never written. (Two things
+    /// see to that: the writer refuses batches after a failure, and the store refuses a batch
+    /// built on a size it does not hold.)
+    #[tokio::test]
+    async fn a_failed_commit_refuses_the_batch_gathered_behind_it() {
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        store.hold_commits(true);
+        store.fail_commits(1);
+        let mut a = Box::pin(seq.submit(entry("{\"a\":1}"), key(1, "{\"a\":1}")));
+        send(&mut a).await;
+        store.wait_for_held_commits(1);
+        let mut behind = Box::pin(seq.submit(entry("{\"b\":2}"), None));
+        send(&mut behind).await;
+        assert!(matches!(
+            answer(seq.submit(entry("{\"c\":3}"), key(1, "{\"c\":3}"))).await,
+            Err(SequenceError::IdempotencyConflict(0))
+        ));
+        store.hold_commits(false);
+        assert!(matches!(a.await, Err(SequenceError::Unavailable(_))));
+        assert!(matches!(behind.await, Err(SequenceError::Unavailable(_))));
+        assert!(seq.is_failed());
+        assert_eq!(store.tree_size().unwrap(), 0);
+        assert_eq!(store.commits(), 0);
+        assert!(matches!(
+            seq.submit(entry("{\"d\":4}"), None).await,
+            Err(SequenceError::Unavailable(_))
+        ));
+        seq.shutdown();
+        thread.join().unwrap();
+    }
+
+    /// A repeat of a committed request is answered with the stored entry's index, hashes and
+    /// sequencing time.
+    #[tokio::test]
+    async fn a_repeat_of_a_stored_request_gets_the_stored_answer() {
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        let first = seq
+            .submit(entry("{\"a\":1}"), key(1, "{\"a\":1}"))
+            .await
+            .unwrap();
+        seq.submit(entry("{\"b\":2}"), None).await.unwrap();
+        let again = seq
+            .submit(entry("{\"a\":1}"), key(1, "{\"a\":1}"))
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.first_index, 0);
+        assert_eq!(again.leaf_hashes, first.leaf_hashes);
+        assert_eq!(again.time_ms, first.time_ms);
+        assert_eq!(again.published.size, 2);
+        seq.shutdown();
+        thread.join().unwrap();
     }
 }

@@ -34,6 +34,9 @@ pub struct MemStore {
     commits: AtomicU64,
     /// What the next entry reads do first, and how many of them (see `delay_entry_reads`).
     read_delay: Mutex<Option<(u64, ReadDelay)>>,
+    /// Whether commits wait, and how many are waiting (see `hold_commits`).
+    hold: Mutex<(bool, u64)>,
+    hold_changed: std::sync::Condvar,
 }
 
 /// What an entry read of a [`MemStore`] does before answering, to test the read path.
@@ -55,6 +58,51 @@ impl MemStore {
     /// Makes the next `n` commits fail without writing anything.
     pub fn fail_commits(&self, n: u64) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// With `true`, makes every commit wait before it does anything (as a slow `fsync` would)
+    /// until called with `false`.
+    pub fn hold_commits(&self, hold: bool) {
+        let mut h = self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.0 = hold;
+        self.hold_changed.notify_all();
+    }
+
+    /// Blocks until `n` commits are waiting in [`MemStore::hold_commits`].
+    pub fn wait_for_held_commits(&self, n: u64) {
+        let mut h = self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while h.1 < n {
+            h = self
+                .hold_changed
+                .wait(h)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Waits while commits are held.
+    fn pass_hold(&self) {
+        let mut h = self
+            .hold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !h.0 {
+            return;
+        }
+        h.1 += 1;
+        self.hold_changed.notify_all();
+        while h.0 {
+            h = self
+                .hold_changed
+                .wait(h)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        h.1 -= 1;
     }
 
     /// Makes the next `n` entry reads do `delay` first, as a read that misses every cache and
@@ -225,6 +273,7 @@ impl LogStore for MemStore {
     }
 
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
+        self.pass_hold();
         let mut state = self.lock()?;
         if state.size != batch.old_size {
             return Err(StoreError::SizeMismatch {
