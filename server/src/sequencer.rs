@@ -908,23 +908,24 @@ impl Writer {
                 Err(e) => return Err(self.fail(format!("signing the checkpoint: {e}"))),
             },
         };
-        // Leaf-index rows for every run this batch completes.
+        // Leaf-index rows for every run this batch completes: the first from the unfinished
+        // run and the batch's head, any further ones from the batch alone.
         let run = crate::leafindex::RUN as usize;
-        let next_run_hashes = if self.run_hashes.len() + open.leaf_hashes.len() >= run {
-            let mut all = self.run_hashes.clone();
-            all.extend_from_slice(&open.leaf_hashes);
-            let first_run = (open.old_size - self.run_hashes.len() as u64) / crate::leafindex::RUN;
-            let chunks = all.chunks_exact(run);
-            let rest = chunks.remainder().to_vec();
-            for (k, chunk) in (first_run..).zip(chunks) {
+        let pending = self.run_hashes.len();
+        let completes = pending + open.leaf_hashes.len() >= run;
+        if completes {
+            let first_run = (open.old_size - pending as u64) / crate::leafindex::RUN;
+            let (head, tail) = open.leaf_hashes.split_at(run - pending);
+            // Completed in place (its capacity is RUN); the unfinished run is set after the commit.
+            self.run_hashes.extend_from_slice(head);
+            let runs = std::iter::once(self.run_hashes.as_slice()).chain(tail.chunks_exact(run));
+            for (k, chunk) in (first_run..).zip(runs) {
                 for (bucket, row) in crate::leafindex::build_run(chunk) {
                     batch.leaf_runs.push((k, bucket, row));
                 }
             }
-            Some(rest)
-        } else {
-            None
-        };
+            self.run_hashes.truncate(pending);
+        }
         let n = batch.entries.len();
         if let Err(e) = self.store.commit(&batch) {
             self.metrics.errors.with_label_values(&[e.category()]).inc();
@@ -947,9 +948,14 @@ impl Writer {
             }
         }
         self.edge = ext.edge;
-        match next_run_hashes {
-            Some(rest) => self.run_hashes = rest,
-            None => self.run_hashes.extend_from_slice(&open.leaf_hashes),
+        // The unfinished run keeps its buffer (RUN hashes): regrowing it every run cost fresh,
+        // zeroed pages on the writer's critical path.
+        if completes {
+            let done = (pending + open.leaf_hashes.len()) / run * run - pending;
+            self.run_hashes.clear();
+            self.run_hashes.extend_from_slice(&open.leaf_hashes[done..]);
+        } else {
+            self.run_hashes.extend_from_slice(&open.leaf_hashes);
         }
         let published = Arc::new(Published {
             size: ext.new_size,
@@ -1072,8 +1078,9 @@ pub fn start(
                 .time_ms
         }
     };
-    let run_hashes = unfinished_run(store.as_ref(), size)
+    let mut run_hashes = unfinished_run(store.as_ref(), size)
         .map_err(|e| StartError::Inconsistent(format!("reading the leaf-index tail: {e}")))?;
+    run_hashes.reserve_exact((crate::leafindex::RUN as usize).saturating_sub(run_hashes.len()));
     let published = Arc::new(Published {
         size,
         root,
@@ -1228,6 +1235,7 @@ mod tests {
     use std::task::Poll;
 
     use super::*;
+    use crate::store::LeafIndex as _;
     use crate::store::mem::MemStore;
 
     const ORIGIN: &str = "example.com/pipeline";
@@ -1375,5 +1383,60 @@ mod tests {
         assert_eq!(again.published.size, 2);
         seq.shutdown();
         thread.join().unwrap();
+    }
+
+    /// Leaf-index runs are written whichever way batches fall across them: a batch that
+    /// completes one run from the unfinished one, spans a whole second run and starts a third,
+    /// then small batches that go on from its tail (checked by fsck, which rebuilds every row).
+    #[tokio::test]
+    async fn leaf_index_runs_are_whole_across_a_batch_larger_than_a_run() {
+        let run = crate::leafindex::RUN;
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        let mut last = None;
+        for i in 0..3 {
+            last = Some(
+                seq.submit(entry(&format!("{{\"i\":{i}}}")), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let time_ms = last.unwrap().time_ms;
+        let leaves: Vec<Vec<u8>> = (0..2 * run + 10)
+            .map(|i| {
+                LeafEnvelope {
+                    time_ms,
+                    principal: "importer".into(),
+                    content_type: "application/json".into(),
+                    event_type: None,
+                    payload: format!("{{\"imported\":{i}}}").into_bytes(),
+                }
+                .encode()
+                .unwrap()
+            })
+            .collect();
+        let importer = seq.clone();
+        let published = tokio::task::spawn_blocking(move || importer.import_blocking(leaves))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(published.size, 2 * run + 13);
+        for i in 0..5 {
+            seq.submit(entry(&format!("{{\"after\":{i}}}")), None)
+                .await
+                .unwrap();
+        }
+        seq.shutdown();
+        thread.join().unwrap();
+        let signer = Ed25519Signer::from_seed(ORIGIN, [7; 32]).unwrap();
+        let report = crate::fsck::fsck(store.as_ref(), ORIGIN, &signer.verifier()).unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!(report.size, 2 * run + 18);
+        for r in 0..2 {
+            assert!(
+                (0..=255u8).any(|b| store.leaf_run(r, b).unwrap().is_some()),
+                "run {r} has no rows"
+            );
+        }
     }
 }
