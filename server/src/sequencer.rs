@@ -132,14 +132,32 @@ enum Msg {
 }
 
 /// The handle request handlers use to submit entries. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SequencerHandle {
     tx: mpsc::UnboundedSender<Msg>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     failed: Arc<AtomicBool>,
     published: watch::Receiver<Arc<Published>>,
+    shared: Arc<Shared>,
+    store: Arc<dyn LogStore>,
+    max_batch: usize,
 }
+
+impl std::fmt::Debug for SequencerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequencerHandle")
+            .field("queued", &self.queued)
+            .field("capacity", &self.capacity)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Submissions of at most this many entries are sequenced on the caller's thread while the
+/// sequencer thread holds none: encoded and hashed under the batch lock (a few microseconds per
+/// entry), which saves two thread hand-offs per request. Larger ones go through the thread.
+const INLINE_MAX_ENTRIES: usize = 16;
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,6 +185,19 @@ impl SequencerHandle {
             ));
         }
         let n = entries.len();
+        if n > self.capacity {
+            // Could never wait in the queue, so it is refused whichever way it would go.
+            return Err(SequenceError::QueueFull);
+        }
+        let (reply, rx) = oneshot::channel();
+        let sub = Submission {
+            entries,
+            idempotency,
+            reply,
+        };
+        let Some(sub) = self.try_inline(sub) else {
+            return rx.await.unwrap_or(Err(SequenceError::ShuttingDown));
+        };
         // Reserve queue room first: memory is bounded by entries waiting, not by requests.
         let reserved = self
             .queued
@@ -176,17 +207,43 @@ impl SequencerHandle {
         if reserved.is_err() {
             return Err(SequenceError::QueueFull);
         }
-        let (reply, rx) = oneshot::channel();
-        let msg = Msg::Submit(Submission {
-            entries,
-            idempotency,
-            reply,
-        });
-        if self.tx.send(msg).is_err() {
+        if !self.to_thread(Msg::Submit(sub)) {
             self.queued.fetch_sub(n, Ordering::AcqRel);
             return Err(SequenceError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// Sequences a small submission here, into the open batch, if the sequencer thread holds no
+    /// submission (which keeps arrival order) and the batch has room; gives it back otherwise.
+    fn try_inline(&self, sub: Submission) -> Option<Submission> {
+        if sub.entries.len() > INLINE_MAX_ENTRIES {
+            return Some(sub);
+        }
+        let mut guard = self.shared.lock();
+        let g = &mut *guard;
+        if g.stopping || g.with_thread > 0 || !g.fits(sub.entries.len(), self.max_batch) {
+            return Some(sub);
+        }
+        g.last_time_ms = now_ms().max(g.last_time_ms);
+        let time_ms = g.last_time_ms;
+        encode_and_accept(g, self.store.as_ref(), sub, time_ms);
+        if g.writer_idle {
+            self.shared.ready.notify_one();
+        }
+        None
+    }
+
+    /// Hands a message to the sequencer thread, counted in `with_thread` until the thread has
+    /// dealt with it; false if the thread is gone.
+    fn to_thread(&self, msg: Msg) -> bool {
+        let mut g = self.shared.lock();
+        g.with_thread += 1;
+        if self.tx.send(msg).is_err() {
+            g.with_thread -= 1;
+            return false;
+        }
+        true
     }
 
     /// Appends already-encoded leaves verbatim, in one commit, and returns the published tree
@@ -195,9 +252,9 @@ impl SequencerHandle {
     /// never call it on an async runtime thread.
     pub fn import_blocking(&self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Import(leaves, reply))
-            .map_err(|_| SequenceError::ShuttingDown)?;
+        if !self.to_thread(Msg::Import(leaves, reply)) {
+            return Err(SequenceError::ShuttingDown);
+        }
         rx.blocking_recv()
             .unwrap_or(Err(SequenceError::ShuttingDown))
     }
@@ -282,6 +339,29 @@ struct Gather {
     wake_on_take: bool,
     /// The writer stops once nothing is open.
     closing: bool,
+    /// The writer is waiting for a batch to open.
+    writer_idle: bool,
+    /// Sequencing time of the latest accepted entry; times never go backwards.
+    last_time_ms: u64,
+    /// Batches opened whose answers the sequencer thread has not yet sent.
+    outstanding: usize,
+    /// Submissions and imports sent to the sequencer thread and not yet accepted or answered.
+    /// While there are any, every submission goes through the thread, behind them.
+    with_thread: usize,
+    /// The sequencer thread is shutting down: nothing new is accepted.
+    stopping: bool,
+}
+
+impl Gather {
+    /// Whether a submission of `count` entries may join the open batch.
+    fn fits(&self, count: usize, max_batch: usize) -> bool {
+        match &self.open {
+            None => true,
+            Some(o) => {
+                o.import.is_none() && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -386,11 +466,7 @@ struct Sequencer {
     store: Arc<dyn LogStore>,
     shared: Arc<Shared>,
     max_batch: usize,
-    /// Sequencing time of the latest accepted entry; times never go backwards.
-    last_time_ms: u64,
     waiting: VecDeque<Waiting>,
-    /// Batches opened whose `Done` has not arrived.
-    outstanding: usize,
     queued: Arc<AtomicUsize>,
     failed: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -422,7 +498,7 @@ impl Sequencer {
         let mut stopping = false;
         loop {
             self.gather();
-            if stopping && self.waiting.is_empty() && self.outstanding == 0 {
+            if stopping && self.waiting.is_empty() && self.shared.lock().outstanding == 0 {
                 break;
             }
             let Some(first) = rx.blocking_recv() else {
@@ -447,16 +523,21 @@ impl Sequencer {
     fn receive(&mut self, msg: Msg, stopping: &mut bool) {
         match msg {
             Msg::Done(done) => {
-                self.outstanding -= 1;
+                self.shared.lock().outstanding -= 1;
                 self.answer(*done);
             }
             Msg::Taken => {}
-            Msg::Shutdown => *stopping = true,
+            Msg::Shutdown => {
+                *stopping = true;
+                self.shared.lock().stopping = true;
+            }
             Msg::Submit(s) if *stopping => {
                 self.queued.fetch_sub(s.entries.len(), Ordering::AcqRel);
+                self.shared.lock().with_thread -= 1;
                 let _ = s.reply.send(Err(SequenceError::ShuttingDown));
             }
             Msg::Import(_, reply) if *stopping => {
+                self.shared.lock().with_thread -= 1;
                 let _ = reply.send(Err(SequenceError::ShuttingDown));
             }
             Msg::Submit(s) => self.waiting.push_back(Waiting::Submit(s)),
@@ -474,13 +555,9 @@ impl Sequencer {
         while let Some(front) = self.waiting.front() {
             let fits = {
                 let mut g = self.shared.lock();
-                let fits = match (&g.open, front) {
-                    (None, _) => true,
-                    (Some(o), _) if o.import.is_some() => false,
-                    (Some(_), Waiting::Import(..)) => false,
-                    (Some(o), Waiting::Submit(s)) => {
-                        o.entries.is_empty() || o.entries.len() + s.entries.len() <= self.max_batch
-                    }
+                let fits = match front {
+                    Waiting::Import(..) => g.open.is_none(),
+                    Waiting::Submit(s) => g.fits(s.entries.len(), self.max_batch),
                 };
                 if !fits {
                     g.wake_on_take = true;
@@ -510,6 +587,7 @@ impl Sequencer {
     /// After a failed commit: everything waiting or gathered is refused.
     fn refuse_all(&mut self) {
         let err = SequenceError::Unavailable("an earlier commit failed".into());
+        self.shared.lock().with_thread -= self.waiting.len();
         for w in self.waiting.drain(..) {
             match w {
                 Waiting::Submit(s) => {
@@ -521,93 +599,45 @@ impl Sequencer {
                 }
             }
         }
-        let open = self.shared.lock().open.take();
+        let open = {
+            let mut g = self.shared.lock();
+            let open = g.open.take();
+            if open.is_some() {
+                g.outstanding -= 1;
+            }
+            open
+        };
         if let Some(open) = open {
-            self.outstanding -= 1;
             answer_error(open, &err);
         }
     }
 
-    /// The sequencing time for entries accepted now.
-    fn next_time(&mut self) -> u64 {
-        self.last_time_ms = now_ms().max(self.last_time_ms);
-        self.last_time_ms
-    }
-
-    /// Encodes one submission and adds it to the open batch (opening one if needed), or answers
-    /// it now. Returns whether the open batch changed.
+    /// Encodes one submission (outside the lock: the writer may be taking the previous batch
+    /// meanwhile) and adds it to the open batch (opening one if needed), or answers it now.
+    /// Returns whether the open batch changed.
     fn accept(&mut self, mut sub: Submission) -> bool {
-        let time_ms = self.next_time();
-        let count = sub.entries.len();
-        let bytes: u64 = sub.entries.iter().map(|e| e.payload.len() as u64).sum();
-        // Encoded outside the lock: the writer may be taking the previous batch meanwhile.
-        let leaves = match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
-            Ok(leaves) => leaves,
-            Err(e) => {
-                let _ = sub.reply.send(Err(e));
-                return false;
-            }
+        // This submission still counts in `with_thread`, so nothing is accepted on a caller's
+        // thread until it is in the batch: its time and index stay in order.
+        let time_ms = {
+            let mut g = self.shared.lock();
+            g.last_time_ms = now_ms().max(g.last_time_ms);
+            g.last_time_ms
         };
-        let mut guard = self.shared.lock();
-        let g = &mut *guard;
-        let next_size = g.next_size;
-        let open = g.open.get_or_insert_with(|| {
-            self.outstanding += 1;
-            Open::new(next_size)
-        });
-        if let Some(idem) = sub.idempotency {
-            match check_idempotency(self.store.as_ref(), &idem, &open.seen, &g.in_flight) {
-                Ok(Some(Prior::Stored(index))) => {
-                    open.duplicates.push(Duplicate::Stored(sub, index, count));
-                    return true;
-                }
-                Ok(Some(Prior::InBatch(j))) => {
-                    open.duplicates.push(Duplicate::InBatch(sub, j));
-                    return true;
-                }
-                Ok(Some(Prior::InFlight(first_index, hashes, time_ms))) => {
-                    open.duplicates.push(Duplicate::InFlight {
-                        sub,
-                        first_index,
-                        hashes,
-                        time_ms,
-                    });
-                    return true;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = sub.reply.send(Err(e));
-                    return true;
-                }
+        let bytes = payload_bytes(&sub.entries);
+        let encoded = encode_entries(std::mem::take(&mut sub.entries), time_ms);
+        let mut g = self.shared.lock();
+        g.with_thread -= 1;
+        match encoded {
+            Ok(leaves) => {
+                add_to_batch(&mut g, self.store.as_ref(), sub, leaves, bytes, time_ms);
+                true
+            }
+            Err(e) => {
+                drop(g);
+                let _ = sub.reply.send(Err(e));
+                false
             }
         }
-        let first_index = open.new_size();
-        for (bytes, hash, principal, event_type) in leaves {
-            open.entries.push(bytes);
-            open.leaf_hashes.push(hash);
-            open.fields.push((principal, event_type));
-        }
-        open.payload_bytes += bytes;
-        if let Some(idem) = sub.idempotency {
-            open.seen.insert(
-                idem.key,
-                (idem.request_hash, open.accepted.len(), first_index),
-            );
-            open.idempotency.push((
-                idem.key,
-                IdempotencyRecord {
-                    index: first_index,
-                    payload_hash: idem.request_hash,
-                },
-            ));
-        }
-        open.accepted.push(Accepted {
-            sub,
-            first_index,
-            count,
-            time_ms,
-        });
-        true
     }
 
     /// Checks verbatim leaves (see [`SequencerHandle::import_blocking`]) and opens a batch of
@@ -617,35 +647,29 @@ impl Sequencer {
         leaves: Vec<Vec<u8>>,
         reply: oneshot::Sender<Result<Arc<Published>, SequenceError>>,
     ) -> bool {
-        let mut time_ms = self.last_time_ms;
-        // Nothing is open (imports wait for that), so the next index stays put until ours opens.
-        let mut open = Open::new(self.shared.lock().next_size);
-        for (index, leaf) in (open.old_size..).zip(leaves) {
-            let env = match LeafEnvelope::decode(&leaf) {
-                Ok(env) => env,
-                Err(e) => {
-                    let _ = reply.send(Err(SequenceError::Invalid(format!("entry {index}: {e}"))));
-                    return false;
-                }
-            };
-            if env.time_ms < time_ms {
-                let _ = reply.send(Err(SequenceError::Invalid(format!(
-                    "entry {index}: sequencing time {} is before {time_ms}",
-                    env.time_ms
-                ))));
-                return false;
+        // Nothing is open (imports wait for that) and nothing is accepted elsewhere while the
+        // import counts in `with_thread`, so the next index and the time floor stay put.
+        let (old_size, floor) = {
+            let g = self.shared.lock();
+            (g.next_size, g.last_time_ms)
+        };
+        let checked = check_import(Open::new(old_size), leaves, floor);
+        let mut g = self.shared.lock();
+        g.with_thread -= 1;
+        match checked {
+            Ok((mut open, time_ms)) => {
+                g.last_time_ms = time_ms;
+                open.import = Some(reply);
+                g.open = Some(open);
+                g.outstanding += 1;
+                true
             }
-            time_ms = env.time_ms;
-            open.leaf_hashes.push(sealtrail_spec::leaf_hash(&leaf));
-            open.payload_bytes += env.payload.len() as u64;
-            open.fields.push((env.principal, env.event_type));
-            open.entries.push(leaf);
+            Err(e) => {
+                drop(g);
+                let _ = reply.send(Err(e));
+                false
+            }
         }
-        self.last_time_ms = time_ms;
-        open.import = Some(reply);
-        self.shared.lock().open = Some(open);
-        self.outstanding += 1;
-        true
     }
 
     /// Answers everyone waiting on a batch the writer is done with.
@@ -708,6 +732,120 @@ impl Sequencer {
             }));
         }
     }
+}
+
+/// Decodes imported leaves strictly into `open`, their sequencing times never going backwards
+/// from `time_ms`; returns the batch and the last time.
+fn check_import(
+    mut open: Open,
+    leaves: Vec<Vec<u8>>,
+    mut time_ms: u64,
+) -> Result<(Open, u64), SequenceError> {
+    for (index, leaf) in (open.old_size..).zip(leaves) {
+        let env = LeafEnvelope::decode(&leaf)
+            .map_err(|e| SequenceError::Invalid(format!("entry {index}: {e}")))?;
+        if env.time_ms < time_ms {
+            return Err(SequenceError::Invalid(format!(
+                "entry {index}: sequencing time {} is before {time_ms}",
+                env.time_ms
+            )));
+        }
+        time_ms = env.time_ms;
+        open.leaf_hashes.push(sealtrail_spec::leaf_hash(&leaf));
+        open.payload_bytes += env.payload.len() as u64;
+        open.fields.push((env.principal, env.event_type));
+        open.entries.push(leaf);
+    }
+    Ok((open, time_ms))
+}
+
+fn payload_bytes(entries: &[NewEntry]) -> u64 {
+    entries.iter().map(|e| e.payload.len() as u64).sum()
+}
+
+/// Encodes a submission at `time_ms` (the caller holds the batch lock and has made `time_ms` the
+/// latest sequencing time) and adds it to the open batch, or answers it now.
+fn encode_and_accept(g: &mut Gather, store: &dyn LogStore, mut sub: Submission, time_ms: u64) {
+    let bytes = payload_bytes(&sub.entries);
+    match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
+        Ok(leaves) => add_to_batch(g, store, sub, leaves, bytes, time_ms),
+        Err(e) => {
+            let _ = sub.reply.send(Err(e));
+        }
+    }
+}
+
+/// Adds an encoded submission to the open batch (opening one if needed), as a duplicate of an
+/// earlier request with its idempotency key, or answers it now (a conflict).
+fn add_to_batch(
+    g: &mut Gather,
+    store: &dyn LogStore,
+    sub: Submission,
+    leaves: Vec<EncodedLeaf>,
+    bytes: u64,
+    time_ms: u64,
+) {
+    let count = leaves.len();
+    let next_size = g.next_size;
+    let open = match &mut g.open {
+        Some(open) => open,
+        None => {
+            g.outstanding += 1;
+            g.open.insert(Open::new(next_size))
+        }
+    };
+    if let Some(idem) = sub.idempotency {
+        match check_idempotency(store, &idem, &open.seen, &g.in_flight) {
+            Ok(Some(Prior::Stored(index))) => {
+                open.duplicates.push(Duplicate::Stored(sub, index, count));
+                return;
+            }
+            Ok(Some(Prior::InBatch(j))) => {
+                open.duplicates.push(Duplicate::InBatch(sub, j));
+                return;
+            }
+            Ok(Some(Prior::InFlight(first_index, hashes, time_ms))) => {
+                open.duplicates.push(Duplicate::InFlight {
+                    sub,
+                    first_index,
+                    hashes,
+                    time_ms,
+                });
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = sub.reply.send(Err(e));
+                return;
+            }
+        }
+    }
+    let first_index = open.new_size();
+    for (bytes, hash, principal, event_type) in leaves {
+        open.entries.push(bytes);
+        open.leaf_hashes.push(hash);
+        open.fields.push((principal, event_type));
+    }
+    open.payload_bytes += bytes;
+    if let Some(idem) = sub.idempotency {
+        open.seen.insert(
+            idem.key,
+            (idem.request_hash, open.accepted.len(), first_index),
+        );
+        open.idempotency.push((
+            idem.key,
+            IdempotencyRecord {
+                index: first_index,
+                payload_hash: idem.request_hash,
+            },
+        ));
+    }
+    open.accepted.push(Accepted {
+        sub,
+        first_index,
+        count,
+        time_ms,
+    });
 }
 
 /// Leaf hashes of the stored entries `index..index + n` and the first one's sequencing time.
@@ -842,11 +980,13 @@ impl Writer {
             if g.closing {
                 return None;
             }
+            g.writer_idle = true;
             g = self
                 .shared
                 .ready
                 .wait(g)
                 .unwrap_or_else(PoisonError::into_inner);
+            g.writer_idle = false;
         }
     }
 
@@ -1092,13 +1232,6 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicBool::new(false));
-    let handle = SequencerHandle {
-        tx,
-        queued: queued.clone(),
-        capacity: config.queue_entries,
-        failed: failed.clone(),
-        published: pub_rx,
-    };
     let shared = Arc::new(Shared {
         gather: Mutex::new(Gather {
             next_size: size,
@@ -1106,9 +1239,24 @@ pub fn start(
             in_flight: HashMap::new(),
             wake_on_take: false,
             closing: false,
+            writer_idle: false,
+            last_time_ms,
+            outstanding: 0,
+            with_thread: 0,
+            stopping: false,
         }),
         ready: Condvar::new(),
     });
+    let handle = SequencerHandle {
+        tx,
+        queued: queued.clone(),
+        capacity: config.queue_entries,
+        failed: failed.clone(),
+        published: pub_rx,
+        shared: shared.clone(),
+        store: store.clone(),
+        max_batch: config.commit_max_entries,
+    };
     let writer = Writer {
         store: store.clone(),
         shared: shared.clone(),
@@ -1131,9 +1279,7 @@ pub fn start(
         store,
         shared,
         max_batch: config.commit_max_entries,
-        last_time_ms,
         waiting: VecDeque::new(),
-        outstanding: 0,
         queued,
         failed,
         metrics,
@@ -1235,8 +1381,8 @@ mod tests {
     use std::task::Poll;
 
     use super::*;
-    use crate::store::LeafIndex as _;
     use crate::store::mem::MemStore;
+    use crate::store::{EntryStore as _, LeafIndex as _};
 
     const ORIGIN: &str = "example.com/pipeline";
 
@@ -1438,5 +1584,101 @@ mod tests {
                 "run {r} has no rows"
             );
         }
+    }
+
+    /// Small submissions sequenced on the callers' threads and larger ones through the
+    /// sequencer thread, all at once: every entry gets exactly one index, the indices are
+    /// contiguous, and sequencing times never go backwards in index order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn inline_and_threaded_submissions_keep_indices_and_times_in_order() {
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        let mut tasks = Vec::new();
+        for t in 0..16u32 {
+            let seq = seq.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..40u32 {
+                    // Every fourth submission is larger than the inline limit.
+                    let n = if i % 4 == 3 {
+                        INLINE_MAX_ENTRIES + 5
+                    } else {
+                        1
+                    };
+                    let entries: Vec<NewEntry> = (0..n)
+                        .flat_map(|k| entry(&format!("{{\"t\":{t},\"i\":{i},\"k\":{k}}}")))
+                        .collect();
+                    let done = loop {
+                        match seq.submit(entries.clone(), None).await {
+                            Err(SequenceError::QueueFull) => tokio::task::yield_now().await,
+                            other => break other.unwrap(),
+                        }
+                    };
+                    assert_eq!(done.leaf_hashes.len(), n);
+                    got.push((done.first_index, n, done.time_ms));
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        seq.shutdown();
+        thread.join().unwrap();
+        all.sort_unstable();
+        let mut next = 0;
+        for (first, n, _) in &all {
+            assert_eq!(*first, next, "indices are contiguous and given once");
+            next += *n as u64;
+        }
+        let entries = store.entries(0, next).unwrap();
+        assert_eq!(entries.len() as u64, next);
+        let times: Vec<u64> = entries
+            .iter()
+            .map(|e| LeafEnvelope::decode(e).unwrap().time_ms)
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "sequencing times go backwards"
+        );
+        for (first, _, time_ms) in &all {
+            assert_eq!(
+                times[*first as usize], *time_ms,
+                "the answer's time is the stored one"
+            );
+        }
+    }
+
+    /// A small submission does not overtake a larger one waiting for room in the batch: while
+    /// the sequencer thread holds any submission, small ones queue behind it there.
+    #[tokio::test]
+    async fn a_small_submission_queues_behind_one_waiting_for_room() {
+        let entries = |tag: &str, n: usize| -> Vec<NewEntry> {
+            (0..n)
+                .flat_map(|k| entry(&format!("{{\"{tag}\":{k}}}")))
+                .collect()
+        };
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        store.hold_commits(true);
+        let mut x = Box::pin(seq.submit(entries("x", 1), None));
+        send(&mut x).await;
+        store.wait_for_held_commits(1);
+        // 60 entries open the next batch; 50 more do not fit beside them (at most 100); one
+        // would.
+        let mut b = Box::pin(seq.submit(entries("b", 60), None));
+        send(&mut b).await;
+        let mut c = Box::pin(seq.submit(entries("c", 50), None));
+        send(&mut c).await;
+        let mut d = Box::pin(seq.submit(entries("d", 1), None));
+        send(&mut d).await;
+        store.hold_commits(false);
+        assert_eq!(answer(x).await.unwrap().first_index, 0);
+        assert_eq!(answer(b).await.unwrap().first_index, 1);
+        assert_eq!(answer(c).await.unwrap().first_index, 61);
+        assert_eq!(answer(d).await.unwrap().first_index, 111);
+        seq.shutdown();
+        thread.join().unwrap();
     }
 }
