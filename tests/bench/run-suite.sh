@@ -137,6 +137,22 @@ resident() {
     awk '{ r += $1; s += $2 } END { if (s > 0) printf "%.0f of %.0f MiB", r / 1048576, s / 1048576; else print "?" }'
 }
 
+# pg_cpu_ticks PID: CPU clock ticks of PostgreSQL's postmaster PID, of its children that have
+# exited (reaped: the backends of closed connections) and of its live children (auxiliary
+# processes, backends not yet reaped).
+pg_cpu_ticks() {
+  local pm=$1 t=0 pid f
+  for st in /proc/[0-9]*/stat; do
+    f=$(cat "$st" 2>/dev/null) || continue
+    pid=${f%% *}
+    f=${f##*) }                       # field 3 on: state ppid ... utime(14) stime(15) cutime cstime
+    set -- $f
+    if [ "$pid" = "$pm" ]; then t=$(( t + ${12} + ${13} + ${14} + ${15} ))
+    elif [ "$2" = "$pm" ]; then t=$(( t + ${12} + ${13} )); fi
+  done
+  echo "$t"
+}
+
 kib() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB$/\1/p" "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -285,14 +301,25 @@ if [ "$PG" = 1 ]; then
 \set seq random(1, 1000000000)
 INSERT INTO audit (payload) VALUES (('{"seq":"' || lpad(:seq::text, 10, '0') || '","pad":"$PAD"}')::jsonb);
 EOF
+  PM=$(head -1 "$PGDIR/data/postmaster.pid")
+  PG_CPU0=$(pg_cpu_ticks "$PM")
+  # pgbench in a subshell whose `times` (its children's user and system time) is its CPU.
   ( cd "$PGDIR" && "$PGBIN/pgbench" -h 127.0.0.1 -p "$PGPORT" -U bench -n -c 64 -j 2 -T "$DURATION" -M prepared \
-      -f insert.sql -l --log-prefix=pgb postgres > pgbench.out 2>&1 ) || { cat "$PGDIR/pgbench.out" >&2; exit 1; }
+      -f insert.sql -l --log-prefix=pgb postgres > pgbench.out 2>&1 && times > pgbench.times ) \
+    || { cat "$PGDIR/pgbench.out" >&2; exit 1; }
+  PG_CPU1=$(pg_cpu_ticks "$PM")
   cp "$PGDIR/pgbench.out" "$OUT/pgbench.txt"
   PG_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$PGDIR/pgbench.out" | head -1)
   PG_ROWS=$("${PSQL[@]}" -At -c "SELECT count(*) FROM audit")
   PG_P=$(cat "$PGDIR"/pgb.* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 } END { i50 = int(NR * 0.5 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%.2f %.2f", v[i50] / 1000, v[i99] / 1000 }')
-  printf '{"scenario":"durable INSERT, 64 clients, 256 B (pgbench)","engine":"postgresql","result":"%.0f entries/s","p50_ms":%s,"p99_ms":%s,"note":"%s rows; synchronous_commit=on, fsync=on; jsonb payload, identity key; load %s"}\n' \
-    "$PG_TPS" ${PG_P% *} ${PG_P#* } "$PG_ROWS" "$(cut -d' ' -f1 /proc/loadavg)" >> "$ROWS"
+  # CPU per insert, like the loadgen's "CPU per request": the server's processes and pgbench's.
+  PG_CPU_US=$(awk -v a="$PG_CPU0" -v b="$PG_CPU1" -v hz="$(getconf CLK_TCK)" -v n="$PG_ROWS" \
+    'BEGIN { printf "%.0f", (b - a) / hz / n * 1e6 }')
+  PGB_CPU_US=$(sed -n 2p "$PGDIR/pgbench.times" | awk -v n="$PG_ROWS" '
+    function secs(t,  m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]*m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+    { printf "%.0f", (secs($1) + secs($2)) / n * 1e6 }')
+  printf '{"scenario":"durable INSERT, 64 clients, 256 B (pgbench)","engine":"postgresql","result":"%.0f entries/s","p50_ms":%s,"p99_ms":%s,"note":"%s rows; synchronous_commit=on, fsync=on; jsonb payload, identity key; CPU per insert: pgbench %s µs, server %s µs; load %s"}\n' \
+    "$PG_TPS" ${PG_P% *} ${PG_P#* } "$PG_ROWS" "$PGB_CPU_US" "$PG_CPU_US" "$(cut -d' ' -f1 /proc/loadavg)" >> "$ROWS"
   for ENGINE in $ENGINES; do
     [ -n "${APPEND_RATE[$ENGINE]:-}" ] || continue
     RATIO=$(awk -v a="${APPEND_RATE[$ENGINE]}" -v p="$PG_TPS" 'BEGIN { printf "%.2f", a / p }')
