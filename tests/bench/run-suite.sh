@@ -195,9 +195,10 @@ fact "SHA-256 of 256-byte inputs, one core" "cpu" "$SHA_HPS hashes/s" "openssl s
 declare -A APPEND_RATE BATCH_RATE BYTES_PER_ENTRY
 for ENGINE in $ENGINES; do
   # 1. Single-entry appends, 64 clients, 256-byte JSON; then SIGKILL and check every
-  #    acknowledged entry is still there.
+  #    acknowledged entry is still there. Two client threads, as pgbench's `-c 64 -j 2` in the
+  #    PostgreSQL baseline this rate is compared with.
   start_server "$ENGINE" "$DATA/$ENGINE-append"
-  loadgen "append-$ENGINE" --mode append --concurrency 64 --payload-bytes 256 --duration "$DURATION" \
+  loadgen "append-$ENGINE" --mode append --concurrency 64 --threads 2 --payload-bytes 256 --duration "$DURATION" \
     --scenario "HTTP appends, 64 clients, 256 B" --goal-rate 20000 --goal-p99-ms 25
   APPEND_RATE[$ENGINE]=$(json_num "$OUT/append-$ENGINE.json" entries_per_s)
   ACKED=$(json_num "$OUT/append-$ENGINE.json" tree_size_after)
