@@ -194,6 +194,8 @@ fact "SHA-256 of 256-byte inputs, one core" "cpu" "$SHA_HPS hashes/s" "openssl s
 # --- the scenarios, per engine ---------------------------------------------------------------
 declare -A APPEND_RATE BATCH_RATE BYTES_PER_ENTRY
 for ENGINE in $ENGINES; do
+  # The previous engine's gigabytes must not be written back under this one's syncs.
+  sync
   # 1. Single-entry appends, 64 clients, 256-byte JSON; then SIGKILL and check every
   #    acknowledged entry is still there. Two client threads, as pgbench's `-c 64 -j 2` in the
   #    PostgreSQL baseline this rate is compared with.
@@ -276,6 +278,7 @@ done
 # --- PostgreSQL baseline ---------------------------------------------------------------------
 if [ "$PG" = 1 ]; then
   say "PostgreSQL baseline: durable INSERTs, 64 clients, 256-byte JSON"
+  sync   # nor the engines' data under PostgreSQL's
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
   if [ ! -x "${PGBIN:-/nonexistent}/initdb" ] && [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2
