@@ -1707,4 +1707,42 @@ mod tests {
         assert!(small_enough(&sized(1, 64 * 1024)));
         assert!(!small_enough(&sized(2, 40 * 1024)));
     }
+
+    /// On shutdown, what was accepted before it (a batch being committed, one gathered on a
+    /// caller's thread) is committed and answered, and every later submission is refused,
+    /// whichever way it would have gone.
+    #[tokio::test]
+    async fn shutdown_commits_what_was_accepted_and_refuses_the_rest() {
+        let store = Arc::new(MemStore::new());
+        let (seq, thread) = log(&store);
+        store.hold_commits(true);
+        let mut a = Box::pin(seq.submit(entry("{\"a\":1}"), None));
+        send(&mut a).await;
+        store.wait_for_held_commits(1);
+        let mut b = Box::pin(seq.submit(entry("{\"b\":2}"), None));
+        send(&mut b).await;
+        seq.shutdown();
+        // Through the thread, behind the shutdown: refused once the thread has seen it.
+        let large: Vec<NewEntry> = (0..=INLINE_MAX_ENTRIES)
+            .flat_map(|k| entry(&format!("{{\"large\":{k}}}")))
+            .collect();
+        assert!(matches!(
+            answer(seq.submit(large, None)).await,
+            Err(SequenceError::ShuttingDown)
+        ));
+        assert!(matches!(
+            answer(seq.submit(entry("{\"c\":3}"), None)).await,
+            Err(SequenceError::ShuttingDown)
+        ));
+        store.hold_commits(false);
+        assert_eq!(answer(a).await.unwrap().first_index, 0);
+        let b = answer(b).await.unwrap();
+        assert_eq!((b.first_index, b.published.size), (1, 2));
+        thread.join().unwrap();
+        assert_eq!(store.entries(0, 2).unwrap().len(), 2);
+        assert!(
+            store.entries(2, 3).is_err(),
+            "nothing after the shutdown was stored"
+        );
+    }
 }
