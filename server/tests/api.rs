@@ -743,6 +743,43 @@ async fn tiles_proofs_and_checkpoints_agree() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let (_, log) = mem();
+    let id = |r: &Resp| r.headers["x-request-id"].to_str().unwrap().to_owned();
+    // Generated ids are `{pid:x}-{counter}` (the test runs in the server's process).
+    let ours = format!("{:x}-", std::process::id());
+    let generated = |v: &str| {
+        v.strip_prefix(&ours)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{v:?} is not a generated request id"))
+    };
+    let a = generated(&id(&log.get("/v1/log").await));
+    let b = generated(&id(&log.post_json("/v1/entries", "{}").await));
+    let c = generated(&id(&log.get("/nope").await));
+    assert!(a != b && b != c && a != c, "{a} {b} {c}");
+    // A client's own id is echoed; an unusable one is replaced.
+    for (sent, echoed) in [("trace-42:abc".to_owned(), true), ("y".repeat(128), true)]
+        .into_iter()
+        .chain([String::new(), "has space".into(), "z".repeat(129)].map(|v| (v, false)))
+    {
+        let r = log
+            .req(
+                Method::GET,
+                "/v1/log",
+                &[("x-request-id", sent.as_str())],
+                b"",
+            )
+            .await;
+        if echoed {
+            assert_eq!(id(&r), sent);
+        } else {
+            generated(&id(&r));
+        }
+    }
+    log.stop().await;
+}
+
+#[tokio::test]
 async fn log_info_metrics_and_health() {
     let (_, log) = mem();
     log.post_json("/v1/entries", "{}").await;

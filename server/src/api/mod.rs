@@ -8,8 +8,8 @@ mod read;
 mod search;
 mod write;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -260,33 +260,38 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The process id part of generated request ids, read once (`getpid` is a system call).
+fn request_id_prefix() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// The request's id: the client's `X-Request-Id` when it is 1 to 128 visible ASCII characters,
+/// else `{pid:x}-{counter}`.
+fn request_id(req: &Request) -> HeaderValue {
+    if let Some(v) = req.headers().get(&REQUEST_ID)
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes().iter().all(u8::is_ascii_graphic)
+    {
+        return v.clone();
+    }
+    let id = format!(
+        "{:x}-{}",
+        request_id_prefix(),
+        REQUEST_IDS.fetch_add(1, Ordering::Relaxed)
+    );
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// Request id, whole-request timeout, one structured log line and metrics per request.
 async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || {
-                format!(
-                    "{:x}-{}",
-                    std::process::id(),
-                    REQUEST_IDS.fetch_add(1, Ordering::Relaxed)
-                )
-            },
-            str::to_owned,
-        );
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    let id = request_id(&req);
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        req.headers_mut().insert(REQUEST_ID, v);
-    }
+    req.headers_mut().insert(REQUEST_ID, id.clone());
     let timeout = state.config.limits.request_timeout();
     let mut resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
@@ -296,24 +301,23 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         ))
         .into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
     let status = resp.status();
     state
         .metrics
         .http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+        .with_label_values(&[route, method.as_str(), status.as_str()])
         .inc();
     if let Some(ErrorCategory(cat)) = resp.extensions().get::<ErrorCategory>() {
         state.metrics.errors.with_label_values(&[cat]).inc();
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let request_id = id.to_str().unwrap_or("");
     if status.is_server_error() {
-        tracing::warn!(request_id = %id, %method, route, status = status.as_u16(), ms, "request");
+        tracing::warn!(request_id, %method, route, status = status.as_u16(), ms, "request");
     } else {
-        tracing::info!(request_id = %id, %method, route, status = status.as_u16(), ms, "request");
+        tracing::info!(request_id, %method, route, status = status.as_u16(), ms, "request");
     }
+    resp.headers_mut().insert(REQUEST_ID, id);
     resp
 }
 

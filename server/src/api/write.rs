@@ -260,24 +260,44 @@ pub(super) async fn post_entry(
         .await
         .map_err(sequence_error)?;
     let index = done.first_index;
-    let mut body = serde_json::json!({
-        "index": index,
-        "leaf_hash": done.leaf_hashes.first().map(|h| h.to_hex()),
-        "timestamp": done.time_ms,
-        "tree_size": done.published.size,
-        "duplicate": done.duplicate,
-    });
+    let mut reply = AppendReply {
+        index,
+        leaf_hash: done.leaf_hashes.first().map(|h| h.to_hex()),
+        timestamp: done.time_ms,
+        tree_size: done.published.size,
+        duplicate: done.duplicate,
+        checkpoint: None,
+        inclusion_proof: None,
+        tlog_proof: None,
+    };
     if let Some((size, checkpoint)) = proof_checkpoint(&st, wait, index + 1, &done).await? {
         let proof = inclusion_proof_at(&st, index, size).await?;
-        body["checkpoint"] = String::from_utf8_lossy(&checkpoint).into();
-        body["inclusion_proof"] = proof.iter().map(|h| h.to_base64()).collect();
-        body["tlog_proof"] = super::read::tlog_proof_text(index, &proof, &checkpoint)?.into();
+        reply.tlog_proof = Some(super::read::tlog_proof_text(index, &proof, &checkpoint)?);
+        reply.inclusion_proof = Some(proof.iter().map(|h| h.to_base64()).collect());
+        reply.checkpoint = Some(String::from_utf8_lossy(&checkpoint).into_owned());
     }
-    let mut resp = (status_of(&done), axum::Json(body)).into_response();
+    let mut resp = (status_of(&done), axum::Json(reply)).into_response();
     if let Ok(v) = format!("/v1/entries/{index}").parse() {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+/// The answer to `POST /v1/entries` (serialised directly: it is on every append's path).
+#[derive(serde::Serialize)]
+struct AppendReply {
+    index: u64,
+    leaf_hash: Option<String>,
+    timestamp: u64,
+    tree_size: u64,
+    duplicate: bool,
+    /// With `?wait=checkpoint` or `?wait=cosigned`: the checkpoint the proofs are against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inclusion_proof: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tlog_proof: Option<String>,
 }
 
 /// Splits a batch body into raw JSON items: a JSON array, or NDJSON (one value per line; empty

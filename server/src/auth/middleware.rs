@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -42,8 +42,9 @@ fn classify(method: &Method, matched: Option<&str>, path: &str) -> RouteClass {
 /// Facts about one request for its security events.
 struct Ctx<'a> {
     events: &'a SecurityEvents,
-    method: String,
-    path: String,
+    method: Method,
+    /// The request's URI (a shared, reference-counted copy: only refusals read it).
+    uri: Uri,
     ip: Option<IpAddr>,
 }
 
@@ -53,8 +54,8 @@ impl Ctx<'_> {
             kind,
             principal,
             self.ip,
-            &self.method,
-            &self.path,
+            self.method.as_str(),
+            self.uri.path(),
             detail,
         ));
     }
@@ -74,19 +75,20 @@ fn rate_limited(wait: Duration, what: &str) -> Response {
 /// handler rejects.
 pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let g = &st.guard;
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let class = classify(req.method(), matched.as_deref(), req.uri().path());
+    let matched = req.extensions().get::<MatchedPath>();
+    let class = classify(
+        req.method(),
+        matched.map(MatchedPath::as_str),
+        req.uri().path(),
+    );
     if class == RouteClass::Public {
         return next.run(req).await;
     }
     let peer = req.extensions().get::<Peer>().cloned();
     let ctx = Ctx {
         events: &g.events,
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
         ip: peer.as_ref().map(|p| p.addr.ip()),
     };
     let Ok(_permit) = g.inflight.clone().try_acquire_owned() else {
