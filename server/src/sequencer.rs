@@ -617,7 +617,7 @@ impl Sequencer {
     /// Encodes one submission (outside the lock: the writer may be taking the previous batch
     /// meanwhile) and adds it to the open batch (opening one if needed), or answers it now.
     /// Returns whether the open batch changed.
-    fn accept(&mut self, mut sub: Submission) -> bool {
+    fn accept(&mut self, sub: Submission) -> bool {
         // This submission still counts in `with_thread`, so nothing is accepted on a caller's
         // thread until it is in the batch: its time and index stay in order.
         let time_ms = {
@@ -625,21 +625,14 @@ impl Sequencer {
             g.last_time_ms = now_ms().max(g.last_time_ms);
             g.last_time_ms
         };
-        let bytes = payload_bytes(&sub.entries);
-        let encoded = encode_entries(std::mem::take(&mut sub.entries), time_ms);
+        let encoded = encode(sub, time_ms);
         let mut g = self.shared.lock();
         g.with_thread -= 1;
-        match encoded {
-            Ok(leaves) => {
-                add_to_batch(&mut g, self.store.as_ref(), sub, leaves, bytes, time_ms);
-                true
-            }
-            Err(e) => {
-                drop(g);
-                let _ = sub.reply.send(Err(e));
-                false
-            }
-        }
+        let Some((sub, leaves, bytes)) = encoded else {
+            return false;
+        };
+        add_to_batch(&mut g, self.store.as_ref(), sub, leaves, bytes, time_ms);
+        true
     }
 
     /// Checks verbatim leaves (see [`SequencerHandle::import_blocking`]) and opens a batch of
@@ -770,15 +763,24 @@ fn payload_bytes(entries: &[NewEntry]) -> u64 {
     entries.iter().map(|e| e.payload.len() as u64).sum()
 }
 
-/// Encodes a submission at `time_ms` (the caller holds the batch lock and has made `time_ms` the
-/// latest sequencing time) and adds it to the open batch, or answers it now.
-fn encode_and_accept(g: &mut Gather, store: &dyn LogStore, mut sub: Submission, time_ms: u64) {
+/// Encodes a submission's entries at `time_ms`: the submission, its leaves and payload bytes, or
+/// `None` once it has been answered with the error.
+fn encode(mut sub: Submission, time_ms: u64) -> Option<(Submission, Vec<EncodedLeaf>, u64)> {
     let bytes = payload_bytes(&sub.entries);
     match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
-        Ok(leaves) => add_to_batch(g, store, sub, leaves, bytes, time_ms),
+        Ok(leaves) => Some((sub, leaves, bytes)),
         Err(e) => {
             let _ = sub.reply.send(Err(e));
+            None
         }
+    }
+}
+
+/// Encodes a submission at `time_ms` (the caller holds the batch lock and has made `time_ms` the
+/// latest sequencing time) and adds it to the open batch, or answers it now.
+fn encode_and_accept(g: &mut Gather, store: &dyn LogStore, sub: Submission, time_ms: u64) {
+    if let Some((sub, leaves, bytes)) = encode(sub, time_ms) {
+        add_to_batch(g, store, sub, leaves, bytes, time_ms);
     }
 }
 
