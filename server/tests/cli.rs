@@ -63,6 +63,23 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// POSTs `body` with the curl CLI, as the README's examples do; fails unless curl answers 2xx.
+fn curl_post(url: &str, content_type: &str, body: &str) {
+    let r = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H"])
+        .arg(format!("content-type: {content_type}"))
+        .args(["--data-binary", body])
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run curl ({e}): install it (Debian: apt-get install curl), or run \
+                 scripts/test, which installs what the tests need"
+            )
+        });
+    assert!(r.status.success(), "curl: {}", text(&r.stderr));
+}
+
 #[test]
 fn keygen_writes_a_private_key_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,20 +317,7 @@ fn status_exit_codes() {
         &["--config", config.to_str().unwrap()],
     );
     let url = url_of(&seen);
-    let r = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            "{}",
-        ])
-        .arg(format!("{url}/v1/entries"))
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "curl: {}", text(&r.stderr));
+    curl_post(&format!("{url}/v1/entries"), "application/json", "{}");
     let j = status_until(&url, 1);
     assert!(
         j["checks"]
@@ -342,19 +346,7 @@ fn export_and_import_from_the_command_line() {
         .unwrap()
         .to_owned();
     let body: String = (0..300).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-    let r = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/x-ndjson",
-        ])
-        .args(["--data-binary", &body])
-        .arg(format!("{url}/v1/entries/batch"))
-        .output()
-        .unwrap();
-    assert!(r.status.success(), "curl: {}", text(&r.stderr));
+    curl_post(&format!("{url}/v1/entries/batch"), "application/x-ndjson", &body);
     // --url without --log-key is refused: the export must be checked against a known key.
     let o = sealtrail(&["export", "--url", &url, "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

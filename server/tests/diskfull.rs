@@ -33,7 +33,7 @@ impl Tmpfs {
             .expect("running mount(8)");
         assert!(
             out.status.success(),
-            "this test mounts a small tmpfs and needs root (CI runs as root): {}",
+            "this test mounts a small tmpfs and needs root, or a user namespace (scripts/test runs the tests in one when not root): {}",
             String::from_utf8_lossy(&out.stderr)
         );
         Tmpfs {

@@ -36,7 +36,12 @@ struct Rsyslog {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {cmd:?} ({e}): install it (Debian: apt-get install openssl), or run \
+             scripts/test, which installs what the tests need"
+        )
+    });
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
@@ -142,7 +147,7 @@ action(type="omfile" file="{out}" template="rec")
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot run rsyslogd ({e}): install the Debian packages rsyslog and \
-                     rsyslog-gnutls (.ci/run does)"
+                     rsyslog-gnutls, or run scripts/test, which installs them"
                 )
             });
         let mut r = Rsyslog {

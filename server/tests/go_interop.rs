@@ -38,7 +38,7 @@ const GUARD: Duration = Duration::from_secs(60);
 const BUILD_GUARD: Duration = Duration::from_secs(600);
 /// Where Debian's `golang-*-dev` packages put Go sources for GOPATH builds.
 const DEBIAN_GOPATH: &str = "/usr/share/gocode";
-const INSTALL_HINT: &str = "install Go and x/mod: `apt-get install -y golang-go golang-golang-x-mod-dev` (CI's .ci/run does this)";
+const INSTALL_HINT: &str = "install Go and x/mod: `apt-get install -y golang-go golang-golang-x-mod-dev` (scripts/test does this)";
 
 /// Final size of the test log: five full level-0 tiles and `tile/0/005.p/20`, so the level-1
 /// tile is partial (`tile/1/000.p/5`).

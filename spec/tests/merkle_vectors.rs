@@ -1,5 +1,5 @@
 //! The Merkle maths against vectors made by independent implementations: Go's
-//! golang.org/x/mod/sumdb/tlog (`shared/vectors/`), the RFC 6962 / CT reference vectors, and the
+//! golang.org/x/mod/sumdb/tlog (`spec/tests/vectors/`), the RFC 6962 / CT reference vectors, and the
 //! published examples collected in `c2sp-digest.md` section 8.
 
 #![allow(

@@ -1,6 +1,6 @@
 //! Signed-note, checkpoint, cosignature and witness-format vectors from outside this crate:
 //!
-//! - `shared/vectors/notes.json`, made by Go's `golang.org/x/mod/sumdb/note`;
+//! - `spec/tests/vectors/notes.json`, made by Go's `golang.org/x/mod/sumdb/note`;
 //! - the published examples collected in c2sp-digest section 8.5 (C2SP specs, Go x/mod
 //!   `note_test.go`, torchwood/litewitness test data, transparency-dev/formats test keys);
 //! - Cloudflare's `signed_note` crate as a live oracle.
@@ -8,7 +8,8 @@
 //! Every expected string here comes from one of those sources, never from our own output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+mod common;
+
 
 use proptest::prelude::*;
 use sealtrail_spec::checkpoint::{self, Checkpoint, CheckpointError};
@@ -22,10 +23,6 @@ use sealtrail_spec::note::{
     Verifier, VerifierKey,
 };
 use sealtrail_spec::witness::{self, AddCheckpointRequest};
-
-fn vectors_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
-}
 
 fn seed(hex_seed: &str) -> [u8; 32] {
     hex::decode(hex_seed).unwrap().try_into().unwrap()
@@ -53,7 +50,7 @@ const VECTOR_WITNESS_SEED_TEXT: &str = "tlog-oracle vector witness";
 
 #[test]
 fn go_note_vectors() {
-    let path = vectors_dir().join("notes.json");
+    let path = common::vectors_dir().join("notes.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let vectors: Vec<NoteVector> = serde_json::from_str(&text).unwrap();
     assert!(vectors.len() >= 3);

@@ -1,5 +1,5 @@
 //! tlog-policy: parsing every rule of <https://c2sp.org/tlog-policy>, and quorum evaluation on
-//! the Go-signed checkpoints of `shared/vectors/notes.json` with real cosignatures.
+//! the Go-signed checkpoints of `spec/tests/vectors/notes.json` with real cosignatures.
 //!
 //! Expected texts and outcomes are written out here from the spec, never taken from our output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

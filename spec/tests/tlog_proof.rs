@@ -1,4 +1,4 @@
-//! tlog-proof against proofs assembled by hand from Go-made vectors (`shared/vectors/`):
+//! tlog-proof against proofs assembled by hand from Go-made vectors (`spec/tests/vectors/`):
 //! `inclusion.json` gives the index, leaf hash and audit path in the `leaf-<i>` trees of sizes
 //! 1000 and 70000, and `notes.json` the log-signed checkpoints of those trees. The proof bytes
 //! are written out here with the `base64` crate, not with [`TlogProof::to_bytes`], and every

@@ -51,6 +51,18 @@ struct Witnesses {
     quorum: Option<usize>,
 }
 
+/// The entry a tlog-proof is checked for: exactly one of the two, and a missing one names both.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct LeafArgs {
+    /// The entry's bytes (for sealtrail, the leaf envelope).
+    #[arg(long)]
+    entry: Option<PathBuf>,
+    /// The entry's RFC 6962 leaf hash, in hex.
+    #[arg(long)]
+    leaf_hash: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Verify a checkpoint's log signature and witness cosignatures.
@@ -68,16 +80,8 @@ enum Command {
         common: Common,
         #[command(flatten)]
         witnesses: Witnesses,
-        /// The entry's bytes (for sealtrail, the leaf envelope).
-        #[arg(
-            long,
-            conflicts_with = "leaf_hash",
-            required_unless_present = "leaf_hash"
-        )]
-        entry: Option<PathBuf>,
-        /// The entry's RFC 6962 leaf hash, in hex.
-        #[arg(long)]
-        leaf_hash: Option<String>,
+        #[command(flatten)]
+        leaf: LeafArgs,
         /// The tlog-proof file.
         proof: PathBuf,
     },
@@ -161,8 +165,7 @@ fn run(command: &Command) -> Result<Report, Error> {
         Command::Proof {
             common,
             witnesses,
-            entry,
-            leaf_hash,
+            leaf: LeafArgs { entry, leaf_hash },
             proof,
         } => {
             let leaf = match (entry, leaf_hash) {

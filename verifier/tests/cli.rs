@@ -244,7 +244,17 @@ fn proof_tampering_is_named() {
         ],
     ))
     .failed_naming("quorum");
-    assert_eq!(run(&args(&k, &["proof", s(&p)])).code, 2);
+    let missing = run(&args(&k, &["proof", s(&p)]));
+    assert_eq!(missing.code, 2);
+    // Either flag answers the usage error, so it names both.
+    for flag in ["--entry", "--leaf-hash"] {
+        assert!(missing.stderr.contains(flag), "{}", missing.stderr);
+    }
+    let both = run(&args(
+        &k,
+        &["proof", "--entry", s(&e), "--leaf-hash", &"00".repeat(32), s(&p)],
+    ));
+    assert_eq!(both.code, 2, "{}", both.stderr);
 }
 
 // --- consistency ---

@@ -1,4 +1,4 @@
-//! Helpers shared by the spec integration tests: the Go-made vectors in `shared/vectors/` and an
+//! Helpers shared by the spec integration tests: the Go-made vectors in `tests/vectors/` and an
 //! in-memory tile store.
 #![allow(
     dead_code,
@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::{TileId, TileReader};
 
-/// `shared/vectors/`, which sits beside the repository root (locally and in CI).
+/// `spec/tests/vectors/`: the Go-made vectors, kept in the repository (see their README).
 pub fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 pub fn load(name: &str) -> serde_json::Value {
