@@ -346,7 +346,11 @@ fn export_and_import_from_the_command_line() {
         .unwrap()
         .to_owned();
     let body: String = (0..300).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-    curl_post(&format!("{url}/v1/entries/batch"), "application/x-ndjson", &body);
+    curl_post(
+        &format!("{url}/v1/entries/batch"),
+        "application/x-ndjson",
+        &body,
+    );
     // --url without --log-key is refused: the export must be checked against a known key.
     let o = sealtrail(&["export", "--url", &url, "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

@@ -10,7 +10,6 @@
 
 mod common;
 
-
 use proptest::prelude::*;
 use sealtrail_spec::checkpoint::{self, Checkpoint, CheckpointError};
 use sealtrail_spec::cosignature::{

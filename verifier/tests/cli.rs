@@ -252,7 +252,14 @@ fn proof_tampering_is_named() {
     }
     let both = run(&args(
         &k,
-        &["proof", "--entry", s(&e), "--leaf-hash", &"00".repeat(32), s(&p)],
+        &[
+            "proof",
+            "--entry",
+            s(&e),
+            "--leaf-hash",
+            &"00".repeat(32),
+            s(&p),
+        ],
     ));
     assert_eq!(both.code, 2, "{}", both.stderr);
 }
