@@ -36,6 +36,7 @@ use sealtrail_spec::tiles::{TileId, TileReader, decode_hash_tile, encode_hash_ti
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
+pub use crate::published::Published;
 use crate::store::{Batch, IdempotencyRecord, LogStore, StoreError};
 
 /// An entry as a client submitted it; the sequencer adds the sequencing time.
@@ -58,19 +59,6 @@ pub struct Idempotency {
     pub key: [u8; 32],
     /// SHA-256 of the request payload (or the whole batch body).
     pub request_hash: [u8; 32],
-}
-
-/// What the log has published: the latest durable tree and its signed checkpoint.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// Tree size.
-    pub size: u64,
-    /// Root hash at that size.
-    pub root: Hash,
-    /// The signed checkpoint note.
-    pub checkpoint: Arc<Vec<u8>>,
-    /// When the checkpoint was signed (kept out of the checkpoint body; for metrics and `/v1/log`).
-    pub signed_at: SystemTime,
 }
 
 /// The answer to a submission.
