@@ -4,7 +4,10 @@
 //! Every error is a JSON body `{"error": {"code", "message"}}`, and [`ApiError`] maps error kinds to
 //! HTTP statuses in exactly one place. No handler writes anything unless the sequencer commits it.
 
+mod cache;
+mod proof_nodes;
 mod read;
+mod read_path;
 mod search;
 mod write;
 
@@ -27,7 +30,8 @@ use crate::store::LogStore;
 
 pub use crate::http_error::ApiError;
 pub(crate) use crate::http_error::{ErrorCategory, QueryResult};
-pub use read::{ReadPath, TileCache};
+pub use cache::TileCache;
+pub use read_path::ReadPath;
 use sealtrail_net::http::media_essence;
 
 /// Everything a handler needs, behind one `Arc`: axum clones the state for every request and
