@@ -15,7 +15,7 @@ use crate::store::{LogStore, StoreError};
 /// by bytes, not count: a bundle of 64 KB entries is 16 MiB.
 const CACHED_TILE_BYTES: usize = 64 << 20;
 const CACHED_BUNDLE_BYTES: usize = 64 << 20;
-/// Bytes of tile summaries (see [`ProofNodes`]): 960 bytes per full level-0 tile and 8 KiB per
+/// Bytes of tile summaries (see [`ProofNodes`](super::proof_nodes::ProofNodes)): 960 bytes per full level-0 tile and 8 KiB per
 /// tile above, so 48 MiB covers a log of about 12M entries. Partial tiles' summaries (a new one per width, so
 /// per commit) have their own small cache, so they never push full ones out.
 const CACHED_SUMMARY_BYTES: usize = 48 << 20;

@@ -1,7 +1,8 @@
 //! The read API: tlog-tiles resources, the JSON entry and proof endpoints, and the operational
 //! endpoints. Every read is bounded by the published tree size, so nothing is served that a
 //! signed checkpoint does not cover. Point reads (a proof, a tile, an entry) run inline unless the
-//! store has recently read from the disk, scans on the blocking pool (see [`ReadPath`]).
+//! store has recently read from the disk, scans on the blocking pool (see
+//! [`ReadPath`](super::ReadPath)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
