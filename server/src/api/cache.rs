@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::{TILE_WIDTH, TileId, TileReader, decode_hash_tile};
 
-use crate::sequencer::StoreTiles;
+use crate::store::StoreTiles;
 use crate::store::{LogStore, StoreError};
 
 /// Bytes of full tiles and of full entry bundles kept in memory (each cache separately). Bounded
