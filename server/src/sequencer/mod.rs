@@ -315,9 +315,34 @@ pub struct SequencerConfig {
     pub disk_guard: Option<(std::path::PathBuf, u64)>,
 }
 
-/// Idempotency keys in batches the writer took and has not yet committed:
-/// key → (request hash, first index, leaf hashes, sequencing time).
-type InFlight = HashMap<[u8; 32], ([u8; 32], u64, Vec<Hash>, u64)>;
+/// Idempotency keys in batches the writer took and has not yet committed.
+type InFlight = HashMap<[u8; 32], InFlightKey>;
+
+/// A request with an idempotency key, in a batch the writer took: what a repeat is answered with.
+#[derive(Debug, Clone)]
+struct InFlightKey {
+    /// SHA-256 of the request, to tell a repeat from a conflict.
+    request_hash: [u8; 32],
+    first_index: u64,
+    leaf_hashes: Vec<Hash>,
+    time_ms: u64,
+}
+
+/// An idempotency key seen in the open batch.
+#[derive(Debug, Clone, Copy)]
+struct SeenKey {
+    request_hash: [u8; 32],
+    /// The submission's position in [`Open::accepted`].
+    slot: usize,
+    first_index: u64,
+}
+
+/// The fields of an entry the secondary index (`crate::query`) keeps.
+#[derive(Debug, Clone)]
+struct IndexedFields {
+    principal: String,
+    event_type: Option<String>,
+}
 
 /// What the sequencer thread and the writer thread share.
 struct Shared {
@@ -351,6 +376,23 @@ struct Gather {
 }
 
 impl Gather {
+    /// Nothing open or in flight, for a tree of `size` whose last entry was sequenced at
+    /// `last_time_ms`.
+    fn new(size: u64, last_time_ms: u64) -> Self {
+        Gather {
+            next_size: size,
+            open: None,
+            in_flight: HashMap::new(),
+            wake_on_take: false,
+            closing: false,
+            writer_idle: false,
+            last_time_ms,
+            outstanding: 0,
+            with_thread: 0,
+            stopping: false,
+        }
+    }
+
     /// Whether a submission of `count` entries may join the open batch.
     fn fits(&self, count: usize, max_batch: usize) -> bool {
         match &self.open {
@@ -376,10 +418,10 @@ struct Open {
     entries: Vec<Vec<u8>>,
     leaf_hashes: Vec<Hash>,
     /// Principal and event type of each entry, for the secondary index.
-    fields: Vec<(String, Option<String>)>,
+    fields: Vec<IndexedFields>,
     idempotency: Vec<([u8; 32], IdempotencyRecord)>,
-    /// Idempotency keys in this batch: key → (request hash, accepted slot, first index).
-    seen: HashMap<[u8; 32], ([u8; 32], usize, u64)>,
+    /// Idempotency keys in this batch.
+    seen: HashMap<[u8; 32], SeenKey>,
     accepted: Vec<Accepted>,
     duplicates: Vec<Duplicate>,
     payload_bytes: u64,
@@ -419,10 +461,14 @@ struct Accepted {
 
 /// A submission answered from an earlier entry with the same idempotency key.
 enum Duplicate {
-    /// Committed before: the first index and the number of entries.
-    Stored(Submission, u64, usize),
-    /// In the same batch (accepted slot).
-    InBatch(Submission, usize),
+    /// Committed before, at `first_index..first_index + count`.
+    Stored {
+        sub: Submission,
+        first_index: u64,
+        count: usize,
+    },
+    /// In the same batch, at this position of [`Open::accepted`].
+    InBatch { sub: Submission, slot: usize },
     /// In a batch the writer took earlier: answered with its indices once this batch is done,
     /// which is after that one.
     InFlight {
@@ -436,9 +482,9 @@ enum Duplicate {
 impl Duplicate {
     fn into_submission(self) -> Submission {
         match self {
-            Duplicate::Stored(s, ..)
-            | Duplicate::InBatch(s, _)
-            | Duplicate::InFlight { sub: s, .. } => s,
+            Duplicate::Stored { sub, .. }
+            | Duplicate::InBatch { sub, .. }
+            | Duplicate::InFlight { sub, .. } => sub,
         }
     }
 }

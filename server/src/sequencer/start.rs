@@ -1,7 +1,7 @@
 //! Recovery at start: the tree, the checkpoint, the last sequencing time and the leaf-index
 //! tail are rebuilt from what is durable and checked against each other; then the threads start.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
@@ -80,18 +80,7 @@ pub fn start(
     let queued = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
-        gather: Mutex::new(Gather {
-            next_size: size,
-            open: None,
-            in_flight: HashMap::new(),
-            wake_on_take: false,
-            closing: false,
-            writer_idle: false,
-            last_time_ms,
-            outstanding: 0,
-            with_thread: 0,
-            stopping: false,
-        }),
+        gather: Mutex::new(Gather::new(size, last_time_ms)),
         ready: Condvar::new(),
     });
     let handle = SequencerHandle {

@@ -144,10 +144,10 @@ impl Sequencer {
         let encoded = encode(sub, time_ms);
         let mut g = self.shared.lock();
         g.with_thread -= 1;
-        let Some((sub, leaves, bytes)) = encoded else {
+        let Some(encoded) = encoded else {
             return false;
         };
-        add_to_batch(&mut g, self.store.as_ref(), sub, leaves, bytes, time_ms);
+        add_to_batch(&mut g, self.store.as_ref(), encoded, time_ms);
         true
     }
 
@@ -214,8 +214,8 @@ impl Sequencer {
         }
         for d in open.duplicates {
             let (sub, first_index, hashes, time_ms) = match d {
-                Duplicate::InBatch(sub, j) => {
-                    let (first, n, time) = slots.get(j).copied().unwrap_or_default();
+                Duplicate::InBatch { sub, slot } => {
+                    let (first, n, time) = slots.get(slot).copied().unwrap_or_default();
                     (sub, first, hashes_of(first, n), time)
                 }
                 Duplicate::InFlight {
@@ -224,15 +224,17 @@ impl Sequencer {
                     hashes,
                     time_ms,
                 } => (sub, first_index, hashes, time_ms),
-                Duplicate::Stored(sub, index, count) => {
-                    match stored_entries(self.store.as_ref(), index, count) {
-                        Ok((hashes, time)) => (sub, index, hashes, time),
-                        Err(e) => {
-                            let _ = sub.reply.send(Err(SequenceError::Unavailable(e)));
-                            continue;
-                        }
+                Duplicate::Stored {
+                    sub,
+                    first_index,
+                    count,
+                } => match stored_entries(self.store.as_ref(), first_index, count) {
+                    Ok((hashes, time)) => (sub, first_index, hashes, time),
+                    Err(e) => {
+                        let _ = sub.reply.send(Err(SequenceError::Unavailable(e)));
+                        continue;
                     }
-                }
+                },
             };
             let _ = sub.reply.send(Ok(Sequenced {
                 first_index,

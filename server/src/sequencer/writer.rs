@@ -54,7 +54,12 @@ impl Writer {
                             .unwrap_or_default();
                         g.in_flight.insert(
                             idem.key,
-                            (idem.request_hash, a.first_index, hashes, a.time_ms),
+                            InFlightKey {
+                                request_hash: idem.request_hash,
+                                first_index: a.first_index,
+                                leaf_hashes: hashes,
+                                time_ms: a.time_ms,
+                            },
                         );
                     }
                 }
@@ -117,8 +122,8 @@ impl Writer {
             Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
         };
         let mut postings = crate::query::PostingsBuilder::default();
-        for (index, (principal, event_type)) in (open.old_size..).zip(open.fields.drain(..)) {
-            postings.add(index, principal, event_type);
+        for (index, f) in (open.old_size..).zip(open.fields.drain(..)) {
+            postings.add(index, f.principal, f.event_type);
         }
         let mut batch = Batch {
             old_size: open.old_size,
