@@ -19,6 +19,17 @@ use tower::ServiceExt as _;
 
 use crate::tls::Tls;
 
+/// The media type of a `Content-Type` value: before any parameters, trimmed, lowercase
+/// (`"Application/JSON; charset=utf-8"` is `"application/json"`).
+pub fn media_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Who is on the other end of a connection; an extension of every request.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {

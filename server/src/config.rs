@@ -190,6 +190,24 @@ impl Default for WitnessingConfig {
 }
 
 impl Config {
+    /// What the access-control guard needs from `[auth]`, `[limits]`, `[tls]` and `listen`.
+    pub fn guard_settings(&self) -> crate::auth::GuardSettings<'_> {
+        let l = &self.limits;
+        crate::auth::GuardSettings {
+            auth: &self.auth,
+            limits: crate::auth::RequestLimits {
+                max_concurrent_requests: l.max_concurrent_requests,
+                principal_rate_per_sec: l.principal_rate_per_sec,
+                principal_burst: l.principal_burst,
+                ip_rate_per_sec: l.ip_rate_per_sec,
+                ip_burst: l.ip_burst,
+                rate_limit_max_keys: l.rate_limit_max_keys,
+            },
+            cert_role: self.tls.cert_role(),
+            listen_is_loopback: self.listen.ip().is_loopback(),
+        }
+    }
+
     /// Reads a TOML config file. Unknown keys are errors, so a typo never silently falls back to a
     /// default.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {

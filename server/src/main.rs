@@ -12,9 +12,6 @@ use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{export, fsck, keys, status};
 use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 
-/// mimalloc instead of glibc's malloc: the read path frees and allocates many tile-sized buffers,
-/// and glibc's fastbin consolidation cost a fifth of the server's CPU serving proofs
-/// (BENCHMARKS.md, "Tuning: the allocator").
 /// Threads for store work off the HTTP workers: scans, and point reads while the store reads
 /// from the disk (see `api::read::ReadPath`). Enough to keep a disk's queue full; tokio's
 /// default of 512 let a burst of disk reads start dozens of threads, each keeping its own
@@ -22,6 +19,9 @@ use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 /// 370-450 MiB (BENCHMARKS.md). Further work queues until a thread is free.
 const BLOCKING_THREADS: usize = 16;
 
+/// mimalloc instead of glibc's malloc: the read path frees and allocates many tile-sized buffers,
+/// and glibc's fastbin consolidation cost a fifth of the server's CPU serving proofs
+/// (BENCHMARKS.md, "Tuning: the allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

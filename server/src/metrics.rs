@@ -8,7 +8,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::sequencer::Published;
+use crate::published::Published;
 
 /// Every metric the server exports.
 #[derive(Debug, Clone)]

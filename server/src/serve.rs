@@ -58,12 +58,20 @@ impl Server {
             .queue_capacity
             .set(i64::try_from(config.limits.queue_entries).unwrap_or(i64::MAX));
         let witnessing = Arc::new(
-            Witnessing::new(&config, &verifier_key, metrics.registry())
-                .map_err(|e| StartError::Config(e.to_string()))?,
+            Witnessing::new(
+                &config.witnessing,
+                &config.origin,
+                &verifier_key,
+                metrics.registry(),
+            )
+            .map_err(|e| StartError::Config(e.to_string()))?,
         );
         // Access control and TLS files are checked before the sequencer starts.
-        let guard = Guard::new(&config, Some(metrics.security_events.clone()))
-            .map_err(StartError::Config)?;
+        let guard = Guard::new(
+            config.guard_settings(),
+            Some(metrics.security_events.clone()),
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
         let tls = Tls::load(&config.tls)
             .map_err(|e| StartError::Config(format!("tls: {e}")))?
             .map(Arc::new);

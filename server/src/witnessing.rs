@@ -30,8 +30,9 @@ use sealtrail_spec::witness::{
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, WitnessingConfig};
-use crate::sequencer::{Published, SequencerHandle, StoreTiles};
+use crate::config::WitnessingConfig;
+use crate::published::Published;
+use crate::sequencer::{SequencerHandle, StoreTiles};
 use crate::store::LogStore;
 
 /// A checkpoint with enough cosignatures to meet the witness policy.
@@ -96,14 +97,14 @@ pub enum WitnessingError {
 }
 
 impl Witnessing {
-    /// Builds the policy and the witness list from `config` for the log with verifier key
-    /// `log_vkey`, and registers the metrics on `registry`.
+    /// Builds the policy and the witness list from the `[witnessing]` section `wc` for the log
+    /// `origin` with verifier key `log_vkey`, and registers the metrics on `registry`.
     pub fn new(
-        config: &Config,
+        wc: &WitnessingConfig,
+        origin: &str,
         log_vkey: &str,
         registry: &prometheus::Registry,
     ) -> Result<Self, WitnessingError> {
-        let wc = &config.witnessing;
         let invalid = |m: String| WitnessingError::Invalid(m);
         let (policy, endpoints) = if let Some(path) = &wc.policy_file {
             let bytes = std::fs::read(path).map_err(|error| WitnessingError::Read {
@@ -149,7 +150,7 @@ impl Witnessing {
         let metrics = WitnessMetrics::new(registry, &names)
             .map_err(|e| invalid(format!("registering metrics: {e}")))?;
         Ok(Witnessing {
-            origin: config.origin.clone(),
+            origin: origin.to_owned(),
             config: wc.clone(),
             policy,
             endpoints,
@@ -482,7 +483,7 @@ impl WitnessTask {
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| crate::api::media_essence(v) == CONTENT_TYPE_TLOG_SIZE);
+                .is_some_and(|v| sealtrail_net::http::media_essence(v) == CONTENT_TYPE_TLOG_SIZE);
             let bytes = resp
                 .bytes()
                 .await

@@ -11,8 +11,12 @@ use axum::http::{Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ANONYMOUS, Peer, RECENT_EVENTS, SecurityEvent, SecurityEventKind, SecurityEvents};
-use crate::api::{ApiError, AppState, ErrorCategory};
+use std::sync::Arc;
+
+use super::{
+    ANONYMOUS, Guard, Peer, RECENT_EVENTS, SecurityEvent, SecurityEventKind, SecurityEvents,
+};
+use crate::http_error::{ApiError, ErrorCategory, QueryResult};
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +77,7 @@ fn rate_limited(wait: Duration, what: &str) -> Response {
 /// per-principal limit, then the handler (with the [`Principal`] as a request extension). Records
 /// a security event for every refusal, and for oversized, malformed or too-slow requests the
 /// handler rejects.
-pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let g = &st.guard;
+pub async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>();
     let class = classify(
         req.method(),
@@ -151,8 +154,8 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
 /// `GET /v1/admin/security-events?limit=N`: the most recent security events, oldest first
 /// (admin role).
 pub async fn security_events(
-    State(st): State<AppState>,
-    query: crate::api::QueryResult,
+    State(guard): State<Arc<Guard>>,
+    query: QueryResult,
 ) -> Result<Response, ApiError> {
     let axum::extract::Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if let Some(k) = q.keys().find(|k| k.as_str() != "limit") {
@@ -165,7 +168,7 @@ pub async fn security_events(
             .ok_or_else(|| ApiError::BadRequest(format!("limit must be 1 to {RECENT_EVENTS}")))?
             as usize,
     };
-    let events = st.guard.events.recent(limit);
+    let events = guard.events.recent(limit);
     Ok(axum::Json(serde_json::json!({ "events": events })).into_response())
 }
 

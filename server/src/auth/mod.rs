@@ -31,8 +31,7 @@ pub use config::{AnonymousWrites, AuthConfig, JwtAlgorithm, JwtConfig, TokenEntr
 pub use events::{SecurityEvent, SecurityEventKind, SecurityEvents};
 pub use middleware::{guard, security_events};
 
-use crate::api::ApiError;
-use crate::config::Config;
+use crate::http_error::ApiError;
 use middleware::RouteClass;
 use ratelimit::RateLimiter;
 
@@ -154,33 +153,83 @@ pub struct Guard {
     pub events: Arc<SecurityEvents>,
 }
 
+/// What a [`Guard`] is built from: the `[auth]` section and the few facts of other sections it
+/// needs (the caller, which holds the whole configuration, gathers them).
+#[derive(Debug, Clone, Copy)]
+pub struct GuardSettings<'a> {
+    /// The `[auth]` section.
+    pub auth: &'a AuthConfig,
+    /// Concurrency and rate limits (from `[limits]`).
+    pub limits: RequestLimits,
+    /// The role of requests with a verified client certificate (from `[tls]`).
+    pub cert_role: Option<Role>,
+    /// Whether the server listens on a loopback address (`anonymous_writes = "loopback"`).
+    pub listen_is_loopback: bool,
+}
+
+/// The guard's concurrency and rate limits; see `[limits]` in the example configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestLimits {
+    /// Requests handled at once; more are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Sustained requests per second per principal (0 = no limit).
+    pub principal_rate_per_sec: f64,
+    /// Burst per principal.
+    pub principal_burst: u32,
+    /// Sustained requests per second per client IP address (0 = no limit).
+    pub ip_rate_per_sec: f64,
+    /// Burst per client IP address.
+    pub ip_burst: u32,
+    /// Most rate-limit buckets kept per kind.
+    pub rate_limit_max_keys: usize,
+}
+
+/// Why a [`Guard`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// The `[auth]` section is inconsistent or holds a malformed value.
+    #[error("{0}")]
+    Invalid(String),
+    /// The JWT verification key could not be read or used.
+    #[error("{0}")]
+    JwtKey(String),
+}
+
 impl Guard {
-    /// Builds the guard from the configuration (reads JWT key files). `counter` counts events
-    /// by kind.
-    pub fn new(c: &Config, counter: Option<prometheus::IntCounterVec>) -> Result<Self, String> {
-        let a = &c.auth;
-        a.validate()?;
+    /// Builds the guard from its settings (reads JWT key files). `counter` counts events by kind.
+    pub fn new(
+        settings: GuardSettings<'_>,
+        counter: Option<prometheus::IntCounterVec>,
+    ) -> Result<Self, GuardError> {
+        let a = settings.auth;
+        a.validate().map_err(GuardError::Invalid)?;
         let tokens = a
             .tokens
             .iter()
             .map(|t| {
-                let hash = unhex(&t.sha256).ok_or("auth.tokens: bad sha256")?;
+                let hash = unhex(&t.sha256)
+                    .ok_or_else(|| GuardError::Invalid("auth.tokens: bad sha256".into()))?;
                 let p = Principal {
                     name: format!("token:{}", t.name),
                     role: Some(t.role),
                 };
                 Ok((hash, p))
             })
-            .collect::<Result<_, String>>()?;
-        let l = &c.limits;
+            .collect::<Result<_, GuardError>>()?;
+        let l = &settings.limits;
         Ok(Guard {
             tokens,
-            jwt: a.jwt.as_ref().map(jwt::JwtAuth::new).transpose()?,
-            cert_role: c.tls.cert_role(),
+            jwt: a
+                .jwt
+                .as_ref()
+                .map(jwt::JwtAuth::new)
+                .transpose()
+                .map_err(GuardError::JwtKey)?,
+            cert_role: settings.cert_role,
             anonymous_writes: match a.anonymous_writes {
                 AnonymousWrites::Always => true,
                 AnonymousWrites::Never => false,
-                AnonymousWrites::Loopback => c.listen.ip().is_loopback(),
+                AnonymousWrites::Loopback => settings.listen_is_loopback,
             },
             private_reads: a.private_reads,
             private_metrics: a.private_metrics,

@@ -11,7 +11,8 @@
 
 use std::path::Path;
 
-use sealtrail_spec::tiles::TileId;
+use sealtrail_spec::Hash;
+use sealtrail_spec::tiles::{TileId, TileReader, decode_hash_tile};
 
 #[cfg(test)]
 mod conformance;
@@ -324,6 +325,35 @@ pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::Io(format!("syncing directory {}: {e}", dir.display())))
+}
+
+/// Reads hash tiles from a store (for recovery and proofs).
+pub struct StoreTiles<'a>(pub &'a dyn LogStore);
+
+impl std::fmt::Debug for StoreTiles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreTiles({})", self.0.engine())
+    }
+}
+
+impl TileReader for StoreTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
+        let bytes = self
+            .0
+            .tile(tile.level, tile.index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{} is missing", tile.path())))?;
+        let want = usize::from(tile.width) * 32;
+        let prefix = bytes.get(..want).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{} holds {} bytes, fewer than {want}",
+                tile.path(),
+                bytes.len()
+            ))
+        })?;
+        decode_hash_tile(prefix, tile.width).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
 }
 
 #[cfg(test)]

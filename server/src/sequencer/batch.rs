@@ -1,0 +1,430 @@
+//! The batch logic, without threads: encoding submissions into leaves, idempotency keys and
+//! duplicates, imports, and the answers to a batch that will not be written.
+
+use std::collections::HashMap;
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::envelope::LeafEnvelope;
+
+use super::*;
+use crate::store::{IdempotencyRecord, LogStore};
+
+/// Decodes imported leaves strictly into `open`, their sequencing times never going backwards
+/// from `time_ms`; returns the batch and the last time.
+pub(super) fn check_import(
+    mut open: Open,
+    leaves: Vec<Vec<u8>>,
+    mut time_ms: u64,
+) -> Result<(Open, u64), SequenceError> {
+    for (index, leaf) in (open.old_size..).zip(leaves) {
+        let env = LeafEnvelope::decode(&leaf)
+            .map_err(|e| SequenceError::Invalid(format!("entry {index}: {e}")))?;
+        if env.time_ms < time_ms {
+            return Err(SequenceError::Invalid(format!(
+                "entry {index}: sequencing time {} is before {time_ms}",
+                env.time_ms
+            )));
+        }
+        time_ms = env.time_ms;
+        open.leaf_hashes.push(sealtrail_spec::leaf_hash(&leaf));
+        open.payload_bytes += env.payload.len() as u64;
+        open.fields.push(IndexedFields {
+            principal: env.principal,
+            event_type: env.event_type,
+        });
+        open.entries.push(leaf);
+    }
+    Ok((open, time_ms))
+}
+
+/// Whether a submission may be sequenced on the caller's thread (see [`INLINE_MAX_ENTRIES`]).
+pub(super) fn small_enough(entries: &[NewEntry]) -> bool {
+    entries.len() <= INLINE_MAX_ENTRIES && payload_bytes(entries) <= INLINE_MAX_BYTES
+}
+
+pub(super) fn payload_bytes(entries: &[NewEntry]) -> u64 {
+    entries.iter().map(|e| e.payload.len() as u64).sum()
+}
+
+/// A submission whose entries are encoded: ready to join a batch.
+pub(super) struct Encoded {
+    /// The submission, its entries moved into `leaves`.
+    pub(super) sub: Submission,
+    pub(super) leaves: Vec<EncodedLeaf>,
+    /// The entries' payload bytes.
+    pub(super) payload_bytes: u64,
+}
+
+/// Encodes a submission's entries at `time_ms`, or `None` once it has been answered with the
+/// error.
+pub(super) fn encode(mut sub: Submission, time_ms: u64) -> Option<Encoded> {
+    let payload_bytes = payload_bytes(&sub.entries);
+    match encode_entries(std::mem::take(&mut sub.entries), time_ms) {
+        Ok(leaves) => Some(Encoded {
+            sub,
+            leaves,
+            payload_bytes,
+        }),
+        Err(e) => {
+            let _ = sub.reply.send(Err(e));
+            None
+        }
+    }
+}
+
+/// Encodes a submission at `time_ms` (the caller holds the batch lock and has made `time_ms` the
+/// latest sequencing time) and adds it to the open batch, or answers it now.
+pub(super) fn encode_and_accept(
+    g: &mut Gather,
+    store: &dyn LogStore,
+    sub: Submission,
+    time_ms: u64,
+) {
+    if let Some(encoded) = encode(sub, time_ms) {
+        add_to_batch(g, store, encoded, time_ms);
+    }
+}
+
+/// Adds an encoded submission to the open batch (opening one if needed), as a duplicate of an
+/// earlier request with its idempotency key, or answers it now (a conflict).
+pub(super) fn add_to_batch(g: &mut Gather, store: &dyn LogStore, encoded: Encoded, time_ms: u64) {
+    let Encoded {
+        sub,
+        leaves,
+        payload_bytes,
+    } = encoded;
+    let count = leaves.len();
+    let next_size = g.next_size;
+    let open = match &mut g.open {
+        Some(open) => open,
+        None => {
+            g.outstanding += 1;
+            g.open.insert(Open::new(next_size))
+        }
+    };
+    if let Some(idem) = sub.idempotency {
+        match check_idempotency(store, &idem, &open.seen, &g.in_flight) {
+            Ok(Some(Prior::Stored(first_index))) => {
+                open.duplicates.push(Duplicate::Stored {
+                    sub,
+                    first_index,
+                    count,
+                });
+                return;
+            }
+            Ok(Some(Prior::InBatch(slot))) => {
+                open.duplicates.push(Duplicate::InBatch { sub, slot });
+                return;
+            }
+            Ok(Some(Prior::InFlight(k))) => {
+                open.duplicates.push(Duplicate::InFlight {
+                    sub,
+                    first_index: k.first_index,
+                    hashes: k.leaf_hashes,
+                    time_ms: k.time_ms,
+                });
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = sub.reply.send(Err(e));
+                return;
+            }
+        }
+    }
+    let first_index = open.new_size();
+    for leaf in leaves {
+        open.entries.push(leaf.bytes);
+        open.leaf_hashes.push(leaf.hash);
+        open.fields.push(leaf.fields);
+    }
+    open.payload_bytes += payload_bytes;
+    if let Some(idem) = sub.idempotency {
+        open.seen.insert(
+            idem.key,
+            SeenKey {
+                request_hash: idem.request_hash,
+                slot: open.accepted.len(),
+                first_index,
+            },
+        );
+        open.idempotency.push((
+            idem.key,
+            IdempotencyRecord {
+                index: first_index,
+                payload_hash: idem.request_hash,
+            },
+        ));
+    }
+    open.accepted.push(Accepted {
+        sub,
+        first_index,
+        count,
+        time_ms,
+    });
+}
+
+/// Leaf hashes of the stored entries `index..index + n` and the first one's sequencing time.
+pub(super) fn stored_entries(
+    store: &dyn LogStore,
+    index: u64,
+    n: usize,
+) -> Result<(Vec<Hash>, u64), String> {
+    let entries = store
+        .entries(index, index + n as u64)
+        .map_err(|e| e.to_string())?;
+    let time_ms = match entries.first() {
+        Some(first) => {
+            LeafEnvelope::decode(first)
+                .map_err(|e| format!("entry {index}: {e}"))?
+                .time_ms
+        }
+        None => return Err(format!("entry {index} is missing")),
+    };
+    Ok((
+        entries
+            .iter()
+            .map(|b| sealtrail_spec::leaf_hash(b))
+            .collect(),
+        time_ms,
+    ))
+}
+
+/// Answers every submission (or the import) of a batch that will not be written with `err`.
+pub(super) fn answer_error(open: Open, err: &SequenceError) {
+    for a in open.accepted {
+        let _ = a.sub.reply.send(Err(err.clone()));
+    }
+    for d in open.duplicates {
+        let _ = d.into_submission().reply.send(Err(err.clone()));
+    }
+    if let Some(reply) = open.import {
+        let _ = reply.send(Err(err.clone()));
+    }
+}
+
+/// Where an idempotency key was used before.
+pub(super) enum Prior {
+    Stored(u64),
+    InBatch(usize),
+    InFlight(InFlightKey),
+}
+
+/// Where `idem`'s key was used before: in the open batch, in a batch the writer took, or in the
+/// store (checked last: a key leaves `in_flight` only after its batch is durable). A different
+/// request under the same key is a conflict.
+pub(super) fn check_idempotency(
+    store: &dyn LogStore,
+    idem: &Idempotency,
+    seen: &HashMap<[u8; 32], SeenKey>,
+    in_flight: &InFlight,
+) -> Result<Option<Prior>, SequenceError> {
+    if let Some(k) = seen.get(&idem.key) {
+        return if k.request_hash == idem.request_hash {
+            Ok(Some(Prior::InBatch(k.slot)))
+        } else {
+            Err(SequenceError::IdempotencyConflict(k.first_index))
+        };
+    }
+    if let Some(k) = in_flight.get(&idem.key) {
+        return if k.request_hash == idem.request_hash {
+            Ok(Some(Prior::InFlight(k.clone())))
+        } else {
+            Err(SequenceError::IdempotencyConflict(k.first_index))
+        };
+    }
+    match store.idempotency(&idem.key) {
+        Ok(Some(rec)) if rec.payload_hash == idem.request_hash => {
+            Ok(Some(Prior::Stored(rec.index)))
+        }
+        Ok(Some(rec)) => Err(SequenceError::IdempotencyConflict(rec.index)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(SequenceError::Unavailable(e.to_string())),
+    }
+}
+
+/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
+pub(super) struct EncodedLeaf {
+    pub(super) bytes: Vec<u8>,
+    pub(super) hash: Hash,
+    pub(super) fields: IndexedFields,
+}
+
+/// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
+pub(super) fn encode_entries(
+    entries: Vec<NewEntry>,
+    time_ms: u64,
+) -> Result<Vec<EncodedLeaf>, SequenceError> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let env = LeafEnvelope {
+                time_ms,
+                principal: e.principal,
+                content_type: e.content_type,
+                event_type: e.event_type,
+                payload: e.payload,
+            };
+            let bytes = env
+                .encode()
+                .map_err(|err| SequenceError::Invalid(err.to_string()))?;
+            let hash = sealtrail_spec::leaf_hash(&bytes);
+            Ok(EncodedLeaf {
+                bytes,
+                hash,
+                fields: IndexedFields {
+                    principal: env.principal,
+                    event_type: env.event_type,
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::mem::MemStore;
+
+    fn submission(
+        payloads: &[&str],
+        key: Option<(u8, u8)>,
+    ) -> (
+        Submission,
+        oneshot::Receiver<Result<Sequenced, SequenceError>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let entries = payloads
+            .iter()
+            .map(|p| NewEntry {
+                principal: "token:t".into(),
+                content_type: "text/plain".into(),
+                event_type: Some("e".into()),
+                payload: p.as_bytes().to_vec(),
+            })
+            .collect();
+        let idempotency = key.map(|(k, r)| Idempotency {
+            key: [k; 32],
+            request_hash: [r; 32],
+        });
+        let sub = Submission {
+            entries,
+            idempotency,
+            reply,
+        };
+        (sub, rx)
+    }
+
+    #[test]
+    fn submissions_take_consecutive_indices_and_keys_are_deduplicated_in_the_batch() {
+        let store = MemStore::new();
+        let mut g = Gather::new(10, 0);
+        let (a, _ra) = submission(&["a", "b"], Some((1, 1)));
+        let (b, _rb) = submission(&["c"], None);
+        let (again, _ragain) = submission(&["a", "b"], Some((1, 1)));
+        let (conflict, mut rconflict) = submission(&["x"], Some((1, 2)));
+        for (sub, t) in [(a, 5), (b, 6), (again, 7), (conflict, 8)] {
+            encode_and_accept(&mut g, &store, sub, t);
+        }
+        let open = g.open.as_ref().unwrap();
+        assert_eq!(g.outstanding, 1, "one batch opened");
+        assert_eq!(open.old_size, 10);
+        assert_eq!(
+            open.new_size(),
+            13,
+            "the repeat and the conflict added nothing"
+        );
+        let firsts: Vec<(u64, usize, u64)> = open
+            .accepted
+            .iter()
+            .map(|a| (a.first_index, a.count, a.time_ms))
+            .collect();
+        assert_eq!(firsts, [(10, 2, 5), (12, 1, 6)]);
+        assert_eq!(open.fields[2].principal, "token:t");
+        for (i, leaf) in open.entries.iter().enumerate() {
+            assert_eq!(open.leaf_hashes[i], sealtrail_spec::leaf_hash(leaf));
+            let env = LeafEnvelope::decode(leaf).unwrap();
+            assert_eq!(env.payload, [b"a".as_slice(), b"b", b"c"][i]);
+        }
+        assert!(matches!(
+            open.duplicates.as_slice(),
+            [Duplicate::InBatch { slot: 0, .. }]
+        ));
+        assert!(matches!(
+            rconflict.try_recv(),
+            Ok(Err(SequenceError::IdempotencyConflict(10)))
+        ));
+        assert_eq!(open.idempotency.len(), 1);
+        assert_eq!(open.idempotency[0].1.index, 10);
+    }
+
+    #[test]
+    fn a_key_in_a_batch_the_writer_took_is_answered_from_it() {
+        let store = MemStore::new();
+        let mut g = Gather::new(4, 0);
+        let hashes = vec![sealtrail_spec::leaf_hash(b"earlier")];
+        g.in_flight.insert(
+            [3; 32],
+            InFlightKey {
+                request_hash: [9; 32],
+                first_index: 2,
+                leaf_hashes: hashes.clone(),
+                time_ms: 77,
+            },
+        );
+        let (same, _r) = submission(&["p"], Some((3, 9)));
+        encode_and_accept(&mut g, &store, same, 100);
+        let open = g.open.as_ref().unwrap();
+        assert_eq!(open.new_size(), 4, "nothing new was added");
+        match open.duplicates.as_slice() {
+            [
+                Duplicate::InFlight {
+                    first_index,
+                    hashes: h,
+                    time_ms,
+                    ..
+                },
+            ] => assert_eq!((*first_index, h, *time_ms), (2, &hashes, 77)),
+            _ => panic!("expected one in-flight duplicate"),
+        }
+        let (other, mut r) = submission(&["p"], Some((3, 8)));
+        encode_and_accept(&mut g, &store, other, 101);
+        assert!(matches!(
+            r.try_recv(),
+            Ok(Err(SequenceError::IdempotencyConflict(2)))
+        ));
+    }
+
+    #[test]
+    fn an_import_must_decode_and_keep_times_in_order() {
+        let leaf = |t: u64| {
+            LeafEnvelope {
+                time_ms: t,
+                principal: "p".into(),
+                content_type: "c".into(),
+                event_type: None,
+                payload: b"x".to_vec(),
+            }
+            .encode()
+            .unwrap()
+        };
+        let (open, last) = check_import(Open::new(0), vec![leaf(5), leaf(5), leaf(9)], 5).unwrap();
+        assert_eq!((open.new_size(), last), (3, 9));
+        let Err(SequenceError::Invalid(why)) =
+            check_import(Open::new(7), vec![leaf(5), leaf(4)], 0)
+        else {
+            panic!("a time going backwards was accepted");
+        };
+        assert!(why.contains("entry 8"), "{why}");
+        assert!(matches!(
+            check_import(Open::new(0), vec![b"junk".to_vec()], 0),
+            Err(SequenceError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_import(Open::new(0), vec![leaf(1)], 2),
+            Err(SequenceError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,544 @@
+//! The sequencer: the one writer of a log.
+//!
+//! Two OS threads per log. The **sequencer thread** receives submissions, checks idempotency
+//! keys, builds the leaf envelopes and their hashes, and gathers them into the open batch at
+//! indices after everything already handed on. The **writer thread** owns the tree's right edge
+//! and the store's write side: whenever it is free it takes the whole open batch (up to
+//! `commit_max_entries`), extends the tree with `sealtrail-spec`, signs the checkpoint for the new
+//! size, and commits entries, tiles, idempotency records, leaf-hash index, secondary-index
+//! postings (`crate::query`) and checkpoint in ONE durable transaction. Then it publishes the
+//! checkpoint and hands the batch back, and the sequencer thread answers the callers. So the next
+//! batch is received, encoded and hashed while one is being written and synced: group commit,
+//! with the per-entry work off the commit's critical path.
+//!
+//! Invariants:
+//! - A reply with an index is sent only after the commit holding it returned: acknowledged entries
+//!   are durable.
+//! - A checkpoint is published (leaves the writer) only after the tree it signs is durable, and
+//!   the tree only grows, so two published checkpoints are always consistent.
+//! - An idempotency key is found in the open batch, in a batch the writer took (until that batch
+//!   is durable), or in the store, so a repeated request never gets a second index.
+//! - After a failed commit the log refuses all writes until restart, including a batch already
+//!   gathered: the store's state after a failed `fsync` is unknowable, and a restart rebuilds
+//!   everything from what is durable.
+
+mod batch;
+mod start;
+#[cfg(test)]
+mod tests;
+mod thread;
+mod writer;
+
+use batch::{encode_and_accept, small_enough};
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::extend::RightEdge;
+use sealtrail_spec::note::Ed25519Signer;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::metrics::Metrics;
+pub use crate::published::Published;
+pub use crate::store::StoreTiles;
+use crate::store::{IdempotencyRecord, LogStore, StoreError};
+pub use start::start;
+
+/// An entry as a client submitted it; the sequencer adds the sequencing time.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The authenticated principal (or `anonymous`).
+    pub principal: String,
+    /// The payload's content type, as sent.
+    pub content_type: String,
+    /// The optional event type.
+    pub event_type: Option<String>,
+    /// The payload bytes, exactly as sent.
+    pub payload: Vec<u8>,
+}
+
+/// An idempotency key digest and the digest of the request it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency {
+    /// SHA-256 over the principal and the client's key (see the HTTP layer).
+    pub key: [u8; 32],
+    /// SHA-256 of the request payload (or the whole batch body).
+    pub request_hash: [u8; 32],
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone)]
+pub struct Sequenced {
+    /// Index of the first entry of the submission.
+    pub first_index: u64,
+    /// Leaf hashes of the submission's entries, in order.
+    pub leaf_hashes: Vec<Hash>,
+    /// Sequencing time (ms since the Unix epoch) written into the envelopes.
+    pub time_ms: u64,
+    /// The published tree that includes these entries.
+    pub published: Arc<Published>,
+    /// True if an idempotency key matched an earlier submission: nothing new was appended.
+    pub duplicate: bool,
+}
+
+/// Why a submission was not sequenced.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SequenceError {
+    /// Too many entries are waiting; retry later.
+    #[error("the sequencer queue is full")]
+    QueueFull,
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key already used for a different request (entry {0})")]
+    IdempotencyConflict(u64),
+    /// The log cannot accept writes (a commit failed; see the logs).
+    #[error("the log is not accepting writes: {0}")]
+    Unavailable(String),
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The entry could not be encoded (a field broke an envelope limit).
+    #[error("invalid entry: {0}")]
+    Invalid(String),
+    /// The data directory's filesystem is (nearly) full; nothing was written. Retry later.
+    #[error("{0}")]
+    DiskFull(String),
+}
+
+struct Submission {
+    entries: Vec<NewEntry>,
+    idempotency: Option<Idempotency>,
+    reply: oneshot::Sender<Result<Sequenced, SequenceError>>,
+}
+
+enum Msg {
+    Submit(Submission),
+    /// Leaves appended verbatim (restoring an export).
+    Import(
+        Vec<Vec<u8>>,
+        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
+    ),
+    Shutdown,
+    /// From the writer: a batch is done, to be answered.
+    Done(Box<Done>),
+    /// From the writer: it took the open batch, so waiting submissions have room.
+    Taken,
+}
+
+/// The handle request handlers use to submit entries. Cheap to clone.
+#[derive(Clone)]
+pub struct SequencerHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    failed: Arc<AtomicBool>,
+    published: watch::Receiver<Arc<Published>>,
+    shared: Arc<Shared>,
+    store: Arc<dyn LogStore>,
+    max_batch: usize,
+}
+
+impl std::fmt::Debug for SequencerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequencerHandle")
+            .field("queued", &self.queued)
+            .field("capacity", &self.capacity)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Submissions of at most this many entries and payload bytes are sequenced on the caller's
+/// thread while the sequencer thread holds none: encoded and hashed under the batch lock (a few
+/// microseconds for a typical entry, at most tens for the largest), which saves two thread
+/// hand-offs per request. Larger ones go through the thread.
+const INLINE_MAX_ENTRIES: usize = 16;
+const INLINE_MAX_BYTES: u64 = 64 * 1024;
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Submit(_) => "Submit",
+            Msg::Import(..) => "Import",
+            Msg::Shutdown => "Shutdown",
+            Msg::Done(_) => "Done",
+            Msg::Taken => "Taken",
+        })
+    }
+}
+
+impl SequencerHandle {
+    /// Queues `entries` (all-or-nothing, at consecutive indices) and waits until they are
+    /// durable, or the reason they will not be.
+    pub async fn submit(
+        &self,
+        entries: Vec<NewEntry>,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Sequenced, SequenceError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SequenceError::Unavailable(
+                "an earlier commit failed".into(),
+            ));
+        }
+        let n = entries.len();
+        if n > self.capacity {
+            // Could never wait in the queue, so it is refused whichever way it would go.
+            return Err(SequenceError::QueueFull);
+        }
+        let (reply, rx) = oneshot::channel();
+        let sub = Submission {
+            entries,
+            idempotency,
+            reply,
+        };
+        let Some(sub) = self.try_inline(sub) else {
+            return rx.await.unwrap_or(Err(SequenceError::ShuttingDown));
+        };
+        // Reserve queue room first: memory is bounded by entries waiting, not by requests.
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + n <= self.capacity).then_some(q + n)
+            });
+        if reserved.is_err() {
+            return Err(SequenceError::QueueFull);
+        }
+        if !self.to_thread(Msg::Submit(sub)) {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(SequenceError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// Sequences a small submission here, into the open batch, if the sequencer thread holds no
+    /// submission (which keeps arrival order) and the batch has room; gives it back otherwise.
+    fn try_inline(&self, sub: Submission) -> Option<Submission> {
+        if !small_enough(&sub.entries) {
+            return Some(sub);
+        }
+        let mut guard = self.shared.lock();
+        let g = &mut *guard;
+        if g.stopping || g.with_thread > 0 || !g.fits(sub.entries.len(), self.max_batch) {
+            return Some(sub);
+        }
+        g.last_time_ms = now_ms().max(g.last_time_ms);
+        let time_ms = g.last_time_ms;
+        encode_and_accept(g, self.store.as_ref(), sub, time_ms);
+        if g.writer_idle {
+            self.shared.ready.notify_one();
+        }
+        None
+    }
+
+    /// Hands a message to the sequencer thread, counted in `with_thread` until the thread has
+    /// dealt with it; false if the thread is gone.
+    fn to_thread(&self, msg: Msg) -> bool {
+        let mut g = self.shared.lock();
+        g.with_thread += 1;
+        if self.tx.send(msg).is_err() {
+            g.with_thread -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Appends already-encoded leaves verbatim, in one commit, and returns the published tree
+    /// (for `sealtrail import`, which has verified them against a signed checkpoint). Each leaf
+    /// must decode strictly as an envelope and sequencing times must not go backwards. Blocks:
+    /// never call it on an async runtime thread.
+    pub fn import_blocking(&self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.to_thread(Msg::Import(leaves, reply)) {
+            return Err(SequenceError::ShuttingDown);
+        }
+        rx.blocking_recv()
+            .unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// The latest published tree.
+    pub fn published(&self) -> Arc<Published> {
+        self.published.borrow().clone()
+    }
+
+    /// A receiver that changes whenever a new checkpoint is published.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.clone()
+    }
+
+    /// Entries waiting for the sequencer.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Whether writes are refused after a failed commit.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Asks the sequencer to finish everything queued so far and stop.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+/// Why the sequencer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store does not match the last checkpoint it recorded, or holds an undecodable entry.
+    #[error("refusing to start: {0}; run `sealtrail fsck`")]
+    Inconsistent(String),
+    /// A setting or configured service the server cannot use (TLS files, JWT keys, access
+    /// control, witnesses, metrics).
+    #[error("refusing to start: {0}")]
+    Config(String),
+    /// A forwarding sink cannot be built (unreadable CA file, bad URL, unwritable file).
+    #[error("forwarding: {0}")]
+    Forward(String),
+}
+
+/// Settings the sequencer needs.
+#[derive(Debug, Clone)]
+pub struct SequencerConfig {
+    /// The log origin.
+    pub origin: String,
+    /// Most entries waiting before `QueueFull`.
+    pub queue_entries: usize,
+    /// Most entries per commit.
+    pub commit_max_entries: usize,
+    /// The data directory and the free bytes its filesystem must keep (see
+    /// `Limits::min_free_bytes`); `None` for stores without a directory.
+    pub disk_guard: Option<(std::path::PathBuf, u64)>,
+}
+
+/// Idempotency keys in batches the writer took and has not yet committed.
+type InFlight = HashMap<[u8; 32], InFlightKey>;
+
+/// A request with an idempotency key, in a batch the writer took: what a repeat is answered with.
+#[derive(Debug, Clone)]
+struct InFlightKey {
+    /// SHA-256 of the request, to tell a repeat from a conflict.
+    request_hash: [u8; 32],
+    first_index: u64,
+    leaf_hashes: Vec<Hash>,
+    time_ms: u64,
+}
+
+/// An idempotency key seen in the open batch.
+#[derive(Debug, Clone, Copy)]
+struct SeenKey {
+    request_hash: [u8; 32],
+    /// The submission's position in [`Open::accepted`].
+    slot: usize,
+    first_index: u64,
+}
+
+/// The fields of an entry the secondary index (`crate::query`) keeps.
+#[derive(Debug, Clone)]
+struct IndexedFields {
+    principal: String,
+    event_type: Option<String>,
+}
+
+/// What the sequencer thread and the writer thread share.
+struct Shared {
+    gather: Mutex<Gather>,
+    /// Signalled when a batch opens (or the writer must stop).
+    ready: Condvar,
+}
+
+/// The batch being gathered and what the writer has taken.
+struct Gather {
+    /// Index of the next entry accepted: the tree size after every batch the writer took.
+    next_size: u64,
+    /// The batch being gathered, taken whole by the writer when it is free.
+    open: Option<Open>,
+    in_flight: InFlight,
+    /// The writer tells the sequencer when it takes a batch (submissions wait for room).
+    wake_on_take: bool,
+    /// The writer stops once nothing is open.
+    closing: bool,
+    /// The writer is waiting for a batch to open.
+    writer_idle: bool,
+    /// Sequencing time of the latest accepted entry; times never go backwards.
+    last_time_ms: u64,
+    /// Batches opened whose answers the sequencer thread has not yet sent.
+    outstanding: usize,
+    /// Submissions and imports sent to the sequencer thread and not yet accepted or answered.
+    /// While there are any, every submission goes through the thread, behind them.
+    with_thread: usize,
+    /// The sequencer thread is shutting down: nothing new is accepted.
+    stopping: bool,
+}
+
+impl Gather {
+    /// Nothing open or in flight, for a tree of `size` whose last entry was sequenced at
+    /// `last_time_ms`.
+    fn new(size: u64, last_time_ms: u64) -> Self {
+        Gather {
+            next_size: size,
+            open: None,
+            in_flight: HashMap::new(),
+            wake_on_take: false,
+            closing: false,
+            writer_idle: false,
+            last_time_ms,
+            outstanding: 0,
+            with_thread: 0,
+            stopping: false,
+        }
+    }
+
+    /// Whether a submission of `count` entries may join the open batch.
+    fn fits(&self, count: usize, max_batch: usize) -> bool {
+        match &self.open {
+            None => true,
+            Some(o) => {
+                o.import.is_none() && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Gather> {
+        // Nothing in `Gather` is left half-changed by a panic that matters more than stopping
+        // the log, and a poisoned lock would stop it; go on with the state as it is.
+        self.gather.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A batch being gathered: entries encoded and hashed, at indices from `old_size`.
+struct Open {
+    old_size: u64,
+    entries: Vec<Vec<u8>>,
+    leaf_hashes: Vec<Hash>,
+    /// Principal and event type of each entry, for the secondary index.
+    fields: Vec<IndexedFields>,
+    idempotency: Vec<([u8; 32], IdempotencyRecord)>,
+    /// Idempotency keys in this batch.
+    seen: HashMap<[u8; 32], SeenKey>,
+    accepted: Vec<Accepted>,
+    duplicates: Vec<Duplicate>,
+    payload_bytes: u64,
+    /// An import: verbatim leaves, alone in their batch.
+    import: Option<oneshot::Sender<Result<Arc<Published>, SequenceError>>>,
+}
+
+impl Open {
+    fn new(old_size: u64) -> Self {
+        Open {
+            old_size,
+            entries: Vec::new(),
+            leaf_hashes: Vec::new(),
+            fields: Vec::new(),
+            idempotency: Vec::new(),
+            seen: HashMap::new(),
+            accepted: Vec::new(),
+            duplicates: Vec::new(),
+            payload_bytes: 0,
+            import: None,
+        }
+    }
+
+    fn new_size(&self) -> u64 {
+        self.old_size + self.entries.len() as u64
+    }
+}
+
+/// A submission accepted into a batch.
+struct Accepted {
+    sub: Submission,
+    first_index: u64,
+    /// Entries in the submission (its entries were moved into the batch).
+    count: usize,
+    time_ms: u64,
+}
+
+/// A submission answered from an earlier entry with the same idempotency key.
+enum Duplicate {
+    /// Committed before, at `first_index..first_index + count`.
+    Stored {
+        sub: Submission,
+        first_index: u64,
+        count: usize,
+    },
+    /// In the same batch, at this position of [`Open::accepted`].
+    InBatch { sub: Submission, slot: usize },
+    /// In a batch the writer took earlier: answered with its indices once this batch is done,
+    /// which is after that one.
+    InFlight {
+        sub: Submission,
+        first_index: u64,
+        hashes: Vec<Hash>,
+        time_ms: u64,
+    },
+}
+
+impl Duplicate {
+    fn into_submission(self) -> Submission {
+        match self {
+            Duplicate::Stored { sub, .. }
+            | Duplicate::InBatch { sub, .. }
+            | Duplicate::InFlight { sub, .. } => sub,
+        }
+    }
+}
+
+/// A batch the writer is done with, for the sequencer thread to answer.
+struct Done {
+    result: Result<Arc<Published>, SequenceError>,
+    open: Open,
+}
+
+/// A message waiting for room in the open batch.
+enum Waiting {
+    Submit(Submission),
+    Import(
+        Vec<Vec<u8>>,
+        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
+    ),
+}
+
+/// The sequencer thread: receives submissions, encodes and hashes them into the open batch,
+/// and answers each batch once the writer is done with it.
+struct Sequencer {
+    store: Arc<dyn LogStore>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    waiting: VecDeque<Waiting>,
+    queued: Arc<AtomicUsize>,
+    failed: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The writer thread: owns the tree's right edge and the store's write side. Takes the open
+/// batch whenever it is free, extends the tree, signs, commits durably, publishes.
+struct Writer {
+    store: Arc<dyn LogStore>,
+    shared: Arc<Shared>,
+    signer: Ed25519Signer,
+    origin: String,
+    edge: RightEdge,
+    /// The rightmost partial tile of each level: what the next extension reads.
+    edge_tiles: BTreeMap<u8, (u64, Vec<Hash>)>,
+    /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
+    run_hashes: Vec<Hash>,
+    disk_guard: Option<(std::path::PathBuf, u64)>,
+    published: watch::Sender<Arc<Published>>,
+    failed: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    /// To the sequencer thread (weak: it does not keep the channel open).
+    notify: mpsc::WeakUnboundedSender<Msg>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,147 @@
+//! Recovery at start: the tree, the checkpoint, the last sequencing time and the leaf-index
+//! tail are rebuilt from what is durable and checked against each other; then the threads start.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::SystemTime;
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::extend::RightEdge;
+use sealtrail_spec::note::Ed25519Signer;
+use sealtrail_spec::tiles::{TileId, TileReader};
+use tokio::sync::{mpsc, watch};
+
+use super::*;
+use crate::metrics::Metrics;
+use crate::store::{LogStore, StoreError, StoreTiles};
+
+use super::writer::sign;
+
+/// Recovers the log state from `store`, checks it against the stored checkpoint, and starts the
+/// sequencer thread. Returns the handle and the thread (joined after [`SequencerHandle::shutdown`]).
+pub fn start(
+    store: Arc<dyn LogStore>,
+    signer: Ed25519Signer,
+    config: &SequencerConfig,
+    metrics: Arc<Metrics>,
+) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StartError> {
+    let size = store.tree_size()?;
+    let edge = RightEdge::from_tiles(size, &mut StoreTiles(store.as_ref()))
+        .map_err(|e| StartError::Inconsistent(format!("rebuilding the right edge: {e}")))?;
+    let root = edge.root();
+    let verifier = signer.verifier();
+    let checkpoint = match store.checkpoint()? {
+        Some(note) => {
+            let cp = sealtrail_spec::checkpoint::open(&note, &config.origin, &[&verifier])
+                .map_err(|e| StartError::Inconsistent(format!("stored checkpoint: {e}")))?;
+            let c = cp.checkpoint();
+            if c.size() != size || c.root() != root {
+                return Err(StartError::Inconsistent(format!(
+                    "stored checkpoint is size {} root {} but the store holds size {size} root {root}",
+                    c.size(),
+                    c.root().to_base64()
+                )));
+            }
+            note
+        }
+        None if size == 0 => sign(&signer, &config.origin, 0, root)
+            .map_err(|e| StartError::Inconsistent(e.to_string()))?,
+        None => {
+            return Err(StartError::Inconsistent(format!(
+                "store holds {size} entries but no checkpoint"
+            )));
+        }
+    };
+    let last_time_ms = match size.checked_sub(1) {
+        None => 0,
+        Some(last) => {
+            let bytes = store
+                .entry(last)?
+                .ok_or_else(|| StartError::Inconsistent(format!("entry {last} is missing")))?;
+            LeafEnvelope::decode(&bytes)
+                .map_err(|e| StartError::Inconsistent(format!("entry {last}: {e}")))?
+                .time_ms
+        }
+    };
+    let mut run_hashes = unfinished_run(store.as_ref(), size)
+        .map_err(|e| StartError::Inconsistent(format!("reading the leaf-index tail: {e}")))?;
+    run_hashes.reserve_exact((crate::leafindex::RUN as usize).saturating_sub(run_hashes.len()));
+    let published = Arc::new(Published {
+        size,
+        root,
+        checkpoint: Arc::new(checkpoint),
+        signed_at: SystemTime::now(),
+    });
+    metrics.observe_published(&published);
+    let (pub_tx, pub_rx) = watch::channel(published);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        gather: Mutex::new(Gather::new(size, last_time_ms)),
+        ready: Condvar::new(),
+    });
+    let handle = SequencerHandle {
+        tx,
+        queued: queued.clone(),
+        capacity: config.queue_entries,
+        failed: failed.clone(),
+        published: pub_rx,
+        shared: shared.clone(),
+        store: store.clone(),
+        max_batch: config.commit_max_entries,
+    };
+    let writer = Writer {
+        store: store.clone(),
+        shared: shared.clone(),
+        signer,
+        origin: config.origin.clone(),
+        edge,
+        edge_tiles: BTreeMap::new(),
+        run_hashes,
+        disk_guard: config.disk_guard.clone(),
+        published: pub_tx,
+        failed: failed.clone(),
+        metrics: metrics.clone(),
+        notify: handle.tx.downgrade(),
+    };
+    let writer_thread = std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| StartError::Store(StoreError::Io(format!("spawning the writer: {e}"))))?;
+    let seq = Sequencer {
+        store,
+        shared,
+        max_batch: config.commit_max_entries,
+        waiting: VecDeque::new(),
+        queued,
+        failed,
+        metrics,
+        writer: Some(writer_thread),
+    };
+    let thread = std::thread::Builder::new()
+        .name("sequencer".into())
+        .spawn(move || seq.run(rx))
+        .map_err(|e| StartError::Store(StoreError::Io(format!("spawning the sequencer: {e}"))))?;
+    Ok((handle, thread))
+}
+
+/// Leaf hashes of the entries after the last completed leaf-index run, from the level-0 tiles.
+fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
+    let start = size / crate::leafindex::RUN * crate::leafindex::RUN;
+    let mut hashes = Vec::new();
+    let mut tiles = StoreTiles(store);
+    let mut at = start;
+    while at < size {
+        let width = u16::try_from((size - at).min(256)).unwrap_or(256);
+        hashes.extend(tiles.read_tile(TileId {
+            level: 0,
+            index: at / 256,
+            width,
+        })?);
+        at += u64::from(width);
+    }
+    Ok(hashes)
+}

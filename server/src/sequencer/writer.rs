@@ -1,0 +1,271 @@
+//! The writer thread: takes the open batch whenever it is free, extends the tree, signs the
+//! checkpoint, commits everything in one durable transaction, then publishes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use sealtrail_spec::Hash;
+use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
+use sealtrail_spec::extend::extend_edge;
+use sealtrail_spec::note::Ed25519Signer;
+use sealtrail_spec::tiles::{TileId, TileReader, encode_hash_tile};
+
+use super::*;
+use crate::store::{Batch, LogStore, StoreError, StoreTiles};
+
+impl Writer {
+    pub(super) fn run(mut self) {
+        while let Some(mut open) = self.take() {
+            let result = self.write(&mut open);
+            if let Some(tx) = self.notify.upgrade() {
+                let _ = tx.send(Msg::Done(Box::new(Done { result, open })));
+            }
+        }
+    }
+
+    /// Waits for an open batch and takes it; `None` when the sequencer has stopped. A batch
+    /// that would overfill the disk is answered here and not taken: its indices are reused.
+    fn take(&self) -> Option<Open> {
+        let mut g = self.shared.lock();
+        loop {
+            if let Some(open) = g.open.take() {
+                if let Some(why) = self.disk_full(open.payload_bytes, open.entries.len() as u64) {
+                    self.metrics.errors.with_label_values(&["disk_full"]).inc();
+                    drop(g);
+                    if let Some(tx) = self.notify.upgrade() {
+                        let _ = tx.send(Msg::Done(Box::new(Done {
+                            result: Err(SequenceError::DiskFull(why)),
+                            open,
+                        })));
+                    }
+                    g = self.shared.lock();
+                    continue;
+                }
+                g.next_size = open.new_size();
+                for a in &open.accepted {
+                    if let Some(idem) = a.sub.idempotency {
+                        let start = usize::try_from(a.first_index - open.old_size).unwrap_or(0);
+                        let hashes = open
+                            .leaf_hashes
+                            .get(start..start + a.count)
+                            .map(<[Hash]>::to_vec)
+                            .unwrap_or_default();
+                        g.in_flight.insert(
+                            idem.key,
+                            InFlightKey {
+                                request_hash: idem.request_hash,
+                                first_index: a.first_index,
+                                leaf_hashes: hashes,
+                                time_ms: a.time_ms,
+                            },
+                        );
+                    }
+                }
+                if std::mem::take(&mut g.wake_on_take)
+                    && let Some(tx) = self.notify.upgrade()
+                {
+                    let _ = tx.send(Msg::Taken);
+                }
+                return Some(open);
+            }
+            if g.closing {
+                return None;
+            }
+            g.writer_idle = true;
+            g = self
+                .shared
+                .ready
+                .wait(g)
+                .unwrap_or_else(PoisonError::into_inner);
+            g.writer_idle = false;
+        }
+    }
+
+    /// Extends the tree by `open`, signs, commits durably, then publishes. On error nothing is
+    /// published and the log refuses further writes.
+    fn write(&mut self, open: &mut Open) -> Result<Arc<Published>, SequenceError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SequenceError::Unavailable(
+                "an earlier commit failed".into(),
+            ));
+        }
+        if open.entries.is_empty() {
+            return Ok(self.published.borrow().clone());
+        }
+        let started = Instant::now();
+        let keys: Vec<[u8; 32]> = open.idempotency.iter().map(|(k, _)| *k).collect();
+        let result = self.commit(open);
+        if !keys.is_empty() {
+            // Durable (or never to be): the store answers for these keys from now on.
+            let mut g = self.shared.lock();
+            for key in &keys {
+                g.in_flight.remove(key);
+            }
+        }
+        let published = result.map_err(SequenceError::Unavailable)?;
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(published)
+    }
+
+    /// Moves the batch's entries into the store; `open` keeps what the answers need.
+    fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, String> {
+        let reader = EdgeTiles {
+            cache: &self.edge_tiles,
+            store: self.store.as_ref(),
+        };
+        let ext = match extend_edge(&self.edge, reader, &open.leaf_hashes) {
+            Ok(ext) => ext,
+            Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
+        };
+        let mut postings = crate::query::PostingsBuilder::default();
+        for (index, f) in (open.old_size..).zip(open.fields.drain(..)) {
+            postings.add(index, f.principal, f.event_type);
+        }
+        let mut batch = Batch {
+            old_size: open.old_size,
+            entries: std::mem::take(&mut open.entries),
+            tiles: ext
+                .tiles
+                .iter()
+                .map(|(id, hashes)| (*id, encode_hash_tile(hashes)))
+                .collect(),
+            idempotency: std::mem::take(&mut open.idempotency),
+            leaf_runs: Vec::new(),
+            postings: postings.finish(),
+            checkpoint: match sign(&self.signer, &self.origin, ext.new_size, ext.root) {
+                Ok(c) => c,
+                Err(e) => return Err(self.fail(format!("signing the checkpoint: {e}"))),
+            },
+        };
+        // Leaf-index rows for every run this batch completes: the first from the unfinished
+        // run and the batch's head, any further ones from the batch alone.
+        let run = crate::leafindex::RUN as usize;
+        let pending = self.run_hashes.len();
+        let completes = pending + open.leaf_hashes.len() >= run;
+        if completes {
+            let first_run = (open.old_size - pending as u64) / crate::leafindex::RUN;
+            let (head, tail) = open.leaf_hashes.split_at(run - pending);
+            // Completed in place (its capacity is RUN); the unfinished run is set after the commit.
+            self.run_hashes.extend_from_slice(head);
+            let runs = std::iter::once(self.run_hashes.as_slice()).chain(tail.chunks_exact(run));
+            for (k, chunk) in (first_run..).zip(runs) {
+                for (bucket, row) in crate::leafindex::build_run(chunk) {
+                    batch.leaf_runs.push((k, bucket, row));
+                }
+            }
+            self.run_hashes.truncate(pending);
+        }
+        let n = batch.entries.len();
+        if let Err(e) = self.store.commit(&batch) {
+            self.metrics.errors.with_label_values(&[e.category()]).inc();
+            return Err(self.fail(format!("commit of {n} entries failed: {e}")));
+        }
+        self.metrics.batch_entries.observe(n as f64);
+        self.metrics.entries_appended.inc_by(n as u64);
+        // Durable: adopt the new edge and publish.
+        for (id, hashes) in ext.tiles {
+            if id.is_full() {
+                if self
+                    .edge_tiles
+                    .get(&id.level)
+                    .is_some_and(|(i, _)| *i == id.index)
+                {
+                    self.edge_tiles.remove(&id.level);
+                }
+            } else {
+                self.edge_tiles.insert(id.level, (id.index, hashes));
+            }
+        }
+        self.edge = ext.edge;
+        // The unfinished run keeps its buffer (RUN hashes): regrowing it every run cost fresh,
+        // zeroed pages on the writer's critical path.
+        if completes {
+            let done = (pending + open.leaf_hashes.len()) / run * run - pending;
+            self.run_hashes.clear();
+            self.run_hashes.extend_from_slice(&open.leaf_hashes[done..]);
+        } else {
+            self.run_hashes.extend_from_slice(&open.leaf_hashes);
+        }
+        let published = Arc::new(Published {
+            size: ext.new_size,
+            root: ext.root,
+            checkpoint: Arc::new(batch.checkpoint),
+            signed_at: SystemTime::now(),
+        });
+        self.metrics.observe_published(&published);
+        self.published.send_replace(published.clone());
+        Ok(published)
+    }
+
+    /// Why a batch of `entries` entries and `bytes` payload bytes must not be written because
+    /// the data directory's filesystem would keep less than the configured free space; `None`
+    /// to go ahead. The store is never asked to write into a full disk (redb refuses every later
+    /// operation, reads too, after a failed write), and writes resume by themselves once space
+    /// is freed.
+    fn disk_full(&self, bytes: u64, entries: u64) -> Option<String> {
+        let (dir, min_free) = self.disk_guard.as_ref()?;
+        if *min_free == 0 || entries == 0 {
+            return None;
+        }
+        let space = match crate::space::disk_space(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the data directory's free space");
+                return None;
+            }
+        };
+        self.metrics.observe_disk(&space);
+        let need = min_free.saturating_add(crate::space::batch_footprint(bytes, entries));
+        (space.free_bytes < need).then(|| {
+            tracing::error!(
+                free_bytes = space.free_bytes,
+                min_free_bytes = *min_free,
+                "data directory nearly full: refusing writes"
+            );
+            format!(
+                "the data directory's disk is nearly full ({} bytes free, {} must stay free); \
+                 nothing was written; retry after space is freed",
+                space.free_bytes, min_free
+            )
+        })
+    }
+
+    fn fail(&self, why: String) -> String {
+        tracing::error!(error = %why, "sequencer: refusing further writes until restart");
+        self.failed.store(true, Ordering::Release);
+        why
+    }
+}
+
+pub(super) fn sign(
+    signer: &Ed25519Signer,
+    origin: &str,
+    size: u64,
+    root: Hash,
+) -> Result<Vec<u8>, sealtrail_spec::checkpoint::CheckpointError> {
+    sign_checkpoint(&Checkpoint::new(origin, size, root)?, signer)
+}
+
+/// The sequencer's tile reader: right-edge tiles from memory, anything else from the store.
+struct EdgeTiles<'a> {
+    cache: &'a BTreeMap<u8, (u64, Vec<Hash>)>,
+    store: &'a dyn LogStore,
+}
+
+impl TileReader for EdgeTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
+        if let Some((index, hashes)) = self.cache.get(&tile.level)
+            && *index == tile.index
+            && hashes.len() >= usize::from(tile.width)
+        {
+            return Ok(hashes[..usize::from(tile.width)].to_vec());
+        }
+        StoreTiles(self.store).read_tile(tile)
+    }
+}
