@@ -25,8 +25,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
+use sealtrail_net::clock::unix_millis;
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
 use sealtrail_spec::envelope::LeafEnvelope;
@@ -227,7 +228,7 @@ impl SequencerHandle {
         if g.stopping || g.with_thread > 0 || !g.fits(sub.entries.len(), self.max_batch) {
             return Some(sub);
         }
-        g.last_time_ms = now_ms().max(g.last_time_ms);
+        g.last_time_ms = unix_millis().max(g.last_time_ms);
         let time_ms = g.last_time_ms;
         encode_and_accept(g, self.store.as_ref(), sub, time_ms);
         if g.writer_idle {
@@ -622,7 +623,7 @@ impl Sequencer {
         // thread until it is in the batch: its time and index stay in order.
         let time_ms = {
             let mut g = self.shared.lock();
-            g.last_time_ms = now_ms().max(g.last_time_ms);
+            g.last_time_ms = unix_millis().max(g.last_time_ms);
             g.last_time_ms
         };
         let encoded = encode(sub, time_ms);
@@ -1326,12 +1327,6 @@ fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreErr
         at += u64::from(width);
     }
     Ok(hashes)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Reads hash tiles from a store (for recovery and proofs).
