@@ -3,12 +3,15 @@
 //! The key is the log's identity. It is stored as a Go `golang.org/x/mod/sumdb/note` signer key
 //! (`PRIVATE+KEY+<origin>+<key id>+<base64>`) in a file of mode 0600, written with `O_EXCL` and
 //! synced before use, and the server refuses to start if the file is readable by anyone else.
+//!
+//! The file handling is `sealtrail-net`'s [`keyfile`], shared with the witness; the wording of
+//! the errors is the server's.
 
 use std::path::{Path, PathBuf};
 
+use sealtrail_net::keyfile;
 use sealtrail_net::secret::SecretFileError;
-
-use sealtrail_spec::note::{Ed25519Signer, Signer as _};
+use sealtrail_spec::note::Ed25519Signer;
 
 /// Why the key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -57,74 +60,65 @@ pub enum KeyFileError {
     Exists(PathBuf),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |error| KeyFileError::Io {
-        path: path.to_owned(),
-        error,
+impl From<keyfile::KeyFileError> for KeyFileError {
+    fn from(e: keyfile::KeyFileError) -> Self {
+        use keyfile::KeyFileError as E;
+        match e {
+            E::File(SecretFileError::Io { path, error }) => KeyFileError::Io { path, error },
+            E::File(SecretFileError::Permissions { path, mode }) => {
+                KeyFileError::Permissions { path, mode }
+            }
+            E::File(SecretFileError::Exists(path)) => KeyFileError::Exists(path),
+            E::NoRandomness(e) => KeyFileError::Invalid {
+                path: PathBuf::new(),
+                error: format!("no randomness available: {e}"),
+            },
+            E::Name { error, .. } => KeyFileError::Invalid {
+                path: PathBuf::new(),
+                error: error.to_string(),
+            },
+            E::Invalid { path, error } => KeyFileError::Invalid {
+                path,
+                error: error.to_string(),
+            },
+            E::NameMismatch {
+                path,
+                key_name,
+                expected,
+            } => KeyFileError::OriginMismatch {
+                path,
+                key_origin: key_name,
+                configured: expected,
+            },
+        }
     }
 }
 
 /// Generates a new Ed25519 key named `origin` from the operating system's random source.
 pub fn generate(origin: &str) -> Result<Ed25519Signer, KeyFileError> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| KeyFileError::Invalid {
-        path: PathBuf::new(),
-        error: format!("no randomness available: {e}"),
-    })?;
-    Ed25519Signer::from_seed(origin, seed).map_err(|e| KeyFileError::Invalid {
-        path: PathBuf::new(),
-        error: e.to_string(),
-    })
+    Ok(keyfile::generate(origin)?)
 }
 
 /// Writes `signer` to a new file at `path` (mode 0600, `O_EXCL`), syncing the file and its
 /// directory so the key survives a crash right after it was first used.
 pub fn write_new(path: &Path, signer: &Ed25519Signer) -> Result<(), KeyFileError> {
-    sealtrail_net::secret::write_new(path, &format!("{}\n", signer.to_skey())).map_err(secret_error)
-}
-
-fn secret_error(e: SecretFileError) -> KeyFileError {
-    match e {
-        SecretFileError::Io { path, error } => KeyFileError::Io { path, error },
-        SecretFileError::Permissions { path, mode } => KeyFileError::Permissions { path, mode },
-        SecretFileError::Exists(path) => KeyFileError::Exists(path),
-    }
+    Ok(keyfile::write_new(path, signer)?)
 }
 
 /// Loads the key at `path`, checking its permissions and that its name is `origin`.
 pub fn load(path: &Path, origin: &str) -> Result<Ed25519Signer, KeyFileError> {
-    let signer = load_any(path)?;
-    if signer.name() != origin {
-        return Err(KeyFileError::OriginMismatch {
-            path: path.to_owned(),
-            key_origin: signer.name().to_owned(),
-            configured: origin.to_owned(),
-        });
-    }
-    Ok(signer)
+    Ok(keyfile::load(path, origin)?)
 }
 
 /// Loads the key at `path`, checking its permissions; its name is the log's origin.
 pub fn load_any(path: &Path) -> Result<Ed25519Signer, KeyFileError> {
-    let text = sealtrail_net::secret::read(path).map_err(secret_error)?;
-    Ed25519Signer::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
-        path: path.to_owned(),
-        error: e.to_string(),
-    })
+    Ok(keyfile::load_any(path)?)
 }
 
 /// Loads the key, or creates it if the file does not exist. Returns the signer and whether it was
 /// created now.
 pub fn load_or_create(path: &Path, origin: &str) -> Result<(Ed25519Signer, bool), KeyFileError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok((load(path, origin)?, false)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let signer = generate(origin)?;
-            write_new(path, &signer)?;
-            Ok((signer, true))
-        }
-        Err(e) => Err(io(path)(e)),
-    }
+    Ok(keyfile::load_or_create(path, origin)?)
 }
 
 #[cfg(test)]
@@ -169,5 +163,50 @@ mod tests {
             load(&bad, "nope"),
             Err(KeyFileError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn errors_keep_the_server_wording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.key");
+        load_or_create(&path, "example.com/log").unwrap();
+        let err = load(&path, "example.com/other").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is the key of origin \"example.com/log\" but the configured origin is \
+                 \"example.com/other\"; the origin of an existing log cannot change",
+                path.display()
+            )
+        );
+        let err = write_new(&path, &generate("example.com/log").unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} already exists; refusing to overwrite a signing key",
+                path.display()
+            )
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            load_any(&path).unwrap_err().to_string(),
+            format!(
+                "{} has mode 640: a signing key must be readable by its owner only (chmod 600 it)",
+                path.display()
+            )
+        );
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "PRIVATE+KEY+nope\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            load_any(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with(&format!("{} is not a valid signer key: ", bad.display()))
+        );
+        assert_eq!(
+            generate("bad origin").unwrap_err().to_string(),
+            " is not a valid signer key: invalid key name \"bad origin\""
+        );
     }
 }

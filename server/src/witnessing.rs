@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use sealtrail_net::backoff::{Backoff, Jitter};
 use sealtrail_spec::cosignature::CosignatureVerifier;
 use sealtrail_spec::merkle::consistency_proof;
 use sealtrail_spec::note::{Note, NoteSignature};
@@ -558,15 +559,14 @@ fn verify_answer(
     )))
 }
 
-/// Exponential back-off from `interval_ms` up to `max_backoff_ms`, with up to 50% jitter.
+/// Exponential back-off from `interval_ms` up to `max_backoff_ms`, with up to 50% jitter below.
 fn backoff(c: &WitnessingConfig, failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    let base = c
-        .interval_ms
-        .saturating_mul(1u64 << exp)
-        .min(c.max_backoff_ms);
-    let jitter = getrandom::u64().unwrap_or(0) % (base / 2 + 1);
-    Duration::from_millis(base / 2 + jitter)
+    Backoff::new(
+        Duration::from_millis(c.interval_ms),
+        Duration::from_millis(c.max_backoff_ms),
+        Jitter::Below,
+    )
+    .delay(failures)
 }
 
 /// Witnessing metrics, on the server's registry.

@@ -27,17 +27,19 @@
 //! `old` is stale" and retry with the size in the body, which must not happen here.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use sealtrail_spec::EMPTY_ROOT;
-use sealtrail_spec::checkpoint::{self, Checkpoint, CheckpointError};
+use sealtrail_net::clock::unix_secs;
+use sealtrail_net::ratelimit::retry_after_secs;
+use sealtrail_spec::checkpoint::{self, Checkpoint, CheckpointError, VerifiedCheckpoint};
 use sealtrail_spec::merkle::verify_consistency;
-use sealtrail_spec::note::{Note, NoteError, Verifier as _};
+use sealtrail_spec::note::{Note, NoteError, NoteSignature, Verifier as _};
 use sealtrail_spec::witness::{AddCheckpointRequest, WitnessError, format_signature_lines};
+use sealtrail_spec::{EMPTY_ROOT, Hash};
 
-use crate::ratelimit::retry_after_secs;
-use crate::state::{Core, Latest, now_secs};
-use crate::store::{SplitView, StoreError, Swap};
+use crate::anchor::Latest;
+use crate::state::{Core, Log};
+use crate::store::{Cosigned, SplitView, StoreError, Swap};
 
 /// Why add-checkpoint was refused. [`AddError::status`] maps each kind to its HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,37 +120,86 @@ fn bad_request(e: WitnessError) -> AddError {
     }
 }
 
-/// Handles one add-checkpoint body; returns the 200 body (our cosignature line).
+/// Handles one add-checkpoint body; returns the 200 body (our cosignature line). One step per
+/// check, in the order of the table above.
 pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<String, AddError> {
+    let (req, origin) = parse_request(body)?;
+    let log = known_log(core, &origin)?;
+    let verified = check_log_signature(&req, log)?;
+    let stored = read_state(core, &log.origin).await?;
+    let expected = expected_state(stored.as_ref());
+    check_old_size(&req, verified.checkpoint(), expected.0)?;
+    check_consistency(core, &req, verified.checkpoint(), stored.as_ref(), expected).await?;
+    let (cosignature, note) = cosign(core, log, &verified)?;
+    compare_and_swap(core, &log.origin, expected, &note).await?;
+    announce(core, log, req.old_size(), verified.checkpoint(), &note);
+    Ok(format_signature_lines(&[cosignature]))
+}
+
+/// The request, and the origin its checkpoint claims: parsed without any signature work, so an
+/// unknown origin (404) and the per-log limit (429) come before the signature check (403).
+fn parse_request(body: &[u8]) -> Result<(AddCheckpointRequest, String), AddError> {
     let req = AddCheckpointRequest::parse(body).map_err(bad_request)?;
-    // The origin first, with no signature work: 404 and the per-log limit come before 403.
     let note = Note::parse(req.checkpoint()).map_err(|e| AddError::BadRequest(e.to_string()))?;
-    let body_cp = Checkpoint::parse(note.text())
+    let claimed = Checkpoint::parse(note.text())
         .map_err(|e| AddError::BadRequest(format!("checkpoint: {e}")))?;
+    let origin = claimed.origin().to_owned();
+    Ok((req, origin))
+}
+
+/// The configured log of `origin` (404 if none), once its rate limit allows (429).
+fn known_log<'a>(core: &'a Core, origin: &str) -> Result<&'a Log, AddError> {
     let log = core
-        .log(body_cp.origin())
-        .ok_or_else(|| AddError::UnknownOrigin(body_cp.origin().to_owned()))?;
+        .log(origin)
+        .ok_or_else(|| AddError::UnknownOrigin(origin.to_owned()))?;
     core.per_log
-        .check(&log.origin)
-        .map_err(|wait: Duration| AddError::RateLimited(retry_after_secs(wait)))?;
-    let verified =
-        checkpoint::open(req.checkpoint(), &log.origin, &log.verifiers()).map_err(|e| match e {
-            CheckpointError::Note(
-                e @ (NoteError::InvalidSignature { .. }
-                | NoteError::Unverified
-                | NoteError::AmbiguousKey { .. }),
-            ) => AddError::Forbidden(format!("checkpoint signature: {e}")),
-            other => AddError::BadRequest(format!("checkpoint: {other}")),
-        })?;
-    let origin = log.origin.clone();
-    let o = origin.clone();
+        .check(log.origin.as_str(), Instant::now())
+        .map_err(|wait| AddError::RateLimited(retry_after_secs(wait)))?;
+    Ok(log)
+}
+
+/// The checkpoint, verified with the log's keys: 403 without a valid signature from one of them
+/// or with an invalid one, 400 if the note is not a checkpoint of this log.
+fn check_log_signature(
+    req: &AddCheckpointRequest,
+    log: &Log,
+) -> Result<VerifiedCheckpoint, AddError> {
+    checkpoint::open(req.checkpoint(), &log.origin, &log.verifiers()).map_err(|e| match e {
+        CheckpointError::Note(
+            e @ (NoteError::InvalidSignature { .. }
+            | NoteError::Unverified
+            | NoteError::AmbiguousKey { .. }),
+        ) => AddError::Forbidden(format!("checkpoint signature: {e}")),
+        other => AddError::BadRequest(format!("checkpoint: {other}")),
+    })
+}
+
+/// The checkpoint cosigned last for `origin`, if any; 403 while a split view is recorded.
+async fn read_state(core: &Arc<Core>, origin: &str) -> Result<Option<Cosigned>, AddError> {
+    let o = origin.to_owned();
     let (blocked, stored) = core
         .with_store(move |s| Ok((s.split_view(&o)?.is_some(), s.latest(&o)?)))
         .await?;
     if blocked {
-        return Err(AddError::SplitView(origin));
+        return Err(AddError::SplitView(origin.to_owned()));
     }
-    let new = verified.checkpoint();
+    Ok(stored)
+}
+
+/// The (size, root) the request must extend: the stored checkpoint's, or the empty tree.
+fn expected_state(stored: Option<&Cosigned>) -> (u64, Hash) {
+    stored.map_or((0, EMPTY_ROOT), |c| {
+        (c.checkpoint.size(), c.checkpoint.root())
+    })
+}
+
+/// `old` must not exceed the checkpoint's size (400), then must be the stored size (409, which
+/// tells the client the size to prove from).
+fn check_old_size(
+    req: &AddCheckpointRequest,
+    new: &Checkpoint,
+    stored_size: u64,
+) -> Result<(), AddError> {
     let old = req.old_size();
     if old > new.size() {
         return Err(AddError::BadRequest(format!(
@@ -156,12 +207,24 @@ pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<Stri
             new.size()
         )));
     }
-    let expected = stored.as_ref().map_or((0, EMPTY_ROOT), |c| {
-        (c.checkpoint.size(), c.checkpoint.root())
-    });
-    if old != expected.0 {
-        return Err(AddError::Conflict(expected.0));
+    if old != stored_size {
+        return Err(AddError::Conflict(stored_size));
     }
+    Ok(())
+}
+
+/// The checkpoint must extend the stored one, `(old, old_root)` (422 otherwise): the empty tree
+/// has the empty root and needs no proof, an equal size must have an equal root (else a split
+/// view, recorded and reported), and the consistency proof from `old` must verify. `old` is the
+/// request's old size too ([`check_old_size`] came first), and `new` is a verified checkpoint of
+/// this log, so its origin is the log's.
+async fn check_consistency(
+    core: &Arc<Core>,
+    req: &AddCheckpointRequest,
+    new: &Checkpoint,
+    stored: Option<&Cosigned>,
+    (old, old_root): (u64, Hash),
+) -> Result<(), AddError> {
     if new.size() == 0 && new.root() != EMPTY_ROOT {
         return Err(AddError::Inconsistent(
             "a checkpoint of size 0 must have the empty-tree root".into(),
@@ -172,13 +235,13 @@ pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<Stri
             "old size is 0 but the consistency proof is not empty".into(),
         ));
     }
-    if let Some(stored) = &stored
-        && new.size() == expected.0
-        && new.root() != expected.1
+    if let Some(stored) = stored
+        && new.size() == old
+        && new.root() != old_root
     {
-        let split = SplitView {
-            origin: origin.clone(),
-            detected_at: now_secs(),
+        core.report_split_view(SplitView {
+            origin: new.origin().to_owned(),
+            detected_at: unix_secs(),
             source: "add-checkpoint".into(),
             reason: format!(
                 "two checkpoints of size {} with different root hashes",
@@ -186,20 +249,27 @@ pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<Stri
             ),
             ours: String::from_utf8_lossy(&stored.note).into_owned(),
             theirs: String::from_utf8_lossy(req.checkpoint()).into_owned(),
-        };
-        core.report_split_view(split).await;
+        })
+        .await;
         return Err(AddError::Inconsistent(format!(
             "checkpoint has size {} like the stored one but a different root hash",
             new.size()
         )));
     }
-    verify_consistency(old, new.size(), &expected.1, &new.root(), req.proof())
-        .map_err(|e| AddError::Inconsistent(format!("consistency proof: {e}")))?;
+    verify_consistency(old, new.size(), &old_root, &new.root(), req.proof())
+        .map_err(|e| AddError::Inconsistent(format!("consistency proof: {e}")))
+}
 
-    // Cosign, and keep the note the monitoring API serves: the text, the log signatures we
-    // verified (unknown lines such as other witnesses' cosignatures are dropped), our line.
+/// Our cosignature, and the note the monitoring API will serve: the checkpoint text, the log
+/// signatures we verified (unknown lines such as other witnesses' cosignatures are dropped) and
+/// our line.
+fn cosign(
+    core: &Core,
+    log: &Log,
+    verified: &VerifiedCheckpoint,
+) -> Result<(NoteSignature, Vec<u8>), AddError> {
     let text = verified.note().text().to_owned();
-    let timestamp = now_secs();
+    let timestamp = unix_secs();
     if timestamp == 0 {
         // tlog-witness: the cosignature timestamp MUST NOT be 0.
         return Err(AddError::Internal("the system clock is before 1970".into()));
@@ -220,29 +290,44 @@ pub(crate) async fn add_checkpoint(core: &Arc<Core>, body: &[u8]) -> Result<Stri
         .cloned()
         .chain(std::iter::once(cosignature.clone()))
         .collect();
-    let stored_note = Note::new(&text, log_sigs)
+    let note = Note::new(&text, log_sigs)
         .map_err(|e| AddError::Internal(format!("building the cosigned note: {e}")))?
         .to_bytes();
-    let o = origin.clone();
-    let n = stored_note.clone();
+    Ok((cosignature, note))
+}
+
+/// Stores the cosigned note durably if the state is still the `expected` one read before the
+/// checks: 409 with the new size if another request advanced it meanwhile, 403 if a split view
+/// was recorded meanwhile.
+async fn compare_and_swap(
+    core: &Arc<Core>,
+    origin: &str,
+    expected: (u64, Hash),
+    note: &[u8],
+) -> Result<(), AddError> {
+    let (o, n) = (origin.to_owned(), note.to_vec());
     match core
         .with_store(move |s| s.compare_and_swap(&o, expected, &n))
         .await?
     {
-        Swap::Stored => {}
-        Swap::Conflict(size) => return Err(AddError::Conflict(size)),
-        Swap::Blocked => return Err(AddError::SplitView(origin)),
+        Swap::Stored => Ok(()),
+        Swap::Conflict(size) => Err(AddError::Conflict(size)),
+        Swap::Blocked => Err(AddError::SplitView(origin.to_owned())),
     }
+}
+
+/// After the swap: the metric, the log line, and the anchors' latest checkpoint.
+fn announce(core: &Core, log: &Log, old: u64, new: &Checkpoint, note: &[u8]) {
+    let origin = log.origin.as_str();
     core.metrics
         .cosigned_size
-        .with_label_values(&[origin.as_str()])
+        .with_label_values(&[origin])
         .set(crate::metrics::gauge_value(new.size()));
     tracing::info!(origin = %origin, old, size = new.size(), root = %new.root().to_base64(), "cosigned");
     core.publish_latest(Latest {
-        origin,
+        origin: origin.to_owned(),
         size: new.size(),
         root_base64: new.root().to_base64(),
-        note: String::from_utf8_lossy(&stored_note).into_owned(),
+        note: String::from_utf8_lossy(note).into_owned(),
     });
-    Ok(format_signature_lines(&[cosignature]))
 }

@@ -2,7 +2,7 @@
 //! own history is itself witnessed.
 //!
 //! One background task per anchor watches a channel that holds only the latest cosigned
-//! checkpoint per log ([`crate::state::LatestMap`]); cosigning only replaces that value and never
+//! checkpoint per log ([`LatestMap`]); cosigning only replaces that value and never
 //! waits for an anchor. A task delivers at most once per `anchoring.interval_secs`, every log whose
 //! latest tree (size and root) it has not delivered yet; a re-submitted checkpoint that only got a
 //! fresh cosignature is not delivered again. A failed delivery is retried after
@@ -18,24 +18,102 @@
 //! - `file`: one JSON object per line (`origin`, `size`, `root_hash`, `note`, `time`), appended
 //!   and synced with `fdatasync` before the delivery counts;
 //! - `webhook`: the same JSON object, POSTed.
+//!
+//! This module knows nothing of the witness's shared state: the caller hands it the anchors, a
+//! [`Context`] and the channel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sealtrail_net::backoff::{Backoff, Jitter};
+use sealtrail_net::clock::unix_secs;
 use sealtrail_spec::Hash;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{AnchorConfig, Anchoring};
 use crate::metrics::{Metrics, gauge_value};
-use crate::state::{Core, Latest, LatestMap, now_secs};
 
 /// `X-Event-Type` of checkpoints appended to a sealtrail anchor log.
 pub const EVENT_TYPE: &str = "sealtrail.witness.checkpoint";
+
+/// The latest cosigned checkpoint of a log, as handed to the anchors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Latest {
+    pub(crate) origin: String,
+    pub(crate) size: u64,
+    pub(crate) root_base64: String,
+    /// The cosigned note (log signatures and our cosignature).
+    pub(crate) note: String,
+}
+
+/// Latest cosigned checkpoint per origin. A watch channel keeps only the newest map, so a slow
+/// anchor never holds up cosigning and never sees a backlog, only the latest state.
+pub(crate) type LatestMap = BTreeMap<String, Latest>;
+
+/// What every anchor task needs from the witness.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) client: reqwest::Client,
+    pub(crate) metrics: Metrics,
+    pub(crate) settings: Anchoring,
+    /// The witness's name, in every record.
+    pub(crate) witness: String,
+}
+
+/// An anchor that cannot be set up: its bearer token file is unreadable.
+#[derive(Debug, thiserror::Error)]
+#[error("anchor token file {path}: {error}")]
+pub struct AnchorTokenError {
+    /// The token file.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub error: std::io::Error,
+}
+
+/// Why a delivery to an anchor failed. Every kind is retried.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// The request got no answer (connection, timeout, body).
+    #[error("POST {url}: {error}")]
+    Http { url: String, error: reqwest::Error },
+    /// The anchor answered with an error status; a sealtrail log's answer body is kept.
+    #[error("POST {url}: HTTP {status}{}", body_suffix(.body.as_deref()))]
+    Refused {
+        url: String,
+        status: reqwest::StatusCode,
+        body: Option<String>,
+    },
+    /// A sealtrail log accepted the entry but did not say its index.
+    #[error("POST {url}: the answer has no entry index")]
+    NoIndex { url: String },
+    /// The file anchor could not append or sync.
+    #[error("file anchor: {0}")]
+    File(std::io::Error),
+    /// The file anchor's blocking task failed.
+    #[error("file anchor task: {0}")]
+    Task(tokio::task::JoinError),
+}
+
+/// `: <body>` after a refused sealtrail append, nothing after a refused webhook.
+fn body_suffix(body: Option<&str>) -> String {
+    body.map_or(String::new(), |b| format!(": {b}"))
+}
+
+impl DeliveryError {
+    /// A short static label for logs.
+    fn category(&self) -> &'static str {
+        match self {
+            DeliveryError::Http { .. } => "http",
+            DeliveryError::Refused { .. } => "refused",
+            DeliveryError::NoIndex { .. } => "bad_answer",
+            DeliveryError::File(_) | DeliveryError::Task(_) => "io",
+        }
+    }
+}
 
 /// A configured anchor, ready to use.
 #[derive(Clone)]
@@ -67,7 +145,7 @@ impl fmt::Debug for Anchor {
 }
 
 /// Builds the anchors, reading token files.
-pub(crate) fn from_config(configs: &[AnchorConfig]) -> Result<Vec<Anchor>, String> {
+pub(crate) fn from_config(configs: &[AnchorConfig]) -> Result<Vec<Anchor>, AnchorTokenError> {
     configs
         .iter()
         .enumerate()
@@ -83,7 +161,10 @@ pub(crate) fn from_config(configs: &[AnchorConfig]) -> Result<Vec<Anchor>, Strin
                         (Some(t), _) => Some(t.clone()),
                         (None, Some(p)) => Some(
                             std::fs::read_to_string(p)
-                                .map_err(|e| format!("anchor token file {}: {e}", p.display()))?
+                                .map_err(|error| AnchorTokenError {
+                                    path: p.clone(),
+                                    error,
+                                })?
                                 .trim()
                                 .to_owned(),
                         ),
@@ -105,42 +186,49 @@ pub(crate) fn from_config(configs: &[AnchorConfig]) -> Result<Vec<Anchor>, Strin
         .collect()
 }
 
-/// Starts one task per anchor.
-pub(crate) fn spawn_all(core: &Arc<Core>) -> Vec<JoinHandle<()>> {
-    core.anchors
+/// Starts one task per anchor, each watching `latest`.
+pub(crate) fn spawn_all(
+    anchors: &[Anchor],
+    context: &Context,
+    latest: &watch::Sender<LatestMap>,
+) -> Vec<JoinHandle<()>> {
+    anchors
         .iter()
         .map(|a| {
             // Both series exist from the start, so alerts on `rate(...{result="error"})` see 0.
             for result in ["ok", "error"] {
-                core.metrics
+                context
+                    .metrics
                     .anchor_deliveries
                     .with_label_values(&[a.name.as_str(), result]);
             }
+            let s = &context.settings;
             let worker = Worker {
                 anchor: a.clone(),
-                client: core.client.clone(),
-                metrics: core.metrics.clone(),
-                settings: core.config.anchoring.clone(),
-                witness: core.cosigner.name().to_owned(),
+                // `retry_initial_ms * 2^(failures-1)`, capped at `retry_max_secs`, plus up to 50%.
+                backoff: Backoff::new(
+                    Duration::from_millis(s.retry_initial_ms),
+                    Duration::from_secs(s.retry_max_secs),
+                    Jitter::Above,
+                ),
+                context: context.clone(),
             };
-            tokio::spawn(worker.run(core.latest.subscribe()))
+            tokio::spawn(worker.run(latest.subscribe()))
         })
         .collect()
 }
 
 struct Worker {
     anchor: Anchor,
-    client: reqwest::Client,
-    metrics: Metrics,
-    settings: Anchoring,
-    witness: String,
+    backoff: Backoff,
+    context: Context,
 }
 
 impl Worker {
     async fn run(self, mut rx: watch::Receiver<LatestMap>) {
         // (size, root) delivered, by origin: a re-cosigned identical tree is not sent again.
         let mut delivered: HashMap<String, (u64, String)> = HashMap::new();
-        let interval = Duration::from_secs(self.settings.interval_secs);
+        let interval = Duration::from_secs(self.context.settings.interval_secs);
         let mut last_round: Option<Instant> = None;
         // The initial value (what was stored before a restart) counts as new.
         rx.mark_changed();
@@ -170,7 +258,8 @@ impl Worker {
                             failed = true;
                             self.count("error");
                             tracing::warn!(anchor = %self.anchor.name, origin = %l.origin,
-                                size = l.size, error = %e, "anchor delivery failed; will retry");
+                                size = l.size, error = %e, category = e.category(),
+                                "anchor delivery failed; will retry");
                         }
                     }
                 }
@@ -178,40 +267,31 @@ impl Worker {
                     break;
                 }
                 failures = failures.saturating_add(1);
-                tokio::time::sleep(self.backoff(failures)).await;
+                tokio::time::sleep(self.backoff.delay(failures)).await;
             }
         }
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.timeout_secs)
+        Duration::from_secs(self.context.settings.timeout_secs)
     }
 
     fn count(&self, result: &str) {
-        self.metrics
+        self.context
+            .metrics
             .anchor_deliveries
             .with_label_values(&[self.anchor.name.as_str(), result])
             .inc();
     }
 
-    /// `retry_initial_ms * 2^(failures-1)`, capped at `retry_max_secs`, plus up to 50% jitter.
-    fn backoff(&self, failures: u32) -> Duration {
-        let base = Duration::from_millis(self.settings.retry_initial_ms)
-            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(20)))
-            .min(Duration::from_secs(self.settings.retry_max_secs));
-        let half = u64::try_from(base.as_millis() / 2).unwrap_or(u64::MAX);
-        let jitter = getrandom::u64().unwrap_or(0) % half.saturating_add(1);
-        base + Duration::from_millis(jitter)
-    }
-
-    async fn deliver(&self, l: &Latest) -> Result<(), String> {
+    async fn deliver(&self, l: &Latest) -> Result<(), DeliveryError> {
         let record = serde_json::json!({
-            "witness": self.witness,
+            "witness": self.context.witness,
             "origin": l.origin,
             "size": l.size,
             "root_hash": l.root_base64,
             "note": l.note,
-            "time": now_secs(),
+            "time": unix_secs(),
         });
         let mut index = None;
         match &self.anchor.target {
@@ -221,25 +301,31 @@ impl Worker {
             Target::File(path) => append_line(path.clone(), record.to_string()).await?,
             Target::Webhook(url) => {
                 let r = self
+                    .context
                     .client
                     .post(url)
                     .timeout(self.timeout())
                     .json(&record)
                     .send()
                     .await
-                    .map_err(|e| format!("POST {url}: {e}"))?;
+                    .map_err(http_error(url))?;
                 if !r.status().is_success() {
-                    return Err(format!("POST {url}: HTTP {}", r.status()));
+                    return Err(DeliveryError::Refused {
+                        url: url.clone(),
+                        status: r.status(),
+                        body: None,
+                    });
                 }
             }
         }
         self.count("ok");
-        self.metrics
+        let metrics = &self.context.metrics;
+        metrics
             .anchor_last_size
             .with_label_values(&[self.anchor.name.as_str(), l.origin.as_str()])
             .set(gauge_value(l.size));
         if let Some(i) = index {
-            self.metrics
+            metrics
                 .anchor_last_index
                 .with_label_values(&[self.anchor.name.as_str()])
                 .set(gauge_value(i));
@@ -255,10 +341,11 @@ impl Worker {
         base: &str,
         token: Option<&str>,
         l: &Latest,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, DeliveryError> {
         let url = format!("{base}/v1/entries");
         let key = Hash(sealtrail_spec::hash::sha256(l.note.as_bytes())).to_hex();
         let mut req = self
+            .context
             .client
             .post(&url)
             .timeout(self.timeout())
@@ -269,24 +356,32 @@ impl Worker {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let r = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let r = req.send().await.map_err(http_error(&url))?;
         let status = r.status();
-        let body = r.bytes().await.map_err(|e| format!("POST {url}: {e}"))?;
+        let body = r.bytes().await.map_err(http_error(&url))?;
         if !status.is_success() {
-            return Err(format!(
-                "POST {url}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            ));
+            return Err(DeliveryError::Refused {
+                url,
+                status,
+                body: Some(String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()),
+            });
         }
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("index").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| format!("POST {url}: the answer has no entry index"))
+            .ok_or(DeliveryError::NoIndex { url })
+    }
+}
+
+fn http_error(url: &str) -> impl FnOnce(reqwest::Error) -> DeliveryError + '_ {
+    move |error| DeliveryError::Http {
+        url: url.to_owned(),
+        error,
     }
 }
 
 /// Appends one line to a file and syncs it.
-async fn append_line(path: PathBuf, line: String) -> Result<(), String> {
+async fn append_line(path: PathBuf, line: String) -> Result<(), DeliveryError> {
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -296,6 +391,76 @@ async fn append_line(path: PathBuf, line: String) -> Result<(), String> {
         f.sync_data()
     })
     .await
-    .map_err(|e| format!("file anchor task: {e}"))?
-    .map_err(|e| format!("file anchor: {e}"))
+    .map_err(DeliveryError::Task)?
+    .map_err(DeliveryError::File)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_errors_keep_their_messages_and_say_their_category() {
+        let url = "http://anchor.example/v1/entries".to_owned();
+        let webhook = DeliveryError::Refused {
+            url: url.clone(),
+            status: reqwest::StatusCode::BAD_GATEWAY,
+            body: None,
+        };
+        assert_eq!(
+            webhook.to_string(),
+            "POST http://anchor.example/v1/entries: HTTP 502 Bad Gateway"
+        );
+        assert_eq!(webhook.category(), "refused");
+        let log = DeliveryError::Refused {
+            url: url.clone(),
+            status: reqwest::StatusCode::FORBIDDEN,
+            body: Some("no token\n".into()),
+        };
+        assert_eq!(
+            log.to_string(),
+            "POST http://anchor.example/v1/entries: HTTP 403 Forbidden: no token\n"
+        );
+        let no_index = DeliveryError::NoIndex { url };
+        assert_eq!(
+            no_index.to_string(),
+            "POST http://anchor.example/v1/entries: the answer has no entry index"
+        );
+        assert_eq!(no_index.category(), "bad_answer");
+        let file = DeliveryError::File(std::io::Error::other("disk full"));
+        assert_eq!(file.to_string(), "file anchor: disk full");
+        assert_eq!(file.category(), "io");
+    }
+
+    #[test]
+    fn token_files_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let anchors = from_config(&[AnchorConfig::Sealtrail {
+            name: None,
+            url: "http://log.example/".into(),
+            bearer_token: None,
+            bearer_token_file: Some(token),
+        }])
+        .unwrap();
+        match &anchors[0].target {
+            Target::Sealtrail { url, token } => {
+                assert_eq!(url, "http://log.example");
+                assert_eq!(token.as_deref(), Some("s3cret"));
+            }
+            other => panic!("{:?}", std::mem::discriminant(other)),
+        }
+        assert_eq!(anchors[0].name, "sealtrail-0");
+        let missing = dir.path().join("missing");
+        let err = from_config(&[AnchorConfig::Sealtrail {
+            name: None,
+            url: "http://log.example".into(),
+            bearer_token: None,
+            bearer_token_file: Some(missing.clone()),
+        }])
+        .unwrap_err();
+        assert_eq!(err.path, missing);
+        assert_eq!(err.error.kind(), std::io::ErrorKind::NotFound);
+    }
 }

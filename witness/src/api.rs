@@ -19,10 +19,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sealtrail_net::ratelimit::retry_after_secs;
 use sealtrail_spec::witness::{CONTENT_TYPE_TEXT, CONTENT_TYPE_TLOG_SIZE, format_size_body};
 
 use crate::add::{AddError, add_checkpoint};
-use crate::ratelimit::retry_after_secs;
 use crate::state::Core;
 
 /// The router over the shared state.
@@ -79,7 +79,7 @@ async fn post_add_checkpoint(
 ) -> Response {
     let result = async {
         core.total
-            .check("")
+            .check(&(), Instant::now())
             .map_err(|w| AddError::RateLimited(retry_after_secs(w)))?;
         let bytes = read_body(body, &headers, core.config.limits.max_body_bytes).await?;
         add_checkpoint(&core, &bytes).await

@@ -26,19 +26,78 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealtrail_net::clock::unix_secs;
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::{self, Checkpoint, VerifiedCheckpoint};
 use sealtrail_spec::cosignature::CosignatureVerifier;
-use sealtrail_spec::merkle::{ProofError, consistency_proof, tree_root, verify_consistency};
+use sealtrail_spec::merkle::{
+    ProofError, VerifyError, consistency_proof, tree_root, verify_consistency,
+};
 use sealtrail_spec::note::{self, MAX_NOTE_SIZE, NoteError};
-use sealtrail_spec::tiles::{TILE_WIDTH, TileHashReader, TileId, TileReadError, TileReader};
+use sealtrail_spec::tiles::{
+    TILE_WIDTH, TileError, TileHashReader, TileId, TileReadError, TileReader,
+};
 
-use crate::state::{Core, Log, now_secs};
+use crate::state::{Core, Log};
 use crate::store::{Cosigned, SplitView};
 
 /// Most tiles fetched for one comparison: a consistency proof and a root need at most two tiles
 /// per level, and there are at most 8 levels; the margin covers retries after a missing tile.
 const MAX_TILE_FETCHES: usize = 64;
+
+/// Why a GET of a checkpoint or tile failed.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// No answer (connection, timeout, body).
+    #[error("GET {url}: {error}")]
+    Http { url: String, error: reqwest::Error },
+    /// An error status other than 404.
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    /// The body is larger than expected for what was fetched.
+    #[error("GET {url}: body larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+}
+
+/// Why two checkpoints of different sizes could not be compared through the log's tiles.
+#[derive(Debug, thiserror::Error)]
+enum TileCompareError {
+    /// A tile could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The log serves neither the tile nor the full tile it is a prefix of.
+    #[error("the log does not serve {0}")]
+    Missing(String),
+    /// A fetched tile is not a hash tile of its width.
+    #[error("{path}: {error}")]
+    Decode { path: String, error: TileError },
+    /// The proof computed from the tiles does not verify against the larger checkpoint.
+    #[error("the log's tiles do not match its checkpoint of size {size}: {error}")]
+    Mismatch { size: u64, error: VerifyError },
+    /// The proof or root could not be computed from the tiles.
+    #[error("computing a proof from the log's tiles: {0}")]
+    Proof(ProofError<TileReadError<NotFetched>>),
+    /// More than [`MAX_TILE_FETCHES`] tiles were needed.
+    #[error("too many tiles needed")]
+    TooManyTiles,
+}
+
+impl TileCompareError {
+    /// A short static label for logs: the log could not be reached (`fetch`), or what it served
+    /// does not add up (`verification`).
+    fn category(&self) -> &'static str {
+        match self {
+            TileCompareError::Fetch(_) | TileCompareError::Missing(_) => "fetch",
+            TileCompareError::Decode { .. }
+            | TileCompareError::Mismatch { .. }
+            | TileCompareError::Proof(_)
+            | TileCompareError::TooManyTiles => "verification",
+        }
+    }
+}
 
 /// Runs a round every `gossip.interval_secs`, forever.
 pub(crate) async fn run(core: Arc<Core>) {
@@ -129,15 +188,15 @@ async fn check_source(
     };
     match compare(core, log, &ours, &theirs).await {
         Verdict::Consistent => count(core, kind, "consistent"),
-        Verdict::Unknown(why) => {
-            tracing::info!(origin = %log.origin, url, why, "gossip: cannot compare");
+        Verdict::Unknown { why, category } => {
+            tracing::info!(origin = %log.origin, url, why, category, "gossip: cannot compare");
             count(core, kind, "unverifiable");
         }
         Verdict::Split(reason) => {
             count(core, kind, "split_view");
             let split = SplitView {
                 origin: log.origin.clone(),
-                detected_at: now_secs(),
+                detected_at: unix_secs(),
                 source: format!("{kind} {url}"),
                 reason,
                 ours: String::from_utf8_lossy(&ours.note).into_owned(),
@@ -151,7 +210,11 @@ async fn check_source(
 enum Verdict {
     Consistent,
     Split(String),
-    Unknown(String),
+    /// Nothing can be concluded; `category` is a short static label for logs.
+    Unknown {
+        why: String,
+        category: &'static str,
+    },
 }
 
 async fn compare(core: &Core, log: &Log, ours: &Cosigned, theirs: &VerifiedCheckpoint) -> Verdict {
@@ -167,11 +230,14 @@ async fn compare(core: &Core, log: &Log, ours: &Cosigned, theirs: &VerifiedCheck
         };
     }
     let Some(base) = &log.url else {
-        return Verdict::Unknown(format!(
-            "sizes {} and {} differ and no log URL is configured to fetch a proof",
-            a.size(),
-            b.size()
-        ));
+        return Verdict::Unknown {
+            why: format!(
+                "sizes {} and {} differ and no log URL is configured to fetch a proof",
+                a.size(),
+                b.size()
+            ),
+            category: "no_log_url",
+        };
     };
     let (small, big) = if a.size() < b.size() { (a, b) } else { (b, a) };
     match prefix_root_from_tiles(&core.client, timeout(core), base, small.size(), big).await {
@@ -185,7 +251,10 @@ async fn compare(core: &Core, log: &Log, ours: &Cosigned, theirs: &VerifiedCheck
             small.size(),
             small.root().to_base64()
         )),
-        Err(why) => Verdict::Unknown(why),
+        Err(e) => Verdict::Unknown {
+            why: e.to_string(),
+            category: e.category(),
+        },
     }
 }
 
@@ -197,7 +266,7 @@ async fn prefix_root_from_tiles(
     base: &str,
     small: u64,
     big: &Checkpoint,
-) -> Result<Hash, String> {
+) -> Result<Hash, TileCompareError> {
     let n = big.size();
     let mut tiles: HashMap<TileId, Vec<Hash>> = HashMap::new();
     for _ in 0..MAX_TILE_FETCHES {
@@ -208,19 +277,18 @@ async fn prefix_root_from_tiles(
         };
         match attempt {
             Ok((proof, prefix)) => {
-                verify_consistency(small, n, &prefix, &big.root(), &proof).map_err(|e| {
-                    format!("the log's tiles do not match its checkpoint of size {n}: {e}")
-                })?;
+                verify_consistency(small, n, &prefix, &big.root(), &proof)
+                    .map_err(|error| TileCompareError::Mismatch { size: n, error })?;
                 return Ok(prefix);
             }
             Err(ProofError::Reader(TileReadError::Reader { tile, .. })) => {
                 let hashes = fetch_tile(client, timeout, base, tile).await?;
                 tiles.insert(tile, hashes);
             }
-            Err(e) => return Err(format!("computing a proof from the log's tiles: {e}")),
+            Err(e) => return Err(TileCompareError::Proof(e)),
         }
     }
-    Err("too many tiles needed".into())
+    Err(TileCompareError::TooManyTiles)
 }
 
 /// Tiles fetched so far; a missing one is an error naming it, so the caller fetches and retries.
@@ -250,7 +318,7 @@ async fn fetch_tile(
     timeout: Duration,
     base: &str,
     tile: TileId,
-) -> Result<Vec<Hash>, String> {
+) -> Result<Vec<Hash>, TileCompareError> {
     let limit = usize::from(TILE_WIDTH) * sealtrail_spec::hash::HASH_SIZE;
     let url = format!("{base}/{}", tile.path());
     let bytes = match get(client, &url, limit, timeout).await? {
@@ -263,14 +331,18 @@ async fn fetch_tile(
             let url = format!("{base}/{}", full.path());
             let mut b = get(client, &url, limit, timeout)
                 .await?
-                .ok_or_else(|| format!("the log does not serve {}", tile.path()))?;
+                .ok_or_else(|| TileCompareError::Missing(tile.path()))?;
             b.truncate(usize::from(tile.width) * sealtrail_spec::hash::HASH_SIZE);
             b
         }
-        None => return Err(format!("the log does not serve {}", tile.path())),
+        None => return Err(TileCompareError::Missing(tile.path())),
     };
-    sealtrail_spec::tiles::decode_hash_tile(&bytes, tile.width)
-        .map_err(|e| format!("{}: {e}", tile.path()))
+    sealtrail_spec::tiles::decode_hash_tile(&bytes, tile.width).map_err(|error| {
+        TileCompareError::Decode {
+            path: tile.path(),
+            error,
+        }
+    })
 }
 
 /// GETs `url`: `Ok(None)` on 404, the body (at most `limit` bytes) on success.
@@ -279,25 +351,68 @@ async fn get(
     url: &str,
     limit: usize,
     timeout: Duration,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let http = |error| FetchError::Http {
+        url: url.to_owned(),
+        error,
+    };
     let mut resp = client
         .get(url)
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(http)?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !resp.status().is_success() {
-        return Err(format!("GET {url}: HTTP {}", resp.status()));
+        return Err(FetchError::Status {
+            url: url.to_owned(),
+            status: resp.status(),
+        });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+    while let Some(chunk) = resp.chunk().await.map_err(http)? {
         if body.len() + chunk.len() > limit {
-            return Err(format!("GET {url}: body larger than {limit} bytes"));
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_errors_say_whether_the_log_was_unreachable_or_inconsistent() {
+        let fetch = TileCompareError::from(FetchError::TooLarge {
+            url: "http://log.example/tile/0/000".into(),
+            limit: 8192,
+        });
+        assert_eq!(
+            fetch.to_string(),
+            "GET http://log.example/tile/0/000: body larger than 8192 bytes"
+        );
+        assert_eq!(fetch.category(), "fetch");
+        let missing = TileCompareError::Missing("tile/0/000.p/5".into());
+        assert_eq!(missing.to_string(), "the log does not serve tile/0/000.p/5");
+        assert_eq!(missing.category(), "fetch");
+        let mismatch = TileCompareError::Mismatch {
+            size: 300,
+            error: verify_consistency(1, 2, &Hash([1; 32]), &Hash([2; 32]), &[]).unwrap_err(),
+        };
+        assert!(
+            mismatch
+                .to_string()
+                .starts_with("the log's tiles do not match its checkpoint of size 300: "),
+            "{mismatch}"
+        );
+        assert_eq!(mismatch.category(), "verification");
+        assert_eq!(TileCompareError::TooManyTiles.category(), "verification");
+    }
 }

@@ -2,12 +2,13 @@
 //! plain `0x01` note key used as a cosigner), mode 0600, written with `O_EXCL` and synced. The
 //! witness refuses to load a key readable or writable by group or others.
 //!
-//! The file handling is `sealtrail-net`'s, shared with the server.
+//! The file handling is `sealtrail-net`'s [`keyfile`], shared with the server; the wording of
+//! the errors is the witness's.
 
 use std::path::{Path, PathBuf};
 
+use sealtrail_net::keyfile;
 use sealtrail_net::secret::SecretFileError;
-
 use sealtrail_spec::cosignature::Cosigner;
 
 /// Why the key could not be created or loaded.
@@ -54,48 +55,54 @@ pub enum KeyFileError {
     Exists(PathBuf),
 }
 
+impl From<keyfile::KeyFileError> for KeyFileError {
+    fn from(e: keyfile::KeyFileError) -> Self {
+        use keyfile::KeyFileError as E;
+        match e {
+            E::File(SecretFileError::Io { path, error }) => KeyFileError::Io { path, error },
+            E::File(SecretFileError::Permissions { path, mode }) => {
+                KeyFileError::Permissions { path, mode }
+            }
+            E::File(SecretFileError::Exists(path)) => KeyFileError::Exists(path),
+            E::NoRandomness(e) => KeyFileError::Invalid {
+                path: PathBuf::new(),
+                error: format!("no randomness: {e}"),
+            },
+            E::Name { error, .. } => KeyFileError::Invalid {
+                path: PathBuf::new(),
+                error: error.to_string(),
+            },
+            E::Invalid { path, error } => KeyFileError::Invalid {
+                path,
+                error: format!("not a valid witness key: {error}"),
+            },
+            E::NameMismatch {
+                path,
+                key_name,
+                expected,
+            } => KeyFileError::NameMismatch {
+                path,
+                key_name,
+                configured: expected,
+            },
+        }
+    }
+}
+
 /// A new cosigner named `name` with a seed from the operating system.
 pub fn generate(name: &str) -> Result<Cosigner, KeyFileError> {
-    let invalid = |error: String| KeyFileError::Invalid {
-        path: PathBuf::new(),
-        error,
-    };
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| invalid(format!("no randomness: {e}")))?;
-    Cosigner::from_seed(name, seed).map_err(|e| invalid(e.to_string()))
+    Ok(keyfile::generate(name)?)
 }
 
 /// Writes `cosigner` as a type-`0x04` skey to a new file (mode 0600, `O_EXCL`), synced with its
 /// directory.
 pub fn write_new(path: &Path, cosigner: &Cosigner) -> Result<(), KeyFileError> {
-    sealtrail_net::secret::write_new(path, &format!("{}\n", cosigner.to_skey()))
-        .map_err(secret_error)
-}
-
-fn secret_error(e: SecretFileError) -> KeyFileError {
-    match e {
-        SecretFileError::Io { path, error } => KeyFileError::Io { path, error },
-        SecretFileError::Permissions { path, mode } => KeyFileError::Permissions { path, mode },
-        SecretFileError::Exists(path) => KeyFileError::Exists(path),
-    }
+    Ok(keyfile::write_new(path, cosigner)?)
 }
 
 /// Loads the key at `path`, checking its permissions and that its name is `name`.
 pub fn load(path: &Path, name: &str) -> Result<Cosigner, KeyFileError> {
-    let text = sealtrail_net::secret::read(path).map_err(secret_error)?;
-    let cosigner =
-        Cosigner::from_skey(text.trim_end_matches('\n')).map_err(|e| KeyFileError::Invalid {
-            path: path.to_owned(),
-            error: format!("not a valid witness key: {e}"),
-        })?;
-    if cosigner.name() != name {
-        return Err(KeyFileError::NameMismatch {
-            path: path.to_owned(),
-            key_name: cosigner.name().to_owned(),
-            configured: name.to_owned(),
-        });
-    }
-    Ok(cosigner)
+    Ok(keyfile::load(path, name)?)
 }
 
 #[cfg(test)]
@@ -131,5 +138,52 @@ mod tests {
         std::fs::write(&bad, "PRIVATE+KEY+x\n").unwrap();
         std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(load(&bad, "x"), Err(KeyFileError::Invalid { .. })));
+    }
+
+    #[test]
+    fn errors_keep_the_witness_wording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.key");
+        write_new(&path, &generate("witness.example/w").unwrap()).unwrap();
+        assert_eq!(
+            load(&path, "other").unwrap_err().to_string(),
+            format!(
+                "{} is the key of \"witness.example/w\" but the configured name is \"other\"",
+                path.display()
+            )
+        );
+        let again = write_new(&path, &generate("witness.example/w").unwrap()).unwrap_err();
+        assert_eq!(
+            again.to_string(),
+            format!(
+                "{} already exists; refusing to overwrite a key",
+                path.display()
+            )
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        assert_eq!(
+            load(&path, "witness.example/w").unwrap_err().to_string(),
+            format!(
+                "{} has mode 604: a witness key must be readable by its owner only (chmod 600 it)",
+                path.display()
+            )
+        );
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "PRIVATE+KEY+x\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            load(&bad, "x")
+                .unwrap_err()
+                .to_string()
+                .starts_with(&format!("{}: not a valid witness key: ", bad.display()))
+        );
+        assert_eq!(
+            generate("bad name").unwrap_err().to_string(),
+            ": invalid key name \"bad name\""
+        );
+        assert!(matches!(
+            load(&dir.path().join("missing"), "x"),
+            Err(KeyFileError::Io { .. })
+        ));
     }
 }

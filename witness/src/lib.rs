@@ -36,12 +36,11 @@ pub mod config;
 mod gossip;
 pub mod keys;
 pub mod metrics;
-mod ratelimit;
 pub mod serve;
 mod state;
 pub mod store;
 
-pub use anchor::EVENT_TYPE as ANCHOR_EVENT_TYPE;
+pub use anchor::{AnchorTokenError, EVENT_TYPE as ANCHOR_EVENT_TYPE};
 pub use config::Config;
 pub use sealtrail_net::signal::shutdown_signal;
 pub use serve::{StartError, Witness};

@@ -9,17 +9,20 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealtrail_net::ratelimit::RateLimiter;
 use sealtrail_spec::cosignature::{CosignatureVerifier, Cosigner};
+use sealtrail_spec::note::{Ed25519Verifier, KeyError};
+use sealtrail_spec::witness::origin_hash;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::anchor::{self, Latest};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
-use crate::state::{Core, Latest, http_client, logs_from_config};
+use crate::state::{Core, Log};
 use crate::store::{SplitView, Store};
 
-/// Why the witness could not start.
+/// Why the witness could not start. [`StartError::category`] says which part failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configuration is invalid.
@@ -28,12 +31,53 @@ pub enum StartError {
     /// The key file could not be loaded.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyFileError),
+    /// The key handed to [`Witness::start_with_key`] is not named as configured.
+    #[error("the key is named {key:?}, the configured name is {configured:?}")]
+    KeyName {
+        /// The key's name.
+        key: String,
+        /// The configured name.
+        configured: String,
+    },
+    /// A configured log key does not parse (validation checks them first).
+    #[error("log {origin}: {error}")]
+    LogKey {
+        /// The log's origin.
+        origin: String,
+        /// What is wrong with the key.
+        error: KeyError,
+    },
+    /// An anchor's token file could not be read.
+    #[error(transparent)]
+    AnchorToken(#[from] crate::anchor::AnchorTokenError),
+    /// The TLS certificate or key could not be loaded.
+    #[error("tls: {0}")]
+    Tls(sealtrail_net::tls::TlsError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// Anything else (metrics registry, HTTP client).
-    #[error("{0}")]
-    Other(String),
+    /// The metrics could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(prometheus::Error),
+    /// The HTTP client for gossip, alerts and anchors could not be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+}
+
+impl StartError {
+    /// A short static label: `config` (the configuration or a file it names), `key`, `store`,
+    /// or `internal` (metrics, HTTP client).
+    pub fn category(&self) -> &'static str {
+        match self {
+            StartError::Config(_)
+            | StartError::LogKey { .. }
+            | StartError::AnchorToken(_)
+            | StartError::Tls(_) => "config",
+            StartError::Key(_) | StartError::KeyName { .. } => "key",
+            StartError::Store(_) => "store",
+            StartError::Metrics(_) | StartError::HttpClient(_) => "internal",
+        }
+    }
 }
 
 /// A started witness. Cloning is cheap and shares everything; the store is released when
@@ -55,17 +99,15 @@ impl Witness {
     pub fn start_with_key(config: Config, cosigner: Cosigner) -> Result<Self, StartError> {
         config.validate()?;
         if cosigner.name() != config.name {
-            return Err(StartError::Other(format!(
-                "the key is named {:?}, the configured name is {:?}",
-                cosigner.name(),
-                config.name
-            )));
+            return Err(StartError::KeyName {
+                key: cosigner.name().to_owned(),
+                configured: config.name.clone(),
+            });
         }
-        let logs = logs_from_config(&config).map_err(StartError::Other)?;
-        let metrics =
-            Metrics::new().map_err(|e| StartError::Other(format!("registering metrics: {e}")))?;
-        let client = http_client().map_err(StartError::Other)?;
-        let anchors = crate::anchor::from_config(&config.anchors).map_err(StartError::Other)?;
+        let logs = logs_from_config(&config)?;
+        let metrics = Metrics::new().map_err(StartError::Metrics)?;
+        let client = http_client()?;
+        let anchors = anchor::from_config(&config.anchors)?;
         let tls = match (&config.tls.cert_file, &config.tls.key_file) {
             (Some(cert), Some(key)) => Some(Arc::new(
                 sealtrail_net::tls::Tls::load(sealtrail_net::tls::TlsFiles {
@@ -74,7 +116,7 @@ impl Witness {
                     client_ca_file: None,
                     client_cert_optional: false,
                 })
-                .map_err(|e| StartError::Other(format!("tls: {e}")))?,
+                .map_err(StartError::Tls)?,
             )),
             _ => None,
         };
@@ -102,13 +144,15 @@ impl Witness {
             }
         }
         let r = &config.rate_limits;
+        // Only configured origins get a bucket, so there are never more than the logs.
+        let per_log = RateLimiter::new(r.per_log_per_second, r.per_log_burst, logs.len());
         let core = Core {
             cosigner,
             logs,
             store,
             metrics,
-            per_log: RateLimiter::new(r.per_log_per_second, r.per_log_burst),
-            total: RateLimiter::new(r.total_per_second, r.total_burst),
+            per_log,
+            total: RateLimiter::new(r.total_per_second, r.total_burst, 1),
             // Anchors start from what is stored: the checkpoint cosigned last before a restart
             // is anchored too, if it was not already (delivery is at least once).
             latest: watch::Sender::new(latest),
@@ -146,7 +190,7 @@ impl Witness {
     /// unless 0) and the anchors running in the background.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let core = self.core;
-        let mut background = crate::anchor::spawn_all(&core);
+        let mut background = spawn_anchors(&core);
         if core.config.gossip.interval_secs > 0 {
             let c = core.clone();
             background.push(tokio::spawn(async move { crate::gossip::run(c).await }));
@@ -160,6 +204,55 @@ impl Witness {
         }
         tracing::info!("stopped");
     }
+}
+
+/// Builds the configured logs (the config has been validated).
+fn logs_from_config(config: &Config) -> Result<Vec<Log>, StartError> {
+    config
+        .logs
+        .iter()
+        .map(|l| {
+            let verifiers = l
+                .keys
+                .iter()
+                .map(|k| {
+                    Ed25519Verifier::from_vkey(k).map_err(|error| StartError::LogKey {
+                        origin: l.origin.clone(),
+                        error,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Log {
+                origin: l.origin.clone(),
+                origin_hash: origin_hash(&l.origin),
+                verifiers,
+                url: l.url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            })
+        })
+        .collect()
+}
+
+/// The HTTP client for gossip, alerts and anchors: rustls with the ring provider (installed as
+/// the process default if none is; reqwest is built without one). Each request sets its own
+/// timeout (`gossip.timeout_secs` or `anchoring.timeout_secs`).
+fn http_client() -> Result<reqwest::Client, StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("sealtrail-witness/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(StartError::HttpClient)
+}
+
+/// Starts the anchor tasks on the witness's client, metrics and settings.
+fn spawn_anchors(core: &Core) -> Vec<tokio::task::JoinHandle<()>> {
+    let context = anchor::Context {
+        client: core.client.clone(),
+        metrics: core.metrics.clone(),
+        settings: core.config.anchoring.clone(),
+        witness: core.cosigner.name().to_owned(),
+    };
+    anchor::spawn_all(&core.anchors, &context, &core.latest)
 }
 
 async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -186,5 +279,56 @@ async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Futu
     sealtrail_net::http::serve(listener, app, opts, tls, None, shutdown).await;
     if let Some(r) = reloader {
         r.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "witness.example/w";
+
+    fn config(extra: &str) -> Config {
+        Config::from_toml(&format!("name = \"{NAME}\"\nkey_file = \"w.key\"\n{extra}")).unwrap()
+    }
+
+    fn cosigner(name: &str) -> Cosigner {
+        Cosigner::from_seed(name, [7; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_key_of_another_name_is_a_key_error() {
+        let err = Witness::start_with_key(config(""), cosigner("other")).unwrap_err();
+        assert!(
+            matches!(&err, StartError::KeyName { key, configured }
+                if key == "other" && configured == NAME),
+            "{err:?}"
+        );
+        assert_eq!(err.category(), "key");
+        assert_eq!(
+            err.to_string(),
+            format!("the key is named \"other\", the configured name is \"{NAME}\"")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_anchor_token_file_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-token");
+        let c = config(&format!(
+            "[[anchors]]\nkind = \"sealtrail\"\nurl = \"http://127.0.0.1:1\"\n\
+             bearer_token_file = \"{}\"\n",
+            missing.display()
+        ));
+        let err = Witness::start_with_key(c, cosigner(NAME)).unwrap_err();
+        assert!(
+            matches!(&err, StartError::AnchorToken(e) if e.path == missing),
+            "{err:?}"
+        );
+        assert_eq!(err.category(), "config");
+        let prefix = format!("anchor token file {}: ", missing.display());
+        assert!(err.to_string().starts_with(&prefix), "{err}");
+        // Nothing was created where the store would be.
+        assert!(!dir.path().join("data").exists());
     }
 }

@@ -2,19 +2,26 @@
 //! limiters, the HTTP client and the channel feeding the anchors; and the one place a split view
 //! is reported ([`Core::report_split_view`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use sealtrail_net::backoff::{Backoff, Jitter};
+use sealtrail_net::ratelimit::RateLimiter;
 use sealtrail_spec::cosignature::Cosigner;
 use sealtrail_spec::note::{Ed25519Verifier, Verifier};
 use sealtrail_spec::witness::origin_hash;
 use tokio::sync::watch;
 
+use crate::anchor::{Anchor, Latest, LatestMap};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 use crate::store::{SplitView, Store, StoreError};
+
+/// Split-view alerts are sent at most this many times, `ALERT_BACKOFF` apart (doubling).
+const ALERT_ATTEMPTS: u32 = 5;
+/// The wait after the first failed alert; it doubles after each failure, without jitter.
+const ALERT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::MAX, Jitter::Below);
 
 /// A configured log.
 #[derive(Debug)]
@@ -33,20 +40,6 @@ impl Log {
     }
 }
 
-/// The latest cosigned checkpoint of a log, as handed to the anchors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Latest {
-    pub(crate) origin: String,
-    pub(crate) size: u64,
-    pub(crate) root_base64: String,
-    /// The cosigned note (log signatures and our cosignature).
-    pub(crate) note: String,
-}
-
-/// Latest cosigned checkpoint per origin. A watch channel keeps only the newest map, so a slow
-/// anchor never holds up cosigning and never sees a backlog, only the latest state.
-pub(crate) type LatestMap = BTreeMap<String, Latest>;
-
 /// Everything the handlers, gossip and anchors share.
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -55,32 +48,15 @@ pub(crate) struct Core {
     pub(crate) store: Store,
     pub(crate) metrics: Metrics,
     pub(crate) config: Config,
-    pub(crate) per_log: RateLimiter,
-    pub(crate) total: RateLimiter,
+    /// add-checkpoint rate limit per configured origin.
+    pub(crate) per_log: RateLimiter<String>,
+    /// add-checkpoint rate limit over all requests: one bucket.
+    pub(crate) total: RateLimiter<()>,
     pub(crate) latest: watch::Sender<LatestMap>,
     pub(crate) client: reqwest::Client,
-    pub(crate) anchors: Vec<crate::anchor::Anchor>,
+    pub(crate) anchors: Vec<Anchor>,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<Arc<sealtrail_net::tls::Tls>>,
-}
-
-/// Unix time in seconds.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The HTTP client for gossip, alerts and anchors: rustls with the ring provider (installed as
-/// the process default if none is; reqwest is built without one). Each request sets its own
-/// timeout (`gossip.timeout_secs` or `anchoring.timeout_secs`).
-pub(crate) fn http_client() -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("sealtrail-witness/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
 }
 
 impl Core {
@@ -158,8 +134,7 @@ impl Core {
             "ours": split.ours,
             "theirs": split.theirs,
         });
-        let mut delay = Duration::from_millis(500);
-        for attempt in 1..=5 {
+        for attempt in 1..=ALERT_ATTEMPTS {
             let timeout = Duration::from_secs(self.config.gossip.timeout_secs);
             match self
                 .client
@@ -181,8 +156,7 @@ impl Core {
                 ),
                 Err(e) => tracing::warn!(url, error = %e, attempt, "split-view alert failed"),
             }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
+            tokio::time::sleep(ALERT_BACKOFF.base(attempt)).await;
         }
         tracing::error!(origin = %split.origin, url, "split-view alert not delivered");
     }
@@ -199,27 +173,4 @@ impl Core {
             newer
         });
     }
-}
-
-/// Builds the configured logs (the config has been validated).
-pub(crate) fn logs_from_config(config: &Config) -> Result<Vec<Log>, String> {
-    config
-        .logs
-        .iter()
-        .map(|l| {
-            let verifiers = l
-                .keys
-                .iter()
-                .map(|k| {
-                    Ed25519Verifier::from_vkey(k).map_err(|e| format!("log {}: {e}", l.origin))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Log {
-                origin: l.origin.clone(),
-                origin_hash: origin_hash(&l.origin),
-                verifiers,
-                url: l.url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
-            })
-        })
-        .collect()
 }

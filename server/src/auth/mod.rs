@@ -15,7 +15,6 @@ pub mod der;
 pub mod events;
 mod jwt;
 mod middleware;
-pub mod ratelimit;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ pub use middleware::{guard, security_events};
 
 use crate::http_error::ApiError;
 use middleware::RouteClass;
-use ratelimit::RateLimiter;
+use sealtrail_net::ratelimit::RateLimiter;
 
 /// Every API token starts with this, so a bearer value is never mistaken for a JWT.
 pub const TOKEN_PREFIX: &str = "stk_";

@@ -34,8 +34,8 @@ use batch::{encode_and_accept, small_enough};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use sealtrail_net::clock::unix_millis;
 use sealtrail_spec::Hash;
 use sealtrail_spec::extend::RightEdge;
 use sealtrail_spec::note::Ed25519Signer;
@@ -223,7 +223,7 @@ impl SequencerHandle {
         if g.stopping || g.with_thread > 0 || !g.fits(sub.entries.len(), self.max_batch) {
             return Some(sub);
         }
-        g.last_time_ms = now_ms().max(g.last_time_ms);
+        g.last_time_ms = unix_millis().max(g.last_time_ms);
         let time_ms = g.last_time_ms;
         encode_and_accept(g, self.store.as_ref(), sub, time_ms);
         if g.writer_idle {
@@ -535,10 +535,4 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// To the sequencer thread (weak: it does not keep the channel open).
     notify: mpsc::WeakUnboundedSender<Msg>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

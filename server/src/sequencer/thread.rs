@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use sealtrail_spec::Hash;
 use tokio::sync::{mpsc, oneshot};
 
+use sealtrail_net::clock::unix_millis;
+
 use super::*;
 
 use super::batch::*;
@@ -138,7 +140,7 @@ impl Sequencer {
         // thread until it is in the batch: its time and index stay in order.
         let time_ms = {
             let mut g = self.shared.lock();
-            g.last_time_ms = now_ms().max(g.last_time_ms);
+            g.last_time_ms = unix_millis().max(g.last_time_ms);
             g.last_time_ms
         };
         let encoded = encode(sub, time_ms);

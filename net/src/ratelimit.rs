@@ -1,4 +1,4 @@
-//! Token-bucket rate limits keyed by principal or client IP, in bounded memory.
+//! Token-bucket rate limits per key (a client address, a principal, a log), in bounded memory.
 //!
 //! A bucket holds up to `burst` tokens and refills at `rate` per second; a request takes one.
 //! The clock is a parameter ([`RateLimiter::check`] takes `now`) so tests drive it directly.
@@ -6,7 +6,11 @@
 //! refilled to full are dropped first (a full bucket carries no state, so this loses nothing),
 //! then the fullest one: the bucket closest to "no limit in force", so a flood of new keys cannot
 //! reset the limit of a key that is being held back.
+//!
+//! The answer to a refused request is the caller's; [`retry_after_secs`] turns the wait into a
+//! `Retry-After` value.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -28,8 +32,8 @@ pub struct RateLimiter<K> {
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
-    /// `rate` tokens per second (0 disables the limiter), `burst` tokens at most, `max_keys`
-    /// buckets at most.
+    /// `rate` tokens per second (0 disables the limiter), `burst` tokens at most (at least 1),
+    /// `max_keys` buckets at most (at least 1).
     pub fn new(rate: f64, burst: u32, max_keys: usize) -> Self {
         RateLimiter {
             rate,
@@ -39,8 +43,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
-    /// Takes a token for `key` at `now`, or says how long until one is available.
-    pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
+    /// Takes a token for `key` at `now`, or says how long until one is available. The key is
+    /// copied only when it gets a new bucket.
+    pub fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         if self.rate <= 0.0 {
             return Ok(());
         }
@@ -48,10 +57,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
             self.evict(&mut buckets, now);
         }
-        let b = buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
+        let b = match buckets.get_mut(key) {
+            Some(b) => b,
+            None => buckets.entry(key.to_owned()).or_insert(Bucket {
+                tokens: self.burst,
+                last: now,
+            }),
+        };
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.last = now;
@@ -87,6 +99,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `Retry-After` seconds for a wait: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 #[cfg(test)]
@@ -142,5 +159,39 @@ mod tests {
         }
         // Key 0 was never idle-evicted: still limited until it refills.
         assert!(l.check(&0u32, t0 + Duration::from_millis(999)).is_err());
+    }
+
+    #[test]
+    fn owned_keys_are_checked_by_reference() {
+        // String keys, looked up with &str: one bucket per distinct key, shared by both forms.
+        let l: RateLimiter<String> = RateLimiter::new(1.0, 2, 10);
+        let t = Instant::now();
+        l.check("log-a", t).unwrap();
+        l.check(&"log-a".to_owned(), t).unwrap();
+        assert_eq!(l.check("log-a", t), Err(Duration::from_secs(1)));
+        l.check("log-b", t).unwrap();
+        assert_eq!(l.len(), 2);
+        // A limiter over one global bucket.
+        let total: RateLimiter<()> = RateLimiter::new(1.0, 1, 1);
+        total.check(&(), t).unwrap();
+        assert!(total.check(&(), t).is_err());
+    }
+
+    #[test]
+    fn a_zero_burst_still_lets_one_request_through() {
+        let l = RateLimiter::new(1.0, 0, 10);
+        let t = Instant::now();
+        l.check(&"a", t).unwrap();
+        assert_eq!(l.check(&"a", t), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(500)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2500)), 3);
     }
 }
