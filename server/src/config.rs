@@ -310,7 +310,8 @@ impl Config {
                 "witnessing.cosigned_wait_secs must be below limits.request_timeout_secs".into(),
             );
         }
-        crate::forward::validate_all(&self.forward).map_err(ConfigError::Invalid)?;
+        crate::forward::validate_all(&self.forward)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 }

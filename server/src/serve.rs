@@ -75,8 +75,8 @@ impl Server {
         let tls = Tls::load(&config.tls)
             .map_err(|e| StartError::Config(format!("tls: {e}")))?
             .map(Arc::new);
-        let forward =
-            crate::forward::Prepared::new(&config.forward).map_err(StartError::Forward)?;
+        let forward = crate::forward::Prepared::new(&config.forward)
+            .map_err(|e| StartError::Forward(e.to_string()))?;
         let security_events = forward.security_events();
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;

@@ -506,20 +506,25 @@ async fn file_sink_rotates_by_size_and_keeps_every_line() {
 #[tokio::test]
 async fn bad_sink_configs_are_refused() {
     let mut no_url = SinkConfig::new("a", SinkKind::Webhook);
-    assert!(no_url.validate().unwrap_err().contains("url"));
+    assert!(no_url.validate().unwrap_err().to_string().contains("url"));
     no_url.url = Some("not a url".into());
     assert!(sealtrail_server::forward::Prepared::new(&[no_url]).is_err());
     let mut hec = SinkConfig::new("h", SinkKind::SplunkHec);
     hec.url = Some("http://127.0.0.1:1".into());
-    assert!(hec.validate().unwrap_err().contains("token"));
+    assert!(hec.validate().unwrap_err().to_string().contains("token"));
     let mut f = SinkConfig::new("f", SinkKind::File);
     f.path = Some("x".into());
     f.url = Some("http://x".into());
-    assert!(f.validate().unwrap_err().contains("url is not used"));
+    assert!(
+        f.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("url is not used")
+    );
     let mut tls = SinkConfig::new("t", SinkKind::Syslog);
     tls.address = Some("127.0.0.1:6514".into());
     tls.transport = Some(sealtrail_server::forward::Transport::Tls);
-    assert!(tls.validate().unwrap_err().contains("ca_file"));
+    assert!(tls.validate().unwrap_err().to_string().contains("ca_file"));
     tls.ca_file = Some("/nonexistent/ca.pem".into());
     assert!(sealtrail_server::forward::Prepared::new(&[tls]).is_err());
     let a = SinkConfig {
@@ -529,6 +534,7 @@ async fn bad_sink_configs_are_refused() {
     assert!(
         sealtrail_server::forward::validate_all(&[a.clone(), a])
             .unwrap_err()
+            .to_string()
             .contains("two")
     );
     let c = sealtrail_server::config::Config::from_toml(

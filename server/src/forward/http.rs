@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::{ForwardEvent, SinkConfig, SinkError, SinkKind};
+use super::{ForwardEvent, OpenError, SinkConfig, SinkError, SinkKind};
 
 /// Longest response body read (to find errors in it).
 const MAX_RESPONSE: usize = 1 << 20;
@@ -26,8 +26,11 @@ pub struct HttpSink {
 
 impl HttpSink {
     /// Builds the client (timeouts, CA file, headers, HEC token).
-    pub fn new(cfg: &SinkConfig) -> Result<Self, String> {
-        let name = &cfg.name;
+    pub fn new(cfg: &SinkConfig) -> Result<Self, OpenError> {
+        let request = |detail: String| OpenError::Request {
+            sink: cfg.name.clone(),
+            detail,
+        };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let base = cfg.url.clone().unwrap_or_default();
         let base = base.trim_end_matches('/');
@@ -36,19 +39,19 @@ impl HttpSink {
             SinkKind::Elasticsearch => format!("{base}/_bulk"),
             _ => base.to_owned(),
         };
-        reqwest::Url::parse(&url).map_err(|e| format!("forward {name}: url {url:?}: {e}"))?;
+        reqwest::Url::parse(&url).map_err(|e| request(format!("url {url:?}: {e}")))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let k = HeaderName::try_from(k.as_str())
-                .map_err(|e| format!("forward {name}: header {k:?}: {e}"))?;
+                .map_err(|e| request(format!("header {k:?}: {e}")))?;
             let mut v = HeaderValue::try_from(v.as_str())
-                .map_err(|e| format!("forward {name}: header {k}: {e}"))?;
+                .map_err(|e| request(format!("header {k}: {e}")))?;
             v.set_sensitive(true);
             headers.insert(k, v);
         }
         if let Some(token) = &cfg.token {
             let mut v = HeaderValue::try_from(format!("Splunk {token}"))
-                .map_err(|e| format!("forward {name}: token: {e}"))?;
+                .map_err(|e| request(format!("token: {e}")))?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
@@ -62,17 +65,22 @@ impl HttpSink {
             .timeout(cfg.timeout())
             .connect_timeout(cfg.timeout().min(Duration::from_secs(10)));
         if let Some(path) = &cfg.ca_file {
+            let ca_file = |detail: String| OpenError::CaFile {
+                sink: cfg.name.clone(),
+                detail,
+            };
             let pem = std::fs::read(path)
-                .map_err(|e| format!("forward {name}: reading {}: {e}", path.display()))?;
+                .map_err(|e| ca_file(format!("reading {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("forward {name}: {}: {e}", path.display()))?;
+                .map_err(|e| ca_file(format!("{}: {e}", path.display())))?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("forward {name}: HTTP client: {e}"))?;
+        let client = builder.build().map_err(|e| OpenError::HttpClient {
+            sink: cfg.name.clone(),
+            detail: format!("HTTP client: {e}"),
+        })?;
         Ok(HttpSink {
             kind: cfg.kind,
             client,
@@ -167,7 +175,24 @@ pub fn bulk_body(index: &str, events: &[ForwardEvent]) -> Vec<u8> {
     out
 }
 
-fn check_hec(text: &str) -> Result<(), String> {
+/// A 2xx answer whose body reports that the batch was not (wholly) accepted.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// Splunk HEC answered with a non-zero `code`.
+    #[error("HEC error: {0}")]
+    Hec(String),
+    /// The `_bulk` answer does not parse.
+    #[error("bulk response is not JSON: {0}")]
+    BulkNotJson(serde_json::Error),
+    /// Some `_bulk` items failed; the first item's error.
+    #[error("bulk items failed, first error: {0}")]
+    BulkItems(serde_json::Value),
+    /// The `_bulk` answer lacks the `errors` flag.
+    #[error("bulk response without \"errors\"")]
+    BulkUnflagged,
+}
+
+fn check_hec(text: &str) -> Result<(), Refused> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v)
             if v.get("code")
@@ -175,15 +200,14 @@ fn check_hec(text: &str) -> Result<(), String> {
                 .unwrap_or(0)
                 != 0 =>
         {
-            Err(format!("HEC error: {text}"))
+            Err(Refused::Hec(text.to_owned()))
         }
         _ => Ok(()),
     }
 }
 
-fn check_bulk(text: &str) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("bulk response is not JSON: {e}"))?;
+fn check_bulk(text: &str) -> Result<(), Refused> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(Refused::BulkNotJson)?;
     match v.get("errors").and_then(serde_json::Value::as_bool) {
         Some(false) => Ok(()),
         Some(true) => {
@@ -195,8 +219,78 @@ fn check_bulk(text: &str) -> Result<(), String> {
                         .find_map(|i| i.get("index").and_then(|x| x.get("error")).cloned())
                 })
                 .unwrap_or_default();
-            Err(format!("bulk items failed, first error: {first}"))
+            Err(Refused::BulkItems(first))
         }
-        None => Err("bulk response without \"errors\"".into()),
+        None => Err(Refused::BulkUnflagged),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_in_a_2xx_body_are_found_and_named() {
+        assert!(check_hec(r#"{"text":"Success","code":0}"#).is_ok());
+        assert!(check_hec("not json: HEC said nothing parseable").is_ok());
+        assert_eq!(
+            check_hec(r#"{"text":"Invalid token","code":4}"#)
+                .unwrap_err()
+                .to_string(),
+            r#"HEC error: {"text":"Invalid token","code":4}"#
+        );
+        assert!(check_bulk(r#"{"errors":false,"items":[]}"#).is_ok());
+        assert_eq!(
+            check_bulk(
+                r#"{"errors":true,"items":[{"index":{"status":201}},{"index":{"error":{"type":"x"}}}]}"#
+            )
+            .unwrap_err()
+            .to_string(),
+            r#"bulk items failed, first error: {"type":"x"}"#
+        );
+        assert_eq!(
+            check_bulk(r#"{"took":1}"#).unwrap_err().to_string(),
+            r#"bulk response without "errors""#
+        );
+        assert!(
+            check_bulk("<html>")
+                .unwrap_err()
+                .to_string()
+                .starts_with("bulk response is not JSON: ")
+        );
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_by_category() {
+        let mut cfg = SinkConfig::new("w", SinkKind::Webhook);
+        cfg.url = Some("not a url".into());
+        let e = HttpSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "request");
+        assert!(
+            e.to_string().starts_with(r#"forward w: url "not a url": "#),
+            "{e}"
+        );
+        cfg.url = Some("http://127.0.0.1:1".into());
+        cfg.headers.insert("bad header".into(), "v".into());
+        let e = HttpSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "request");
+        assert!(
+            e.to_string()
+                .starts_with(r#"forward w: header "bad header": "#),
+            "{e}"
+        );
+        cfg.headers.clear();
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ca.pem");
+        cfg.ca_file = Some(missing.clone());
+        let e = HttpSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "ca_file");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("forward w: reading {}: ", missing.display())),
+            "{e}"
+        );
+        cfg.ca_file = None;
+        assert!(HttpSink::new(&cfg).is_ok());
     }
 }

@@ -24,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
-use super::{ForwardEvent, SinkConfig, SinkError, Transport};
+use super::{ForwardEvent, OpenError, SinkConfig, SinkError, Transport};
 
 /// The structured-data ID of every message.
 pub const SD_ID: &str = "sealtrail@32473";
@@ -84,33 +84,36 @@ fn header_field(s: &str, max: usize) -> String {
     if clean.is_empty() { "-".into() } else { clean }
 }
 
-fn tls_connector(cfg: &SinkConfig) -> Result<TlsConnector, String> {
-    let name = &cfg.name;
+fn tls_connector(cfg: &SinkConfig) -> Result<TlsConnector, OpenError> {
+    let ca_file = |detail: String| OpenError::CaFile {
+        sink: cfg.name.clone(),
+        detail,
+    };
     let path = cfg
         .ca_file
         .as_ref()
-        .ok_or_else(|| format!("forward {name}: TLS needs ca_file"))?;
+        .ok_or_else(|| ca_file("TLS needs ca_file".into()))?;
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("forward {name}: reading {}: {e}", path.display()))?;
+        .map_err(|e| ca_file(format!("reading {}: {e}", path.display())))?;
     for cert in certs {
-        let cert = cert.map_err(|e| format!("forward {name}: {}: {e}", path.display()))?;
+        let cert = cert.map_err(|e| ca_file(format!("{}: {e}", path.display())))?;
         roots
             .add(cert)
-            .map_err(|e| format!("forward {name}: {}: {e}", path.display()))?;
+            .map_err(|e| ca_file(format!("{}: {e}", path.display())))?;
     }
     if roots.is_empty() {
-        return Err(format!(
-            "forward {name}: {} holds no certificate",
-            path.display()
-        ));
+        return Err(ca_file(format!("{} holds no certificate", path.display())));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("forward {name}: TLS: {e}"))?
+        .map_err(|e| OpenError::Tls {
+            sink: cfg.name.clone(),
+            detail: format!("TLS: {e}"),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
@@ -124,7 +127,7 @@ fn host_of(address: &str) -> &str {
 
 impl SyslogSink {
     /// Builds the sink (reads the CA file); connects on the first send.
-    pub fn new(cfg: &SinkConfig) -> Result<Self, String> {
+    pub fn new(cfg: &SinkConfig) -> Result<Self, OpenError> {
         let address = cfg.address.clone().unwrap_or_default();
         let transport = cfg.transport.unwrap_or(Transport::Tcp);
         let tls = if transport == Transport::Tls {
@@ -132,8 +135,13 @@ impl SyslogSink {
                 .server_name
                 .clone()
                 .unwrap_or_else(|| host_of(&address).to_owned());
-            let server_name = rustls::pki_types::ServerName::try_from(name.clone())
-                .map_err(|e| format!("forward {}: server name {name:?}: {e}", cfg.name))?;
+            let server_name =
+                rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                    OpenError::Tls {
+                        sink: cfg.name.clone(),
+                        detail: format!("server name {name:?}: {e}"),
+                    }
+                })?;
             Some((tls_connector(cfg)?, server_name))
         } else {
             None
@@ -384,6 +392,38 @@ mod tests {
         assert_eq!(header_field("", 255), "-");
         assert_eq!(host_of("[::1]:514"), "::1");
         assert_eq!(host_of("siem.example:6514"), "siem.example");
+    }
+
+    #[test]
+    fn unusable_tls_settings_are_refused_by_category() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = SinkConfig::new("t", super::super::SinkKind::Syslog);
+        cfg.address = Some("127.0.0.1:6514".into());
+        cfg.transport = Some(Transport::Tls);
+        let e = SyslogSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "ca_file");
+        assert_eq!(e.to_string(), "forward t: TLS needs ca_file");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        cfg.ca_file = Some(empty.clone());
+        let e = SyslogSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "ca_file");
+        assert_eq!(
+            e.to_string(),
+            format!("forward t: {} holds no certificate", empty.display())
+        );
+        cfg.server_name = Some("not a name!".into());
+        let e = SyslogSink::new(&cfg).unwrap_err();
+        assert_eq!(e.category(), "tls");
+        assert!(
+            e.to_string()
+                .starts_with(r#"forward t: server name "not a name!": "#),
+            "{e}"
+        );
+        cfg.transport = Some(Transport::Tcp);
+        cfg.server_name = None;
+        cfg.ca_file = None;
+        assert!(SyslogSink::new(&cfg).is_ok());
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! The forwarded form of an event: [`ForwardEvent`], and [`entry_event`], which turns a stored
+//! leaf into the JSON document every sink sends (each sink only frames it: a syslog message, an
+//! NDJSON line, a HEC event, a `_bulk` document).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use sealtrail_spec::envelope::LeafEnvelope;
+
+use crate::store::StoreError;
+
+/// Something to forward.
+#[derive(Debug, Clone)]
+pub enum ForwardEvent {
+    /// A committed entry (cursor-tracked).
+    Entry(EntryEvent),
+    /// A non-entry event: a JSON object from the access-control or witness layer (best-effort).
+    Security(serde_json::Value),
+}
+
+/// A committed entry as forwarded.
+#[derive(Debug, Clone)]
+pub struct EntryEvent {
+    /// The log's origin.
+    pub origin: String,
+    /// The entry's index.
+    pub index: u64,
+    /// Hex leaf hash.
+    pub leaf_hash: String,
+    /// Sequencing time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Size of a signed, published checkpoint that includes the entry.
+    pub checkpoint_size: u64,
+    /// The JSON document every sink sends (see [`entry_event`]).
+    pub json: serde_json::Value,
+}
+
+impl ForwardEvent {
+    /// The JSON document of the event.
+    pub fn json(&self) -> &serde_json::Value {
+        match self {
+            ForwardEvent::Entry(e) => &e.json,
+            ForwardEvent::Security(v) => v,
+        }
+    }
+
+    /// The event's stable id (`origin/index`) for entries; replays carry the same id.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            ForwardEvent::Entry(e) => Some(format!("{}/{}", e.origin, e.index)),
+            ForwardEvent::Security(_) => None,
+        }
+    }
+
+    /// Time of the event in ms since the Unix epoch.
+    pub fn time_ms(&self) -> u64 {
+        match self {
+            ForwardEvent::Entry(e) => e.time_ms,
+            ForwardEvent::Security(v) => v
+                .get("time_ms")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_else(now_ms),
+        }
+    }
+}
+
+/// Now, in ms since the Unix epoch (0 if the clock is before it).
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Builds the forwarded form of entry `index` (leaf bytes `leaf`): origin, index, id, leaf hash,
+/// sequencing time, principal, event type, content type, the payload (inline JSON when the
+/// content type is JSON and the bytes parse, otherwise `payload_base64`) and the size of a
+/// published checkpoint that covers it.
+pub fn entry_event(
+    origin: &str,
+    index: u64,
+    leaf: &[u8],
+    checkpoint_size: u64,
+) -> Result<EntryEvent, StoreError> {
+    let env = LeafEnvelope::decode(leaf)
+        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+    let leaf_hash = sealtrail_spec::leaf_hash(leaf).to_hex();
+    let essence = env
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json" || essence.ends_with("+json");
+    let inline = is_json
+        .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
+        .flatten();
+    let mut json = serde_json::json!({
+        "id": format!("{origin}/{index}"),
+        "origin": origin,
+        "index": index,
+        "leaf_hash": leaf_hash,
+        "timestamp": env.time_ms,
+        "principal": env.principal,
+        "event_type": env.event_type,
+        "content_type": env.content_type,
+        "checkpoint_size": checkpoint_size,
+    });
+    if let Some(obj) = json.as_object_mut() {
+        match inline {
+            Some(v) => obj.insert("payload".into(), v),
+            None => obj.insert(
+                "payload_base64".into(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(&env.payload)
+                    .into(),
+            ),
+        };
+    }
+    Ok(EntryEvent {
+        origin: origin.to_owned(),
+        index,
+        leaf_hash,
+        time_ms: env.time_ms,
+        checkpoint_size,
+        json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(content_type: &str, payload: &[u8]) -> Vec<u8> {
+        LeafEnvelope {
+            time_ms: 1_700_000_000_123,
+            principal: "alice".into(),
+            content_type: content_type.into(),
+            event_type: Some("user.login".into()),
+            payload: payload.to_vec(),
+        }
+        .encode()
+        .unwrap()
+    }
+
+    #[test]
+    fn an_entry_document_has_every_field() {
+        let bytes = leaf("application/json", br#"{"a":[1,2]}"#);
+        let e = entry_event("log.example/x", 7, &bytes, 9).unwrap();
+        let hash = sealtrail_spec::leaf_hash(&bytes).to_hex();
+        assert_eq!(
+            e.json,
+            serde_json::json!({
+                "id": "log.example/x/7",
+                "origin": "log.example/x",
+                "index": 7,
+                "leaf_hash": hash,
+                "timestamp": 1_700_000_000_123_u64,
+                "principal": "alice",
+                "event_type": "user.login",
+                "content_type": "application/json",
+                "checkpoint_size": 9,
+                "payload": {"a": [1, 2]},
+            })
+        );
+        assert_eq!(
+            (e.index, e.time_ms, e.checkpoint_size, e.leaf_hash.as_str()),
+            (7, 1_700_000_000_123, 9, hash.as_str())
+        );
+        let fe = ForwardEvent::Entry(e);
+        assert_eq!(fe.id().as_deref(), Some("log.example/x/7"));
+        assert_eq!(fe.time_ms(), 1_700_000_000_123);
+    }
+
+    #[test]
+    fn payloads_are_inline_only_when_json_by_type_and_by_content() {
+        let payload = |ct: &str, body: &[u8]| {
+            let e = entry_event("o", 0, &leaf(ct, body), 1).unwrap();
+            (
+                e.json.get("payload").cloned(),
+                e.json.get("payload_base64").cloned(),
+            )
+        };
+        let inline = |v: serde_json::Value| (Some(v), None);
+        let base64 = |s: &str| (None, Some(serde_json::Value::from(s)));
+        assert_eq!(
+            payload("application/json", b"[1]"),
+            inline(serde_json::json!([1]))
+        );
+        assert_eq!(
+            payload("Application/JSON; charset=utf-8", b"\"s\""),
+            inline(serde_json::json!("s"))
+        );
+        assert_eq!(
+            payload("application/cloudevents+json", b"{}"),
+            inline(serde_json::json!({}))
+        );
+        assert_eq!(
+            payload("application/json", b"{not json"),
+            base64("e25vdCBqc29u")
+        );
+        assert_eq!(payload("text/plain", b"[1]"), base64("WzFd"));
+        assert_eq!(payload("application/jsonx", b"hi"), base64("aGk="));
+    }
+
+    #[test]
+    fn undecodable_leaves_are_corrupt_entries() {
+        match entry_event("o", 3, b"\x01\x02", 4) {
+            Err(StoreError::Corrupt(m)) => assert!(m.starts_with("entry 3: "), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn security_events_have_no_id_and_their_own_time() {
+        let with_time = ForwardEvent::Security(serde_json::json!({"kind": "x", "time_ms": 42}));
+        assert_eq!((with_time.id(), with_time.time_ms()), (None, 42));
+        let before = now_ms();
+        let without = ForwardEvent::Security(serde_json::json!({"kind": "x"}));
+        let t = without.time_ms();
+        assert!(t >= before && t <= now_ms(), "now when absent");
+        assert_eq!(without.json()["kind"], "x");
+    }
+}
