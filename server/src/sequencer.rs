@@ -22,15 +22,15 @@
 //!   gathered: the store's state after a failed `fsync` is unknowable, and a restart rebuilds
 //!   everything from what is durable.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::note::Ed25519Signer;
 use sealtrail_spec::tiles::{TileId, TileReader, decode_hash_tile, encode_hash_tile};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -482,9 +482,8 @@ struct Writer {
     shared: Arc<Shared>,
     signer: Ed25519Signer,
     origin: String,
-    edge: RightEdge,
-    /// The rightmost partial tile of each level: what the next extension reads.
-    edge_tiles: BTreeMap<u8, (u64, Vec<Hash>)>,
+    /// The tree's right edge with its partial tiles: all the next extension needs.
+    edge: TiledEdge,
     /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
     run_hashes: Vec<Hash>,
     disk_guard: Option<(std::path::PathBuf, u64)>,
@@ -1029,11 +1028,7 @@ impl Writer {
 
     /// Moves the batch's entries into the store; `open` keeps what the answers need.
     fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, String> {
-        let reader = EdgeTiles {
-            cache: &self.edge_tiles,
-            store: self.store.as_ref(),
-        };
-        let ext = match extend_edge(&self.edge, reader, &open.leaf_hashes) {
+        let ext = match self.edge.extend(&open.leaf_hashes) {
             Ok(ext) => ext,
             Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
         };
@@ -1083,19 +1078,6 @@ impl Writer {
         self.metrics.batch_entries.observe(n as f64);
         self.metrics.entries_appended.inc_by(n as u64);
         // Durable: adopt the new edge and publish.
-        for (id, hashes) in ext.tiles {
-            if id.is_full() {
-                if self
-                    .edge_tiles
-                    .get(&id.level)
-                    .is_some_and(|(i, _)| *i == id.index)
-                {
-                    self.edge_tiles.remove(&id.level);
-                }
-            } else {
-                self.edge_tiles.insert(id.level, (id.index, hashes));
-            }
-        }
         self.edge = ext.edge;
         // The unfinished run keeps its buffer (RUN hashes): regrowing it every run cost fresh,
         // zeroed pages on the writer's critical path.
@@ -1190,7 +1172,7 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StartError> {
     let size = store.tree_size()?;
-    let edge = RightEdge::from_tiles(size, &mut StoreTiles(store.as_ref()))
+    let edge = TiledEdge::from_tiles(size, StoreTiles(store.as_ref()))
         .map_err(|e| StartError::Inconsistent(format!("rebuilding the right edge: {e}")))?;
     let root = edge.root();
     let verifier = signer.verifier();
@@ -1272,7 +1254,6 @@ pub fn start(
         signer,
         origin: config.origin.clone(),
         edge,
-        edge_tiles: BTreeMap::new(),
         run_hashes,
         disk_guard: config.disk_guard.clone(),
         published: pub_tx,
@@ -1360,26 +1341,6 @@ impl TileReader for StoreTiles<'_> {
             ))
         })?;
         decode_hash_tile(prefix, tile.width).map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-}
-
-/// The sequencer's tile reader: right-edge tiles from memory, anything else from the store.
-struct EdgeTiles<'a> {
-    cache: &'a BTreeMap<u8, (u64, Vec<Hash>)>,
-    store: &'a dyn LogStore,
-}
-
-impl TileReader for EdgeTiles<'_> {
-    type Error = StoreError;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
-        if let Some((index, hashes)) = self.cache.get(&tile.level)
-            && *index == tile.index
-            && hashes.len() >= usize::from(tile.width)
-        {
-            return Ok(hashes[..usize::from(tile.width)].to_vec());
-        }
-        StoreTiles(self.store).read_tile(tile)
     }
 }
 
