@@ -20,7 +20,6 @@
 
 pub mod edge;
 pub mod envelope;
-pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;
