@@ -14,18 +14,16 @@
 //! change. Re-exporting into an earlier export checks the old checkpoint is a prefix of the new
 //! one (same root at the old size), rewrites only what changed, and writes `checkpoint` last.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::VerifiedCheckpoint;
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::note::Verifier;
 use sealtrail_spec::tiles::{
-    BundleId, TILE_WIDTH, TileId, TileReader, all_bundles, decode_bundle, encode_bundle,
-    encode_hash_tile,
+    BundleId, TILE_WIDTH, TileId, all_bundles, decode_bundle, encode_bundle, encode_hash_tile,
 };
 
 use crate::store::LogStore;
@@ -173,26 +171,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ExportError> {
     })
 }
 
-/// The rightmost partial tile of each level, as the extension reads them.
-#[derive(Debug, Default)]
-struct Partials(BTreeMap<u8, (u64, Vec<Hash>)>);
-
-struct PartialReader<'a>(&'a Partials);
-
-impl TileReader for PartialReader<'_> {
-    type Error = String;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, String> {
-        match self.0.0.get(&tile.level) {
-            Some((index, hashes)) if *index == tile.index => hashes
-                .get(..usize::from(tile.width))
-                .map(<[Hash]>::to_vec)
-                .ok_or_else(|| format!("{} is not held", tile.path())),
-            _ => Err(format!("{} is not held", tile.path())),
-        }
-    }
-}
-
 /// What a verified rebuild hands to its consumer, in log order.
 #[derive(Debug)]
 pub enum Piece<'a> {
@@ -251,10 +229,9 @@ pub fn rebuild(
             p.size
         )));
     }
-    let mut edge = RightEdge::empty();
-    let mut partials = Partials::default();
+    let mut edge = TiledEdge::empty();
     let mut last_time = 0u64;
-    let check_prefix = |edge: &RightEdge| -> Result<(), ExportError> {
+    let check_prefix = |edge: &TiledEdge| -> Result<(), ExportError> {
         match prefix {
             Some(p) if p.size == edge.size() && p.root != edge.root() => Err(invalid(format!(
                 "the earlier export's checkpoint (size {}) is not a prefix of this log: \
@@ -294,21 +271,12 @@ pub fn rebuild(
             if part.is_empty() {
                 continue;
             }
-            let ext = extend_edge(&edge, PartialReader(&partials), part)
+            let ext = edge
+                .extend(part)
                 .map_err(|e| invalid(format!("extending the tree: {e}")))?;
-            for (tile, hashes) in ext.tiles {
-                if tile.is_full() {
-                    if partials
-                        .0
-                        .get(&tile.level)
-                        .is_some_and(|(i, _)| *i == tile.index)
-                    {
-                        partials.0.remove(&tile.level);
-                    }
-                    consume(Piece::Tile(tile, encode_hash_tile(&hashes)))?;
-                } else {
-                    partials.0.insert(tile.level, (tile.index, hashes));
-                }
+            // Full tiles as they complete; the partial ones, which the edge holds, at the end.
+            for (tile, hashes) in ext.tiles.iter().filter(|(t, _)| t.is_full()) {
+                consume(Piece::Tile(*tile, encode_hash_tile(hashes)))?;
             }
             edge = ext.edge;
             check_prefix(&edge)?;
@@ -326,14 +294,8 @@ pub fn rebuild(
             checkpoint.checkpoint().root().to_base64()
         )));
     }
-    for (level, (index, hashes)) in std::mem::take(&mut partials.0) {
-        let width = u16::try_from(hashes.len()).map_err(|_| invalid("oversized partial tile"))?;
-        let tile = TileId {
-            level,
-            index,
-            width,
-        };
-        consume(Piece::Tile(tile, encode_hash_tile(&hashes)))?;
+    for (tile, hashes) in edge.partial_tiles() {
+        consume(Piece::Tile(tile, encode_hash_tile(hashes)))?;
     }
     Ok(Rebuild { checkpoint, note })
 }

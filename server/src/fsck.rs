@@ -4,12 +4,10 @@
 //! log-signed checkpoint. Memory stays O(log n): entries are read one bundle at a time and only
 //! the right edge of the recomputed tree is kept.
 
-use std::collections::HashMap;
-
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::note::Verifier;
-use sealtrail_spec::tiles::{TILE_WIDTH, TileId, TileReader, encode_hash_tile};
+use sealtrail_spec::tiles::{TILE_WIDTH, TileId, encode_hash_tile};
 use sealtrail_spec::{Hash, leaf_hash};
 
 use crate::leafindex::{RUN, build_run};
@@ -47,22 +45,6 @@ impl FsckReport {
     }
 }
 
-/// The recomputed tiles still on the right edge.
-#[derive(Default)]
-struct Recomputed(HashMap<(u8, u64), Vec<Hash>>);
-
-impl TileReader for &mut Recomputed {
-    type Error = String;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, String> {
-        self.0
-            .get(&(tile.level, tile.index))
-            .and_then(|t| t.get(..usize::from(tile.width)))
-            .map(<[Hash]>::to_vec)
-            .ok_or_else(|| format!("{} was not recomputed", tile.path()))
-    }
-}
-
 /// Checks the whole store. `Err` only for a store that cannot be read at all.
 pub fn fsck(
     store: &dyn LogStore,
@@ -74,8 +56,7 @@ pub fn fsck(
         ..FsckReport::default()
     };
     let size = report.size;
-    let mut edge = RightEdge::empty();
-    let mut recomputed = Recomputed::default();
+    let mut edge = TiledEdge::empty();
     let mut run_hashes: Vec<Hash> = Vec::new();
     let mut want_postings = PostingSum::default();
     let step = u64::from(TILE_WIDTH);
@@ -109,36 +90,23 @@ pub fn fsck(
             check_run(store, &mut report, start / RUN, &run_hashes)?;
             run_hashes.clear();
         }
-        let ext = match extend_edge(&edge, &mut recomputed, &hashes) {
+        let ext = match edge.extend(&hashes) {
             Ok(ext) => ext,
             Err(e) => {
                 report.problem(format!("recomputing the tree at {start}: {e}"));
                 return Ok(report);
             }
         };
-        for (id, tile) in ext.tiles {
-            // A full tile is final now; partial ones are compared at the end.
-            if id.is_full() {
-                compare_tile(store, &mut report, id, &tile)?;
-                recomputed.0.remove(&(id.level, id.index));
-            } else {
-                recomputed.0.insert((id.level, id.index), tile);
-            }
+        // A full tile is final now; partial ones are compared at the end.
+        for (id, tile) in ext.tiles.iter().filter(|(id, _)| id.is_full()) {
+            compare_tile(store, &mut report, *id, tile)?;
         }
         edge = ext.edge;
         start = end;
     }
-    // What is left is the rightmost partial tile of each level, at its final width.
-    let mut partial: Vec<_> = recomputed.0.into_iter().collect();
-    partial.sort_by_key(|(k, _)| *k);
-    for ((level, index), tile) in partial {
-        let width = u16::try_from(tile.len()).unwrap_or(TILE_WIDTH);
-        let id = TileId {
-            level,
-            index,
-            width,
-        };
-        compare_tile(store, &mut report, id, &tile)?;
+    // The rightmost partial tile of each level, at its final width, level by level.
+    for (id, tile) in edge.partial_tiles() {
+        compare_tile(store, &mut report, id, tile)?;
     }
     check_postings(store, &mut report, &want_postings)?;
     let root = edge.root();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use sealtrail_spec::extend::{RightEdge, extend_edge};
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::merkle::{
     LeafHashes, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion,
 };
@@ -68,10 +68,10 @@ fn bench_extension(batch: usize, total: usize) -> Store {
     let data = payloads(total, 256);
     let mut store = Store::default();
     let t = Instant::now();
-    let mut edge = RightEdge::empty();
+    let mut edge = TiledEdge::empty();
     for chunk in data.chunks(batch) {
         let hashes: Vec<Hash> = chunk.iter().map(|p| leaf_hash(p)).collect();
-        let ext = extend_edge(&edge, &mut store, &hashes).expect("extend");
+        let ext = edge.extend(&hashes).expect("extend");
         edge = ext.edge;
         for (id, h) in ext.tiles {
             store.0.insert((id.level, id.index), h);

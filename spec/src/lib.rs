@@ -9,7 +9,7 @@
 //! | [`hash`] | RFC 6962 leaf and node hashing, the [`Hash`](struct@Hash) type |
 //! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
-//! | [`extend`] | appending leaves: the new root and every changed hash tile |
+//! | [`edge`] | the tiled right edge: appending leaves gives the new root and every changed hash tile |
 //! | [`envelope`] | the leaf envelope: deterministic CBOR entry bytes (ours, `docs/leaf-envelope.md`) |
 //! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
@@ -18,8 +18,8 @@
 //! | [`tlog_proof`] | C2SP tlog-proof v1: offline inclusion proofs, verified into [`tlog_proof::VerifiedProof`] |
 //! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
 
+pub mod edge;
 pub mod envelope;
-pub mod extend;
 pub mod hash;
 pub mod merkle;
 pub mod tiles;

@@ -6,7 +6,7 @@
 //! in RFC 6962 order: the hash nearest the leaf first. Verification follows RFC 9162 sections
 //! 2.1.3.2 and 2.1.4.2 step by step, with the C2SP conventions for the cases the RFC leaves open
 //! (size 0 and equal sizes; see `c2sp-digest.md` section 1.5). Out of scope: where hashes are
-//! stored (see [`crate::tiles`]) and how trees grow (see [`crate::extend`]).
+//! stored (see [`crate::tiles`]) and how trees grow (see [`crate::edge`]).
 
 use crate::hash::{EMPTY_ROOT, Hash, node_hash};
 

@@ -1,6 +1,7 @@
-//! The Merkle maths against a naive recursive RFC 6962 implementation (written here from the RFC's
+//! The Merkle maths against a naive recursive RFC 6962 implementation (written from the RFC's
 //! definitions, section 2.1) for every size up to 300, against the rs_merkle and ct-merkle crates as
-//! independent oracles, tree extension against building at once, and negative cases.
+//! independent oracles, proofs out of hash tiles, and negative cases. Tree extension is tested in
+//! `edge.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,37 +13,16 @@
 mod common;
 
 use common::*;
-use proptest::prelude::*;
-use sealtrail_spec::extend::{RightEdge, extend, extend_edge};
 use sealtrail_spec::merkle::{
     LeafHashes, VerifyError, consistency_proof, inclusion_proof, tree_hash, verify_consistency,
     verify_inclusion,
 };
-use sealtrail_spec::tiles::{TileHashReader, all_tiles};
+use sealtrail_spec::tiles::TileHashReader;
 use sealtrail_spec::{EMPTY_ROOT, Hash, node_hash};
 
 const MAX_N: usize = 300;
 
-// ---- Naive RFC 6962 section 2.1, straight from the definitions ----
-
-fn k_of(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
-fn mth(d: &[Hash]) -> Hash {
-    match d.len() {
-        0 => EMPTY_ROOT,
-        1 => d[0],
-        n => {
-            let k = k_of(n);
-            node_hash(&mth(&d[..k]), &mth(&d[k..]))
-        }
-    }
-}
+// ---- Naive RFC 6962 section 2.1, straight from the definitions (`mth` is in `common`) ----
 
 fn path(m: usize, d: &[Hash]) -> Vec<Hash> {
     let n = d.len();
@@ -170,98 +150,7 @@ fn matches_ct_merkle_consistency_proofs() {
     }
 }
 
-// ---- Tree extension: random batches equal building at once, tile for tile ----
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn extension_in_random_batches_equals_building_at_once(
-        total in 0usize..5000,
-        batches in prop::collection::vec(0usize..700, 1..40),
-    ) {
-        let leaves = leaf_hashes(total as u64);
-        let (at_once, root_once) = MemTiles::build(&leaves, &[total]);
-        // Build in the random batches, checking the root after every batch.
-        let mut store = MemTiles::default();
-        let mut size = 0usize;
-        let mut edge = RightEdge::empty();
-        for b in batches.iter().copied().chain(std::iter::once(usize::MAX)) {
-            let end = size.saturating_add(b).min(total);
-            // The carried edge and the edge rebuilt from stored tiles give the same result.
-            let ext = extend_edge(&edge, &mut store, &leaves[size..end]).unwrap();
-            prop_assert_eq!(&ext, &extend(size as u64, &mut store, &leaves[size..end]).unwrap());
-            prop_assert_eq!(ext.edge.root(), ext.root);
-            edge = ext.edge.clone();
-            prop_assert_eq!(ext.root, tree_hash(&leaves[..end]));
-            prop_assert_eq!(ext.new_size, end as u64);
-            for (id, hashes) in &ext.tiles {
-                // Every changed tile is a tile of the new tree at its new width...
-                prop_assert!(all_tiles(end as u64).contains(id), "unexpected tile {}", id.path());
-                // ...and a stored partial tile only ever grows by appending.
-                if let Some(prev) = store.tiles.get(&(id.level, id.index)) {
-                    prop_assert_eq!(&hashes[..prev.len()], &prev[..]);
-                }
-            }
-            store.store(ext.tiles);
-            size = end;
-            if size == total { break; }
-        }
-        prop_assert_eq!(root_once, tree_hash(&leaves));
-        prop_assert_eq!(&store.tiles, &at_once.tiles);
-    }
-}
-
-#[test]
-fn extension_reads_only_the_right_edge() {
-    let leaves = leaf_hashes(70_000);
-    let (mut store, _) = MemTiles::build(&leaves[..69_999], &[69_999]);
-    store.reads = 0;
-    let edge = RightEdge::from_tiles(69_999, &mut store).unwrap();
-    // One partial tile per level: levels 0, 1 and 2 exist at this size.
-    assert_eq!(store.reads, 3);
-    store.reads = 0;
-    let ext = extend_edge(&edge, &mut store, &leaves[69_999..]).unwrap();
-    // With the edge in hand, only the one tile that changes is read.
-    assert_eq!(store.reads, 1);
-    store.store(ext.tiles.clone());
-    assert_eq!(ext.tiles.len(), 1, "one leaf changes only tile/0/273.p/112");
-    assert_eq!(ext.root, tree_hash(&leaves));
-    // Nothing appended: no tiles change and the root is the current one.
-    let same = extend(70_000, &mut store, &[]).unwrap();
-    assert!(same.tiles.is_empty());
-    assert_eq!(same.root, ext.root);
-    assert_eq!(
-        extend(0, &mut MemTiles::default(), &[]).unwrap().root,
-        EMPTY_ROOT
-    );
-}
-
-#[test]
-fn extension_reports_missing_and_corrupt_tiles() {
-    let leaves = leaf_hashes(300);
-    let (mut store, _) = MemTiles::build(&leaves, &[300]);
-    let mut empty = MemTiles::default();
-    assert!(matches!(
-        extend(300, &mut empty, &leaves[..1]),
-        Err(sealtrail_spec::extend::ExtendError::Reader { .. })
-    ));
-    // A tile reader that returns too few hashes is reported, not trusted.
-    struct Short<'a>(&'a mut MemTiles);
-    impl sealtrail_spec::tiles::TileReader for Short<'_> {
-        type Error = Missing;
-        fn read_tile(&mut self, t: sealtrail_spec::tiles::TileId) -> Result<Vec<Hash>, Missing> {
-            let mut v = self.0.read_tile(t)?;
-            v.pop();
-            Ok(v)
-        }
-    }
-    assert!(matches!(
-        extend(300, Short(&mut store), &leaves[..1]),
-        Err(sealtrail_spec::extend::ExtendError::Corrupt(..))
-    ));
-    assert!(extend(u64::MAX, &mut store, &leaves[..1]).is_err());
-}
+// ---- Proofs served out of hash tiles ----
 
 #[test]
 fn proofs_from_tiles_equal_proofs_from_leaves() {

@@ -7,26 +7,13 @@
 use std::path::Path;
 
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::note::Ed25519Signer;
-use sealtrail_spec::tiles::{self, TileId, TileReader};
+use sealtrail_spec::tiles;
 use sealtrail_spec::{Hash, leaf_hash};
 
 const ORIGIN: &str = "bench.sealtrail.example/log";
-
-/// Serves the stored prefix of partial tiles from the files already written.
-struct Files<'a>(&'a Path);
-
-impl TileReader for Files<'_> {
-    type Error = std::io::Error;
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, Self::Error> {
-        let full = TileId { width: 256, ..tile };
-        let bytes = std::fs::read(self.0.join(tile.path()))
-            .or_else(|_| std::fs::read(self.0.join(full.path())))?;
-        Ok(tiles::decode_hash_tile(&bytes[..usize::from(tile.width) * 32], tile.width).unwrap())
-    }
-}
 
 fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     let p = dir.join(rel);
@@ -38,7 +25,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, n): (&Path, u64) = (Path::new(&args[1]), args[2].parse().unwrap());
     let signer = Ed25519Signer::from_seed(ORIGIN, [1; 32]).unwrap();
-    let mut edge = RightEdge::empty();
+    let mut edge = TiledEdge::empty();
     for b in tiles::all_bundles(n) {
         let entries: Vec<Vec<u8>> = (b.start()..b.start() + u64::from(b.width))
             .map(|i| {
@@ -54,7 +41,7 @@ fn main() {
             })
             .collect();
         let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
-        let ext = extend_edge(&edge, Files(dir), &leaves).unwrap();
+        let ext = edge.extend(&leaves).unwrap();
         for (tile, hashes) in &ext.tiles {
             write(dir, &tile.path(), &tiles::encode_hash_tile(hashes));
         }

@@ -1,6 +1,6 @@
 //! `audit`: recompute a whole log from its entry bundles and check everything it serves.
 //!
-//! Bundle by bundle, the entries are hashed and appended with [`extend_edge`]; every hash tile
+//! Bundle by bundle, the entries are hashed and appended to a [`TiledEdge`]; every hash tile
 //! that becomes full is compared byte for byte with the log's, then the final partial tiles, and
 //! the recomputed root with the signed checkpoint's. Bundles and their level-0 tiles are fetched
 //! [`FETCH_WINDOW`] at a time by [`FETCH_THREADS`] threads, then hashed in order. Memory is
@@ -10,13 +10,12 @@
 //! auditor's own and trusted, and it is progress, not a verdict: every run ends with the root
 //! check, whose recomputed root covers the resumed prefix too.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::VerifiedCheckpoint;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
-use sealtrail_spec::tiles::{self, BundleId, TileId, TileReader};
+use sealtrail_spec::edge::TiledEdge;
+use sealtrail_spec::tiles::{self, BundleId, TileId};
 use serde_json::{Value, json};
 
 use crate::source::Source;
@@ -39,25 +38,6 @@ struct Fetched {
     tile0: Option<Vec<Hash>>,
 }
 
-/// The partial tile of each level at the audited size: our own recomputed hashes.
-type Partials = BTreeMap<u8, Vec<Hash>>;
-
-/// Serves [`extend_edge`] the stored prefix of partial tiles from our recomputed ones.
-struct PartialReader<'a>(&'a Partials);
-
-impl TileReader for PartialReader<'_> {
-    type Error = String;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, String> {
-        let hashes = self.0.get(&tile.level).ok_or_else(|| tile.path())?;
-        Ok(hashes
-            .iter()
-            .take(usize::from(tile.width))
-            .copied()
-            .collect())
-    }
-}
-
 /// Audits the log at `source`, resuming from `state` if given and present.
 pub fn run(trust: &Trust, source: &Source, state: Option<&Path>) -> Result<Report, Error> {
     run_with_progress(trust, source, state, &mut |_, _| {})
@@ -74,7 +54,7 @@ pub fn run_with_progress(
     let size = cp.checkpoint().size();
     let (done, partials) = match state {
         Some(p) if p.exists() => load_state(p, trust.origin())?,
-        _ => (0, Partials::new()),
+        _ => (0, Vec::new()),
     };
     if done > size {
         return Err(Error::failed(format!(
@@ -82,14 +62,10 @@ pub fn run_with_progress(
         )));
     }
     let resumed = done;
-    let edge = RightEdge::from_tiles(done, &mut PartialReader(&partials))
+    let edge = TiledEdge::from_partial_tiles(done, partials)
         .map_err(|e| Error::Io(format!("state file: {e}")))?;
     let on_window = progress;
-    let mut progress = Progress {
-        done,
-        partials,
-        edge,
-    };
+    let mut progress = Progress { done, edge };
     check_from(source, &cp, &mut progress, state, trust.origin(), on_window).map_err(
         |e| match e {
             Error::Failed(m) if resumed > 0 => Error::Failed(format!(
@@ -100,8 +76,12 @@ pub fn run_with_progress(
         },
     )?;
     if let Some(p) = state {
-        let partials = full_only(&progress.partials, size);
-        save_state(p, trust.origin(), size - size % 256, &partials)?;
+        save_state(
+            p,
+            trust.origin(),
+            size - size % 256,
+            full_only(&progress.edge),
+        )?;
     }
     let mut lines = show::checkpoint_lines("checkpoint", &cp, &witnesses);
     lines.push(format!(
@@ -117,12 +97,11 @@ pub fn run_with_progress(
     })
 }
 
-/// The audit so far: entries below `done` (a multiple of 256) are checked; `edge` and
-/// `partials` are the recomputed tree after the last appended bundle.
+/// The audit so far: entries below `done` (a multiple of 256) are checked; `edge` is the
+/// recomputed tree, with its partial tiles, after the last appended bundle.
 struct Progress {
     done: u64,
-    partials: Partials,
-    edge: RightEdge,
+    edge: TiledEdge,
 }
 
 /// Audits the entries from `p.done` to the checkpoint's size, then the final partial tiles and
@@ -145,23 +124,18 @@ fn check_from(
         next += window.len() as u64;
         for fetched in fetch_window(source, &window) {
             let fetched = fetched?;
-            p.edge = append_bundle(source, &p.edge, &mut p.partials, fetched)?;
+            p.edge = append_bundle(source, &p.edge, fetched)?;
             if p.edge.size().is_multiple_of(256) {
                 p.done = p.edge.size();
                 if let Some(f) = state.filter(|_| (p.done / 256).is_multiple_of(SAVE_EVERY)) {
-                    save_state(f, origin, p.done, &p.partials)?;
+                    save_state(f, origin, p.done, p.edge.partial_tiles())?;
                 }
             }
         }
         on_window(p.edge.size(), size);
     }
     let edge = &p.edge;
-    for (level, hashes) in &p.partials {
-        let tile = TileId {
-            level: *level,
-            index: tiles::hashes_at_level(size, *level) / 256,
-            width: u16::try_from(hashes.len()).unwrap_or(0),
-        };
+    for (tile, hashes) in edge.partial_tiles() {
         compare(tile, &source.tile(tile)?, hashes)?;
     }
     if edge.root() != cp.checkpoint().root() {
@@ -221,12 +195,7 @@ fn fetch(source: &Source, bundle: BundleId) -> Result<Fetched, Error> {
 }
 
 /// Hashes one bundle into the tree, checking every tile it completes.
-fn append_bundle(
-    source: &Source,
-    edge: &RightEdge,
-    partials: &mut Partials,
-    fetched: Fetched,
-) -> Result<RightEdge, Error> {
+fn append_bundle(source: &Source, edge: &TiledEdge, fetched: Fetched) -> Result<TiledEdge, Error> {
     let Fetched {
         bundle,
         bytes,
@@ -238,19 +207,16 @@ fn append_bundle(
         .iter()
         .map(|e| sealtrail_spec::leaf_hash(e))
         .collect();
-    let ext = extend_edge(edge, PartialReader(partials), &leaves)
+    let ext = edge
+        .extend(&leaves)
         .map_err(|e| Error::Io(format!("internal: {e}")))?;
-    for (tile, hashes) in ext.tiles {
-        if tile.is_full() {
-            let theirs = match tile0.take().filter(|_| tile.level == 0) {
-                Some(t) => t,
-                None => source.tile(tile)?,
-            };
-            compare(tile, &theirs, &hashes).map_err(|e| with_bundle(e, bundle))?;
-            partials.remove(&tile.level);
-        } else {
-            partials.insert(tile.level, hashes);
-        }
+    // Partial tiles stay in the edge; they are compared once, at the audited size.
+    for (tile, hashes) in ext.tiles.iter().filter(|(t, _)| t.is_full()) {
+        let theirs = match tile0.take().filter(|_| tile.level == 0) {
+            Some(t) => t,
+            None => source.tile(*tile)?,
+        };
+        compare(*tile, &theirs, hashes).map_err(|e| with_bundle(e, bundle))?;
     }
     Ok(ext.edge)
 }
@@ -284,25 +250,32 @@ fn compare(tile: TileId, theirs: &[Hash], ours: &[Hash]) -> Result<(), Error> {
     }
 }
 
-/// The partial tiles at the last full-bundle boundary below `size`, for the state file: level 0
-/// has none there; higher levels keep theirs (a partial level-0 tile never feeds them).
-fn full_only(partials: &Partials, size: u64) -> Partials {
-    let mut p = partials.clone();
-    if !size.is_multiple_of(256) {
-        p.remove(&0);
-    }
-    p
+/// The partial tiles at the last full-bundle boundary at or below the edge's size, for the state
+/// file: level 0 has none there; higher levels keep theirs (a partial level-0 tile never feeds
+/// them).
+fn full_only(edge: &TiledEdge) -> impl Iterator<Item = (TileId, &[Hash])> {
+    let at_boundary = edge.size().is_multiple_of(256);
+    edge.partial_tiles()
+        .filter(move |(t, _)| at_boundary || t.level > 0)
 }
 
-fn save_state(path: &Path, origin: &str, size: u64, partials: &Partials) -> Result<(), Error> {
+fn save_state<'a>(
+    path: &Path,
+    origin: &str,
+    size: u64,
+    partials: impl Iterator<Item = (TileId, &'a [Hash])>,
+) -> Result<(), Error> {
     let tiles: Vec<Value> = partials
-        .iter()
-        .map(|(l, hs)| json!({ "level": l, "hashes": hs.iter().map(Hash::to_hex).collect::<Vec<_>>() }))
+        .map(|(t, hs)| json!({ "level": t.level, "hashes": hs.iter().map(Hash::to_hex).collect::<Vec<_>>() }))
         .collect();
     let text = json!({ "origin": origin, "size": size, "partial_tiles": tiles }).to_string();
     crate::write_atomically(path, text.as_bytes())
 }
 
+/// A state file's partial tiles: level and hashes, as [`TiledEdge::from_partial_tiles`] takes them.
+type Partials = Vec<(u8, Vec<Hash>)>;
+
+/// The audited size and the partial tiles there, from the state file.
 fn load_state(path: &Path, origin: &str) -> Result<(u64, Partials), Error> {
     let bad = |what: &str| Error::Usage(format!("state file {}: {what}", path.display()));
     let v: Value =
@@ -311,7 +284,7 @@ fn load_state(path: &Path, origin: &str) -> Result<(u64, Partials), Error> {
         return Err(bad("it is for another origin"));
     }
     let size = v["size"].as_u64().ok_or_else(|| bad("no size"))?;
-    let mut partials = Partials::new();
+    let mut partials = Vec::new();
     for t in v["partial_tiles"]
         .as_array()
         .ok_or_else(|| bad("no partial_tiles"))?
@@ -329,7 +302,7 @@ fn load_state(path: &Path, origin: &str) -> Result<(u64, Partials), Error> {
                     .ok_or_else(|| bad("hash"))
             })
             .collect();
-        partials.insert(level, hashes?);
+        partials.push((level, hashes?));
     }
     Ok((size, partials))
 }

@@ -31,13 +31,13 @@ mod writer;
 
 use batch::{encode_and_accept, small_enough};
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use sealtrail_net::clock::unix_millis;
 use sealtrail_spec::Hash;
-use sealtrail_spec::extend::RightEdge;
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::note::Ed25519Signer;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -524,9 +524,8 @@ struct Writer {
     shared: Arc<Shared>,
     signer: Ed25519Signer,
     origin: String,
-    edge: RightEdge,
-    /// The rightmost partial tile of each level: what the next extension reads.
-    edge_tiles: BTreeMap<u8, (u64, Vec<Hash>)>,
+    /// The tree's right edge with its partial tiles: all the next extension needs.
+    edge: TiledEdge,
     /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
     run_hashes: Vec<Hash>,
     disk_guard: Option<(std::path::PathBuf, u64)>,

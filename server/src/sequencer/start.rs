@@ -1,14 +1,14 @@
 //! Recovery at start: the tree, the checkpoint, the last sequencing time and the leaf-index
 //! tail are rebuilt from what is durable and checked against each other; then the threads start.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
 use sealtrail_spec::Hash;
+use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::RightEdge;
 use sealtrail_spec::note::Ed25519Signer;
 use sealtrail_spec::tiles::{TileId, TileReader};
 use tokio::sync::{mpsc, watch};
@@ -28,7 +28,7 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StartError> {
     let size = store.tree_size()?;
-    let edge = RightEdge::from_tiles(size, &mut StoreTiles(store.as_ref()))
+    let edge = TiledEdge::from_tiles(size, StoreTiles(store.as_ref()))
         .map_err(|e| StartError::Inconsistent(format!("rebuilding the right edge: {e}")))?;
     let root = edge.root();
     let verifier = signer.verifier();
@@ -99,7 +99,6 @@ pub fn start(
         signer,
         origin: config.origin.clone(),
         edge,
-        edge_tiles: BTreeMap::new(),
         run_hashes,
         disk_guard: config.disk_guard.clone(),
         published: pub_tx,

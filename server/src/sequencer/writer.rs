@@ -1,19 +1,17 @@
 //! The writer thread: takes the open batch whenever it is free, extends the tree, signs the
 //! checkpoint, commits everything in one durable transaction, then publishes.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
-use sealtrail_spec::extend::extend_edge;
 use sealtrail_spec::note::Ed25519Signer;
-use sealtrail_spec::tiles::{TileId, TileReader, encode_hash_tile};
+use sealtrail_spec::tiles::encode_hash_tile;
 
 use super::*;
-use crate::store::{Batch, LogStore, StoreError, StoreTiles};
+use crate::store::Batch;
 
 impl Writer {
     pub(super) fn run(mut self) {
@@ -113,11 +111,7 @@ impl Writer {
 
     /// Moves the batch's entries into the store; `open` keeps what the answers need.
     fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, String> {
-        let reader = EdgeTiles {
-            cache: &self.edge_tiles,
-            store: self.store.as_ref(),
-        };
-        let ext = match extend_edge(&self.edge, reader, &open.leaf_hashes) {
+        let ext = match self.edge.extend(&open.leaf_hashes) {
             Ok(ext) => ext,
             Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
         };
@@ -167,19 +161,6 @@ impl Writer {
         self.metrics.batch_entries.observe(n as f64);
         self.metrics.entries_appended.inc_by(n as u64);
         // Durable: adopt the new edge and publish.
-        for (id, hashes) in ext.tiles {
-            if id.is_full() {
-                if self
-                    .edge_tiles
-                    .get(&id.level)
-                    .is_some_and(|(i, _)| *i == id.index)
-                {
-                    self.edge_tiles.remove(&id.level);
-                }
-            } else {
-                self.edge_tiles.insert(id.level, (id.index, hashes));
-            }
-        }
         self.edge = ext.edge;
         // The unfinished run keeps its buffer (RUN hashes): regrowing it every run cost fresh,
         // zeroed pages on the writer's critical path.
@@ -248,24 +229,4 @@ pub(super) fn sign(
     root: Hash,
 ) -> Result<Vec<u8>, sealtrail_spec::checkpoint::CheckpointError> {
     sign_checkpoint(&Checkpoint::new(origin, size, root)?, signer)
-}
-
-/// The sequencer's tile reader: right-edge tiles from memory, anything else from the store.
-struct EdgeTiles<'a> {
-    cache: &'a BTreeMap<u8, (u64, Vec<Hash>)>,
-    store: &'a dyn LogStore,
-}
-
-impl TileReader for EdgeTiles<'_> {
-    type Error = StoreError;
-
-    fn read_tile(&mut self, tile: TileId) -> Result<Vec<Hash>, StoreError> {
-        if let Some((index, hashes)) = self.cache.get(&tile.level)
-            && *index == tile.index
-            && hashes.len() >= usize::from(tile.width)
-        {
-            return Ok(hashes[..usize::from(tile.width)].to_vec());
-        }
-        StoreTiles(self.store).read_tile(tile)
-    }
 }

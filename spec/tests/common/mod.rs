@@ -1,5 +1,5 @@
-//! Helpers shared by the spec integration tests: the Go-made vectors in `tests/vectors/` and an
-//! in-memory tile store.
+//! Helpers shared by the spec integration tests: the Go-made vectors in `tests/vectors/`, the naive
+//! RFC 6962 tree hash, and an in-memory tile store.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::{TileId, TileReader};
+use sealtrail_spec::{EMPTY_ROOT, Hash, node_hash};
 
 /// `spec/tests/vectors/`: the Go-made vectors, kept in the repository (see their README).
 pub fn vectors_dir() -> PathBuf {
@@ -49,6 +49,29 @@ pub fn leaf_hashes(n: u64) -> Vec<Hash> {
         .collect()
 }
 
+// ---- Naive RFC 6962 section 2.1, straight from the definitions ----
+
+/// The largest power of two smaller than `n` (`n >= 2`), the RFC's `k`.
+pub fn k_of(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+/// `MTH(D[n])`, recursively.
+pub fn mth(d: &[Hash]) -> Hash {
+    match d.len() {
+        0 => EMPTY_ROOT,
+        1 => d[0],
+        n => {
+            let k = k_of(n);
+            node_hash(&mth(&d[..k]), &mth(&d[k..]))
+        }
+    }
+}
+
 /// Hash tiles in memory, keeping the widest version of each (as a server would).
 #[derive(Debug, Default, Clone)]
 pub struct MemTiles {
@@ -71,7 +94,7 @@ impl MemTiles {
         let mut root = sealtrail_spec::EMPTY_ROOT;
         for &b in batches.iter().chain(std::iter::once(&usize::MAX)) {
             let end = size.saturating_add(b).min(leaves.len());
-            let ext = sealtrail_spec::extend::extend(size as u64, &mut store, &leaves[size..end])
+            let ext = sealtrail_spec::edge::extend(size as u64, &mut store, &leaves[size..end])
                 .expect("extend");
             root = ext.root;
             store.store(ext.tiles);

@@ -15,8 +15,8 @@ use std::process::Command;
 use base64::Engine as _;
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
 use sealtrail_spec::cosignature::Cosigner;
+use sealtrail_spec::edge::extend;
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::extend::{RightEdge, extend_edge};
 use sealtrail_spec::merkle::{self, LeafHashes};
 use sealtrail_spec::note::{Ed25519Signer, Note};
 use sealtrail_spec::tiles::{self, TileId, TileReader};
@@ -102,7 +102,7 @@ impl Log {
 
     /// Writes the log as static tlog-tiles into `dir`: checkpoint, every tile and bundle.
     pub fn write_tiles(&self, dir: &Path, witnesses: &[Cosigner]) {
-        let ext = extend_edge(&RightEdge::empty(), NoTiles, &self.leaves).unwrap();
+        let ext = extend(0, NoTiles, &self.leaves).unwrap();
         for (tile, hashes) in ext.tiles {
             write(dir, &tile.path(), &tiles::encode_hash_tile(&hashes));
         }
