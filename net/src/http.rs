@@ -30,6 +30,11 @@ pub fn media_essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether a media type (from [`media_essence`]) is JSON: `application/json` or `*+json`.
+pub fn is_json_media(essence: &str) -> bool {
+    essence == "application/json" || essence.ends_with("+json")
+}
+
 /// Who is on the other end of a connection; an extension of every request.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {

@@ -33,8 +33,9 @@ use tokio::task::JoinSet;
 
 use crate::config::WitnessingConfig;
 use crate::published::Published;
-use crate::sequencer::{SequencerHandle, StoreTiles};
+use crate::sequencer::SequencerHandle;
 use crate::store::LogStore;
+use crate::store::StoreTiles;
 
 /// A checkpoint with enough cosignatures to meet the witness policy.
 #[derive(Debug)]

@@ -32,7 +32,7 @@ pub use crate::http_error::ApiError;
 pub(crate) use crate::http_error::{ErrorCategory, QueryResult};
 pub use cache::TileCache;
 pub use read_path::ReadPath;
-use sealtrail_net::http::media_essence;
+use sealtrail_net::http::{is_json_media, media_essence};
 
 /// Everything a handler needs, behind one `Arc`: axum clones the state for every request and
 /// every middleware layer, and cloning (then dropping) a dozen `Arc`s and channel handles per
@@ -203,11 +203,6 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     }
     resp.headers_mut().insert(REQUEST_ID, id);
     resp
-}
-
-/// Whether a media type (from [`media_essence`]) is JSON: `application/json` or `*+json`.
-pub(crate) fn is_json_media(essence: &str) -> bool {
-    essence == "application/json" || essence.ends_with("+json")
 }
 
 /// Reads a request body of at most `limit` bytes within `timeout`.

@@ -68,7 +68,7 @@ impl Ctx<'_> {
 fn rate_limited(wait: Duration, what: &str) -> Response {
     ApiError::RateLimited {
         message: format!("rate limit reached for this {what}; retry later"),
-        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        retry_after_secs: sealtrail_net::ratelimit::retry_after_secs(wait),
     }
     .into_response()
 }

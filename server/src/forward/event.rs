@@ -2,9 +2,9 @@
 //! leaf into the JSON document every sink sends (each sink only frames it: a syslog message, an
 //! NDJSON line, a HEC event, a `_bulk` document).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
+use sealtrail_net::clock::unix_millis;
+use sealtrail_net::http::{is_json_media, media_essence};
 use sealtrail_spec::envelope::LeafEnvelope;
 
 use crate::store::StoreError;
@@ -59,16 +59,9 @@ impl ForwardEvent {
             ForwardEvent::Security(v) => v
                 .get("time_ms")
                 .and_then(serde_json::Value::as_u64)
-                .unwrap_or_else(now_ms),
+                .unwrap_or_else(unix_millis),
         }
     }
-}
-
-/// Now, in ms since the Unix epoch (0 if the clock is before it).
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Builds the forwarded form of entry `index` (leaf bytes `leaf`): origin, index, id, leaf hash,
@@ -84,14 +77,8 @@ pub fn entry_event(
     let env = LeafEnvelope::decode(leaf)
         .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
     let leaf_hash = sealtrail_spec::leaf_hash(leaf).to_hex();
-    let essence = env
-        .content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let is_json = essence == "application/json" || essence.ends_with("+json");
+    let essence = media_essence(&env.content_type);
+    let is_json = is_json_media(&essence);
     let inline = is_json
         .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
         .flatten();
@@ -215,10 +202,10 @@ mod tests {
     fn security_events_have_no_id_and_their_own_time() {
         let with_time = ForwardEvent::Security(serde_json::json!({"kind": "x", "time_ms": 42}));
         assert_eq!((with_time.id(), with_time.time_ms()), (None, 42));
-        let before = now_ms();
+        let before = unix_millis();
         let without = ForwardEvent::Security(serde_json::json!({"kind": "x"}));
         let t = without.time_ms();
-        assert!(t >= before && t <= now_ms(), "now when absent");
+        assert!(t >= before && t <= unix_millis(), "now when absent");
         assert_eq!(without.json()["kind"], "x");
     }
 }

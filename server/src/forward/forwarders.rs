@@ -11,7 +11,7 @@ use super::config::SinkConfigError;
 use super::run::{Ctx, SECURITY_QUEUE, run_sink};
 use super::sink::{OpenError, Sink};
 use super::{ForwardMetrics, SinkConfig, validate_all};
-use crate::sequencer::Published;
+use crate::published::Published;
 use crate::store::LogStore;
 
 /// Why the sinks could not be prepared: a configuration error, or a sink that cannot be built.

@@ -9,13 +9,14 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealtrail_net::backoff::{Backoff, Jitter};
+use sealtrail_net::clock::unix_millis;
 use tokio::sync::{mpsc, watch};
 
-use super::event::now_ms;
 use super::metrics::SinkMetrics;
 use super::sink::{Sink, SinkError};
 use super::{ForwardEvent, SinkConfig, entry_event};
-use crate::sequencer::Published;
+use crate::published::Published;
 use crate::store::{LogStore, StoreError};
 
 /// Security events a sink may hold while it is busy; more are dropped and counted.
@@ -128,7 +129,7 @@ impl SinkTask {
             }
         };
         if let Some(ForwardEvent::Entry(first)) = events.first() {
-            let age = now_ms().saturating_sub(first.time_ms) / 1000;
+            let age = unix_millis().saturating_sub(first.time_ms) / 1000;
             self.metrics.set_lag_seconds(age);
         }
         let n_security = self.pending_security.len();
@@ -258,15 +259,15 @@ impl SinkTask {
     }
 }
 
-/// Back-off before retry `n` (1-based): `initial * 2^(n-1)` capped at `max`, then a random
-/// factor in [0.5, 1) so sinks recovering together do not retry in lock-step.
+/// Back-off before retry `n` (1-based): `retry_initial_ms` doubling up to `retry_max_ms`, with
+/// up to 50% jitter below, so sinks recovering together do not retry in lock-step.
 fn backoff(cfg: &SinkConfig, n: u32) -> Duration {
-    let exp = cfg
-        .retry_initial_ms
-        .saturating_mul(1u64 << n.saturating_sub(1).min(30))
-        .min(cfg.retry_max_ms);
-    let r = getrandom::u64().unwrap_or(u64::MAX / 2) % 1000;
-    Duration::from_millis(exp / 2 + exp * r / 2000)
+    Backoff::new(
+        Duration::from_millis(cfg.retry_initial_ms),
+        Duration::from_millis(cfg.retry_max_ms),
+        Jitter::Below,
+    )
+    .delay(n)
 }
 
 /// Reads entries `start..end` and builds their events, off the async threads.

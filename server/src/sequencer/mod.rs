@@ -42,8 +42,7 @@ use sealtrail_spec::note::Ed25519Signer;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
-pub use crate::published::Published;
-pub use crate::store::StoreTiles;
+use crate::published::Published;
 use crate::store::{IdempotencyRecord, LogStore, StoreError};
 pub use start::start;
 
