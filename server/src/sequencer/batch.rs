@@ -169,17 +169,15 @@ pub(super) fn stored_entries(
     store: &dyn LogStore,
     index: u64,
     n: usize,
-) -> Result<(Vec<Hash>, u64), String> {
-    let entries = store
-        .entries(index, index + n as u64)
-        .map_err(|e| e.to_string())?;
+) -> Result<(Vec<Hash>, u64), StoreError> {
+    let entries = store.entries(index, index + n as u64)?;
     let time_ms = match entries.first() {
         Some(first) => {
             LeafEnvelope::decode(first)
-                .map_err(|e| format!("entry {index}: {e}"))?
+                .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?
                 .time_ms
         }
-        None => return Err(format!("entry {index} is missing")),
+        None => return Err(StoreError::Corrupt(format!("entry {index} is missing"))),
     };
     Ok((
         entries
@@ -239,7 +237,7 @@ pub(super) fn check_idempotency(
         }
         Ok(Some(rec)) => Err(SequenceError::IdempotencyConflict(rec.index)),
         Ok(None) => Ok(None),
-        Err(e) => Err(SequenceError::Unavailable(e.to_string())),
+        Err(e) => Err(SequenceError::Unavailable(Unavailable::Read(Arc::new(e)))),
     }
 }
 

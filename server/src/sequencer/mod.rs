@@ -32,12 +32,14 @@ mod writer;
 use batch::{encode_and_accept, small_enough};
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use sealtrail_net::clock::unix_millis;
 use sealtrail_spec::Hash;
-use sealtrail_spec::edge::TiledEdge;
+use sealtrail_spec::checkpoint::CheckpointError;
+use sealtrail_spec::edge::{EdgeError, TiledEdge};
 use sealtrail_spec::note::Ed25519Signer;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -92,9 +94,10 @@ pub enum SequenceError {
     /// The idempotency key was used before with a different request.
     #[error("idempotency key already used for a different request (entry {0})")]
     IdempotencyConflict(u64),
-    /// The log cannot accept writes (a commit failed; see the logs).
+    /// The log cannot accept writes (a commit failed, or the store could not be read; see the
+    /// logs).
     #[error("the log is not accepting writes: {0}")]
-    Unavailable(String),
+    Unavailable(Unavailable),
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -104,6 +107,62 @@ pub enum SequenceError {
     /// The data directory's filesystem is (nearly) full; nothing was written. Retry later.
     #[error("{0}")]
     DiskFull(String),
+}
+
+/// Why the log is not accepting a write, by category.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    /// An earlier commit failed: the log refuses writes until a restart.
+    #[error("an earlier commit failed")]
+    EarlierFailure,
+    /// This batch's commit failed; the log refuses writes from now on.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// The store could not be read to answer the request (an idempotency key's record, or the
+    /// entries of the request a repeat is answered with).
+    #[error("{0}")]
+    Read(Arc<StoreError>),
+}
+
+impl Unavailable {
+    /// A short label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Unavailable::EarlierFailure => "earlier_failure",
+            Unavailable::Commit(e) => e.category(),
+            Unavailable::Read(_) => "read",
+        }
+    }
+}
+
+/// Why the writer could not commit a batch. Nothing of it was published.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The tree could not be extended (its size would overflow).
+    #[error("extending the tree: {0}")]
+    Extend(EdgeError<Infallible>),
+    /// The checkpoint for the new size could not be built or signed.
+    #[error("signing the checkpoint: {0}")]
+    Sign(CheckpointError),
+    /// The store's durable write failed.
+    #[error("commit of {entries} entries failed: {error}")]
+    Store {
+        /// Entries in the batch.
+        entries: usize,
+        /// What the store said.
+        error: Arc<StoreError>,
+    },
+}
+
+impl CommitError {
+    /// A short label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            CommitError::Extend(_) => "extend",
+            CommitError::Sign(_) => "sign",
+            CommitError::Store { .. } => "commit",
+        }
+    }
 }
 
 struct Submission {
@@ -177,9 +236,7 @@ impl SequencerHandle {
         idempotency: Option<Idempotency>,
     ) -> Result<Sequenced, SequenceError> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(SequenceError::Unavailable(
-                "an earlier commit failed".into(),
-            ));
+            return Err(SequenceError::Unavailable(Unavailable::EarlierFailure));
         }
         let n = entries.len();
         if n > self.capacity {

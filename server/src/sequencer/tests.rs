@@ -120,15 +120,39 @@ async fn a_failed_commit_refuses_the_batch_gathered_behind_it() {
         Err(SequenceError::IdempotencyConflict(0))
     ));
     store.hold_commits(false);
-    assert!(matches!(a.await, Err(SequenceError::Unavailable(_))));
-    assert!(matches!(behind.await, Err(SequenceError::Unavailable(_))));
+    // The batch whose commit failed says why, by category; everything after it names the
+    // earlier failure.
+    let Err(SequenceError::Unavailable(why)) = a.await else {
+        panic!("the failed commit was not refused");
+    };
+    assert!(
+        matches!(
+            &why,
+            Unavailable::Commit(CommitError::Store { entries: 1, .. })
+        ),
+        "{why:?}"
+    );
+    assert_eq!(why.category(), "commit");
+    assert!(
+        why.to_string().starts_with("commit of 1 entries failed: "),
+        "{why}"
+    );
+    assert!(matches!(
+        behind.await,
+        Err(SequenceError::Unavailable(Unavailable::EarlierFailure))
+    ));
     assert!(seq.is_failed());
     assert_eq!(store.tree_size().unwrap(), 0);
     assert_eq!(store.commits(), 0);
-    assert!(matches!(
-        seq.submit(entry("{\"d\":4}"), None).await,
-        Err(SequenceError::Unavailable(_))
-    ));
+    let later = seq.submit(entry("{\"d\":4}"), None).await;
+    let Err(SequenceError::Unavailable(later)) = later else {
+        panic!("a write after the failure was not refused");
+    };
+    assert_eq!(later.category(), "earlier_failure");
+    assert_eq!(
+        SequenceError::Unavailable(later).to_string(),
+        "the log is not accepting writes: an earlier commit failed"
+    );
     seq.shutdown();
     thread.join().unwrap();
 }

@@ -106,7 +106,7 @@ impl Sequencer {
 
     /// After a failed commit: everything waiting or gathered is refused.
     fn refuse_all(&mut self) {
-        let err = SequenceError::Unavailable("an earlier commit failed".into());
+        let err = SequenceError::Unavailable(Unavailable::EarlierFailure);
         self.shared.lock().with_thread -= self.waiting.len();
         for w in self.waiting.drain(..) {
             match w {
@@ -233,7 +233,11 @@ impl Sequencer {
                 } => match stored_entries(self.store.as_ref(), first_index, count) {
                     Ok((hashes, time)) => (sub, first_index, hashes, time),
                     Err(e) => {
-                        let _ = sub.reply.send(Err(SequenceError::Unavailable(e)));
+                        let _ = sub
+                            .reply
+                            .send(Err(SequenceError::Unavailable(Unavailable::Read(
+                                Arc::new(e),
+                            ))));
                         continue;
                     }
                 },

@@ -85,9 +85,7 @@ impl Writer {
     /// published and the log refuses further writes.
     fn write(&mut self, open: &mut Open) -> Result<Arc<Published>, SequenceError> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(SequenceError::Unavailable(
-                "an earlier commit failed".into(),
-            ));
+            return Err(SequenceError::Unavailable(Unavailable::EarlierFailure));
         }
         if open.entries.is_empty() {
             return Ok(self.published.borrow().clone());
@@ -102,7 +100,7 @@ impl Writer {
                 g.in_flight.remove(key);
             }
         }
-        let published = result.map_err(SequenceError::Unavailable)?;
+        let published = result.map_err(|e| SequenceError::Unavailable(e.into()))?;
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -110,10 +108,10 @@ impl Writer {
     }
 
     /// Moves the batch's entries into the store; `open` keeps what the answers need.
-    fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, String> {
+    fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, CommitError> {
         let ext = match self.edge.extend(&open.leaf_hashes) {
             Ok(ext) => ext,
-            Err(e) => return Err(self.fail(format!("extending the tree: {e}"))),
+            Err(e) => return Err(self.fail(CommitError::Extend(e))),
         };
         let mut postings = crate::query::PostingsBuilder::default();
         for (index, f) in (open.old_size..).zip(open.fields.drain(..)) {
@@ -132,7 +130,7 @@ impl Writer {
             postings: postings.finish(),
             checkpoint: match sign(&self.signer, &self.origin, ext.new_size, ext.root) {
                 Ok(c) => c,
-                Err(e) => return Err(self.fail(format!("signing the checkpoint: {e}"))),
+                Err(e) => return Err(self.fail(CommitError::Sign(e))),
             },
         };
         // Leaf-index rows for every run this batch completes: the first from the unfinished
@@ -156,7 +154,10 @@ impl Writer {
         let n = batch.entries.len();
         if let Err(e) = self.store.commit(&batch) {
             self.metrics.errors.with_label_values(&[e.category()]).inc();
-            return Err(self.fail(format!("commit of {n} entries failed: {e}")));
+            return Err(self.fail(CommitError::Store {
+                entries: n,
+                error: Arc::new(e),
+            }));
         }
         self.metrics.batch_entries.observe(n as f64);
         self.metrics.entries_appended.inc_by(n as u64);
@@ -215,8 +216,12 @@ impl Writer {
         })
     }
 
-    fn fail(&self, why: String) -> String {
-        tracing::error!(error = %why, "sequencer: refusing further writes until restart");
+    fn fail(&self, why: CommitError) -> CommitError {
+        tracing::error!(
+            error = %why,
+            category = why.category(),
+            "sequencer: refusing further writes until restart"
+        );
         self.failed.store(true, Ordering::Release);
         why
     }
