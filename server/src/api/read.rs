@@ -173,7 +173,7 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
         "tree_size": p.size,
         "root_hash": p.root.to_base64(),
         "checkpoint": String::from_utf8_lossy(&p.checkpoint),
-        "checkpoint_signed_at": p.signed_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "checkpoint_signed_at": sealtrail_net::clock::secs_since_epoch(p.signed_at),
         "storage_engine": st.store.engine(),
         "witness_policy": st.witnessing.policy_text(),
         "cosigned_tree_size": st.witnessing.cosigned().map(|c| c.size),

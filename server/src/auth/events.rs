@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounterVec;
 use serde::Serialize;
@@ -100,9 +99,7 @@ impl SecurityEvent {
         path: &str,
         detail: &str,
     ) -> Self {
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let time_ms = sealtrail_net::clock::unix_millis();
         SecurityEvent {
             time_ms,
             kind,
