@@ -1,12 +1,15 @@
 //! The leaf envelope: the bytes of every log entry (the RFC 6962 leaf), as defined normatively in
 //! `spec/docs/leaf-envelope.md`. It is a deterministic CBOR map (RFC 8949 section 4.2.1, core
-//! deterministic encoding) with small unsigned integer keys: version, sequencing time, submitter
-//! principal, content type, optional event type, and the payload exactly as the client sent it.
+//! deterministic encoding) with small unsigned integer keys and public fields only: version 2,
+//! sequencing time, content type, optional event type, payload size, and a 32-byte commitment to
+//! the private record (salt, principal, payload; see [`crate::record`]).
+//!
+//! Version 1 carried the principal and the payload in the leaf. It was never released and this
+//! code does not read it: a v1 leaf is an [`EnvelopeError::Version`] error.
 //!
 //! In scope: the [`LeafEnvelope`] value, its encoder, its strict decoder (anything that does not
-//! re-encode to the very same bytes is rejected), the field limits and the size arithmetic a server
-//! needs to refuse an over-large entry before building it. Out of scope: authentication, payload
-//! checks (JSON validity and the like) and the server's payload cap, which belong to the server.
+//! re-encode to the very same bytes is rejected) and the field limits. Out of scope:
+//! authentication, payload checks and the server's payload cap, which belong to the server.
 //!
 //! Both directions are written byte by byte against RFC 8949 rather than with a general CBOR
 //! library: a general decoder accepts non-shortest heads and indefinite lengths, and the envelope
@@ -18,23 +21,24 @@ use crate::hash::{Hash, leaf_hash};
 use crate::tiles::MAX_ENTRY_SIZE;
 
 /// The only envelope version this code writes and reads (key 0).
-pub const ENVELOPE_VERSION: u64 = 1;
+pub const ENVELOPE_VERSION: u64 = 2;
 /// Longest submitter principal, in UTF-8 bytes (room for an e-mail address, a SPIFFE ID or an
-/// OAuth subject with its issuer).
+/// OAuth subject with its issuer). The principal lives in the private record, not in the leaf.
 pub const MAX_PRINCIPAL_LEN: usize = 256;
 /// Longest content type, in bytes (RFC 6838 allows 127 characters each for type and subtype,
 /// plus parameters).
 pub const MAX_CONTENT_TYPE_LEN: usize = 256;
 /// Longest event type, in UTF-8 bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
-/// Most bytes an envelope with valid fields spends on anything but its payload bytes: map head 1,
-/// six keys 6, version 1, time 9, principal 3 + 256, content type 3 + 256, event type 2 + 128 and
-/// the payload's head 3 (a test checks this against the encoder).
-pub const MAX_OVERHEAD: usize = 668;
-/// A payload of at most this many bytes always fits in an entry, whatever the (valid) other
-/// fields: `MAX_ENTRY_SIZE - MAX_OVERHEAD` = 64867. Larger payloads may fit with shorter fields;
-/// [`LeafEnvelope::encoded_len`] says exactly.
-pub const MAX_SAFE_PAYLOAD_LEN: usize = MAX_ENTRY_SIZE - MAX_OVERHEAD;
+/// Event types that start with this prefix are the log's own (erasures, holds); clients may not
+/// submit them.
+pub const RESERVED_EVENT_TYPE_PREFIX: &str = "sealtrail.";
+/// Length of the commitment (key 5): a SHA-256 digest.
+pub const COMMITMENT_LEN: usize = 32;
+/// The longest envelope with valid fields: map head 1, six keys 6, version 1, time 9, content
+/// type 3 + 256, event type 2 + 128, payload size 9 and the commitment 2 + 32 (a test checks this
+/// against the encoder). Every leaf therefore fits an entry bundle with room to spare.
+pub const MAX_ENVELOPE_LEN: usize = 449;
 
 const MAJOR_UNSIGNED: u8 = 0;
 const MAJOR_BYTES: u8 = 2;
@@ -47,14 +51,15 @@ const MAJOR_MAP: u8 = 5;
 pub struct LeafEnvelope {
     /// Sequencing time: milliseconds since the Unix epoch, set by the log (key 1).
     pub time_ms: u64,
-    /// Who submitted the entry, as the log authenticated them, e.g. `anonymous` (key 2).
-    pub principal: String,
-    /// The payload's content type as the client sent it, e.g. `application/json` (key 3).
+    /// The payload's content type as the client sent it, e.g. `application/json` (key 2).
     pub content_type: String,
-    /// The client's event type, if any (key 4, absent when `None`; never null, never empty).
+    /// The client's event type, if any (key 3, absent when `None`; never null, never empty).
+    /// Public: it must never hold personal data.
     pub event_type: Option<String>,
-    /// Exactly the bytes the client sent (key 5).
-    pub payload: Vec<u8>,
+    /// Length of the payload in bytes (key 4).
+    pub payload_size: u64,
+    /// The commitment to the private record (key 5): see [`crate::record::commitment`].
+    pub commitment: [u8; COMMITMENT_LEN],
 }
 
 /// The envelope's map keys.
@@ -65,13 +70,13 @@ pub enum Field {
     /// Key 1, unsigned integer.
     Time,
     /// Key 2, text string.
-    Principal,
-    /// Key 3, text string.
     ContentType,
-    /// Key 4, text string, optional.
+    /// Key 3, text string, optional.
     EventType,
-    /// Key 5, byte string.
-    Payload,
+    /// Key 4, unsigned integer.
+    PayloadSize,
+    /// Key 5, byte string of 32 bytes.
+    Commitment,
 }
 
 impl Field {
@@ -79,10 +84,10 @@ impl Field {
     pub const ALL: [Field; 6] = [
         Field::Version,
         Field::Time,
-        Field::Principal,
         Field::ContentType,
         Field::EventType,
-        Field::Payload,
+        Field::PayloadSize,
+        Field::Commitment,
     ];
 
     /// The field's map key.
@@ -90,10 +95,10 @@ impl Field {
         match self {
             Field::Version => 0,
             Field::Time => 1,
-            Field::Principal => 2,
-            Field::ContentType => 3,
-            Field::EventType => 4,
-            Field::Payload => 5,
+            Field::ContentType => 2,
+            Field::EventType => 3,
+            Field::PayloadSize => 4,
+            Field::Commitment => 5,
         }
     }
 
@@ -102,15 +107,15 @@ impl Field {
         Field::ALL.into_iter().find(|f| f.key() == key)
     }
 
-    /// Name and key, for messages: `event type (key 4)`.
+    /// Name and key, for messages: `event type (key 3)`.
     pub const fn label(self) -> &'static str {
         match self {
             Field::Version => "version (key 0)",
             Field::Time => "time (key 1)",
-            Field::Principal => "principal (key 2)",
-            Field::ContentType => "content type (key 3)",
-            Field::EventType => "event type (key 4)",
-            Field::Payload => "payload (key 5)",
+            Field::ContentType => "content type (key 2)",
+            Field::EventType => "event type (key 3)",
+            Field::PayloadSize => "payload size (key 4)",
+            Field::Commitment => "commitment (key 5)",
         }
     }
 }
@@ -125,7 +130,7 @@ impl fmt::Display for Field {
 /// the start of the entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// The encoding (or the input) is longer than an entry bundle can hold.
+    /// The input is longer than an entry bundle can hold.
     #[error("envelope of {0} bytes exceeds the {MAX_ENTRY_SIZE}-byte entry limit")]
     TooLarge(usize),
     /// A text field is longer than its limit.
@@ -138,7 +143,7 @@ pub enum EnvelopeError {
         /// The limit.
         max: usize,
     },
-    /// A text field is empty (an absent event type is spelled by omitting key 4).
+    /// A text field is empty (an absent event type is spelled by omitting key 3).
     #[error("{0} is empty")]
     EmptyText(Field),
     /// A text field holds a character its rules forbid (a control character, or non-ASCII in the
@@ -153,6 +158,9 @@ pub enum EnvelopeError {
     /// A text field is not valid UTF-8.
     #[error("{0} is not valid UTF-8")]
     Utf8(Field),
+    /// The commitment is not 32 bytes long.
+    #[error("commitment (key 5) is {0} bytes, not {COMMITMENT_LEN}")]
+    CommitmentLength(usize),
     /// The input ends inside a CBOR item.
     #[error("CBOR item at byte {offset} is truncated")]
     Truncated {
@@ -227,7 +235,7 @@ pub enum EnvelopeError {
     /// A required key is absent.
     #[error("required {0} is missing")]
     MissingKey(Field),
-    /// A version this code does not read.
+    /// A version this code does not read (version 1 was never released and is not read).
     #[error("unsupported envelope version {0}, expected {ENVELOPE_VERSION}")]
     Version(u64),
     /// Bytes after the envelope's map.
@@ -245,7 +253,11 @@ impl EnvelopeError {
         use EnvelopeError::*;
         match self {
             TooLarge(_) => "too_large",
-            TextTooLong { .. } | EmptyText(_) | ForbiddenChar { .. } | Utf8(_) => "invalid_field",
+            TextTooLong { .. }
+            | EmptyText(_)
+            | ForbiddenChar { .. }
+            | Utf8(_)
+            | CommitmentLength(_) => "invalid_field",
             Version(_) => "unsupported_version",
             NotShortest { .. }
             | Indefinite { .. }
@@ -264,11 +276,8 @@ impl EnvelopeError {
 }
 
 impl LeafEnvelope {
-    /// Checks every field rule and the entry size limit, without encoding.
+    /// Checks every field rule, without encoding.
     pub fn validate(&self) -> Result<(), EnvelopeError> {
-        check_text(Field::Principal, &self.principal, MAX_PRINCIPAL_LEN, |c| {
-            !c.is_control()
-        })?;
         check_text(
             Field::ContentType,
             &self.content_type,
@@ -280,24 +289,30 @@ impl LeafEnvelope {
                 !c.is_control()
             })?;
         }
-        match self.encoded_len() {
-            len if len > MAX_ENTRY_SIZE => Err(EnvelopeError::TooLarge(len)),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
-    /// The exact length of [`encode`](Self::encode)'s output, computed without encoding (so a
-    /// server can refuse an over-large entry first). Saturates instead of overflowing.
+    /// Whether the event type is one of the log's own (`sealtrail.` prefix).
+    pub fn is_reserved(&self) -> bool {
+        self.event_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with(RESERVED_EVENT_TYPE_PREFIX))
+    }
+
+    /// The exact length of [`encode`](Self::encode)'s output, computed without encoding.
+    /// Saturates instead of overflowing.
     pub fn encoded_len(&self) -> usize {
         let keys = if self.event_type.is_some() { 6 } else { 5 };
-        let texts = [&self.principal, &self.content_type]
-            .into_iter()
+        let texts = std::iter::once(&self.content_type)
             .chain(&self.event_type)
             .map(|s| string_len(s.len()))
             .fold(0usize, usize::saturating_add);
-        (1 + keys + head_len(ENVELOPE_VERSION) + head_len(self.time_ms))
-            .saturating_add(texts)
-            .saturating_add(string_len(self.payload.len()))
+        (1 + keys
+            + head_len(ENVELOPE_VERSION)
+            + head_len(self.time_ms)
+            + head_len(self.payload_size)
+            + string_len(COMMITMENT_LEN))
+        .saturating_add(texts)
     }
 
     /// The canonical encoding: the bytes of the log entry.
@@ -315,16 +330,16 @@ impl LeafEnvelope {
         write_head(&mut out, MAJOR_UNSIGNED, ENVELOPE_VERSION);
         write_key(&mut out, Field::Time);
         write_head(&mut out, MAJOR_UNSIGNED, self.time_ms);
-        write_key(&mut out, Field::Principal);
-        write_string(&mut out, MAJOR_TEXT, self.principal.as_bytes());
         write_key(&mut out, Field::ContentType);
         write_string(&mut out, MAJOR_TEXT, self.content_type.as_bytes());
         if let Some(event_type) = &self.event_type {
             write_key(&mut out, Field::EventType);
             write_string(&mut out, MAJOR_TEXT, event_type.as_bytes());
         }
-        write_key(&mut out, Field::Payload);
-        write_string(&mut out, MAJOR_BYTES, &self.payload);
+        write_key(&mut out, Field::PayloadSize);
+        write_head(&mut out, MAJOR_UNSIGNED, self.payload_size);
+        write_key(&mut out, Field::Commitment);
+        write_string(&mut out, MAJOR_BYTES, &self.commitment);
         out
     }
 
@@ -336,8 +351,8 @@ impl LeafEnvelope {
 
     /// Strictly decodes an entry. Accepts only the canonical encoding: definite lengths,
     /// shortest-form heads, keys 0 to 5 ascending without duplicates, version
-    /// [`ENVELOPE_VERSION`], valid fields, no tags, floats or simple values, no trailing bytes. As
-    /// a last guard the result is re-encoded and must equal `bytes`.
+    /// [`ENVELOPE_VERSION`], valid fields, a 32-byte commitment, no tags, floats or simple
+    /// values, no trailing bytes. As a last guard the result is re-encoded and must equal `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<LeafEnvelope, EnvelopeError> {
         if bytes.len() > MAX_ENTRY_SIZE {
             return Err(EnvelopeError::TooLarge(bytes.len()));
@@ -401,17 +416,17 @@ fn check_text(
 struct Seen {
     version: bool,
     time_ms: Option<u64>,
-    principal: Option<String>,
     content_type: Option<String>,
     event_type: Option<String>,
-    payload: Option<Vec<u8>>,
+    payload_size: Option<u64>,
+    commitment: Option<[u8; COMMITMENT_LEN]>,
 }
 
 impl Seen {
     fn read_value(&mut self, r: &mut Reader<'_>, field: Field) -> Result<(), EnvelopeError> {
         match field {
             Field::Version => {
-                // Checked at once: a later version may define other keys.
+                // Checked at once: another version may define other keys.
                 let version = r.head(field.label(), MAJOR_UNSIGNED)?;
                 if version != ENVELOPE_VERSION {
                     return Err(EnvelopeError::Version(version));
@@ -419,10 +434,15 @@ impl Seen {
                 self.version = true;
             }
             Field::Time => self.time_ms = Some(r.head(field.label(), MAJOR_UNSIGNED)?),
-            Field::Principal => self.principal = Some(r.text(field)?),
             Field::ContentType => self.content_type = Some(r.text(field)?),
             Field::EventType => self.event_type = Some(r.text(field)?),
-            Field::Payload => self.payload = Some(r.string(field.label(), MAJOR_BYTES)?.to_vec()),
+            Field::PayloadSize => self.payload_size = Some(r.head(field.label(), MAJOR_UNSIGNED)?),
+            Field::Commitment => {
+                let bytes = r.string(field.label(), MAJOR_BYTES)?;
+                let c = <[u8; COMMITMENT_LEN]>::try_from(bytes)
+                    .map_err(|_| EnvelopeError::CommitmentLength(bytes.len()))?;
+                self.commitment = Some(c);
+            }
         }
         Ok(())
     }
@@ -434,10 +454,10 @@ impl Seen {
         }
         let envelope = LeafEnvelope {
             time_ms: self.time_ms.ok_or(missing(Field::Time))?,
-            principal: self.principal.ok_or(missing(Field::Principal))?,
             content_type: self.content_type.ok_or(missing(Field::ContentType))?,
             event_type: self.event_type,
-            payload: self.payload.ok_or(missing(Field::Payload))?,
+            payload_size: self.payload_size.ok_or(missing(Field::PayloadSize))?,
+            commitment: self.commitment.ok_or(missing(Field::Commitment))?,
         };
         envelope.validate()?;
         Ok(envelope)

@@ -10,7 +10,8 @@
 //! | [`merkle`] | tree roots, inclusion and consistency proofs (generate and verify) |
 //! | [`tiles`] | C2SP tlog-tiles: tile coordinates, paths, widths, tile and bundle encodings |
 //! | [`edge`] | the tiled right edge: appending leaves gives the new root and every changed hash tile |
-//! | [`envelope`] | the leaf envelope: deterministic CBOR entry bytes (ours, `docs/leaf-envelope.md`) |
+//! | [`envelope`] | the leaf envelope: deterministic CBOR entry bytes, public fields only (ours, `docs/leaf-envelope.md`) |
+//! | [`record`] | the private record (salt, principal, payload) and the commitment the leaf carries |
 //! | [`note`] | C2SP signed-note: parse and write notes, key IDs, Ed25519 keys, verification |
 //! | [`checkpoint`] | C2SP tlog-checkpoint: the checkpoint body and proof-carrying [`checkpoint::VerifiedCheckpoint`] |
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
@@ -22,6 +23,7 @@ pub mod edge;
 pub mod envelope;
 pub mod hash;
 pub mod merkle;
+pub mod record;
 pub mod tiles;
 
 pub mod checkpoint;
