@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Engine;
 
-/// Default maximum payload size in bytes: a leaf must fit a 16-bit entry-bundle length prefix
-/// together with its envelope (see `spec/docs/leaf-envelope.md`).
+/// Default maximum payload size in bytes. Payloads live in private records, not in the leaves,
+/// so the limit is a policy choice up to `sealtrail_spec::record::MAX_PAYLOAD_LEN` (1 MiB).
 pub const DEFAULT_MAX_PAYLOAD: usize = 64_000;
 
 /// Everything `sealtrail serve` needs.
@@ -46,6 +46,11 @@ pub struct Config {
     pub tls: crate::tls::TlsConfig,
     /// Witnesses that cosign the log's checkpoints, and the policy their cosignatures must meet.
     pub witnessing: WitnessingConfig,
+    /// Retention rules (`[[retention]]` sections): how long records are kept, by event type.
+    /// None: records are kept until erased.
+    pub retention: Vec<crate::privacy::retention::RetentionRule>,
+    /// Seconds between two runs of the retention job.
+    pub retention_interval_secs: u64,
 }
 
 /// Witnesses and witness policy (C2SP tlog-witness, tlog-policy). With no witnesses configured the
@@ -145,6 +150,8 @@ impl Default for Config {
             tls: crate::tls::TlsConfig::default(),
             witnessing: WitnessingConfig::default(),
             forward: Vec::new(),
+            retention: Vec::new(),
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -236,12 +243,18 @@ impl Config {
                 self.origin
             ));
         }
+        if let Err(e) = crate::privacy::retention::validate(&self.retention) {
+            return bad(e);
+        }
+        if self.retention_interval_secs == 0 {
+            return bad("retention_interval_secs must be at least 1".into());
+        }
         if l.max_payload_bytes == 0
-            || l.max_payload_bytes > sealtrail_spec::envelope::MAX_SAFE_PAYLOAD_LEN
+            || l.max_payload_bytes > sealtrail_spec::record::MAX_PAYLOAD_LEN
         {
             return bad(format!(
-                "limits.max_payload_bytes must be 1..={} (an entry bundle holds at most 65535-byte leaves)",
-                sealtrail_spec::envelope::MAX_SAFE_PAYLOAD_LEN
+                "limits.max_payload_bytes must be 1..={} (the largest private record payload)",
+                sealtrail_spec::record::MAX_PAYLOAD_LEN
             ));
         }
         let positive = [
@@ -359,6 +372,8 @@ mod tests {
         assert!(Config::from_toml("[limits]\nmax_payload = 5").is_err());
         assert!(Config::from_toml("store = \"rocksdb\"").is_err());
         let c = Config::from_toml("[limits]\nmax_payload_bytes = 70000").unwrap();
+        assert!(c.validate().is_ok(), "payloads no longer live in the leaves");
+        let c = Config::from_toml("[limits]\nmax_payload_bytes = 1048577").unwrap();
         assert!(c.validate().is_err());
         let c = Config::from_toml("[limits]\nqueue_entries = 0").unwrap();
         assert!(c.validate().is_err());

@@ -1,6 +1,12 @@
 //! Export and import: the log as a static tlog-tiles directory (`checkpoint`, `tile/<L>/<N>`,
 //! `tile/entries/<N>`, partial tiles as `.p/<W>`), which is both a backup and a mirror any web
-//! server or CDN can serve.
+//! server or CDN can serve, plus the private records in `private/records/<N>` (one file per entry
+//! bundle; see [`RECORDS_DIR`]). `private/` holds personal data: never publish it. An export
+//! made with `public_only` has none and is safe to mirror.
+//!
+//! Records follow erasures: re-exporting after an erasure replaces the erased records in the
+//! backup by their tombstones, and an import re-applies every erasure entry it restores, so a
+//! record file older than an erasure in the same export never brings the record back.
 //!
 //! Both directions trust nothing they read. A [`Rebuild`] takes a signed checkpoint and the entry
 //! bundles up to its size, decodes every leaf envelope strictly, recomputes every hash tile from
@@ -26,7 +32,82 @@ use sealtrail_spec::tiles::{
     BundleId, TILE_WIDTH, TileId, all_bundles, decode_bundle, encode_bundle, encode_hash_tile,
 };
 
-use crate::store::LogStore;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sealtrail_spec::record::PrivateRecord;
+
+use crate::sequencer::{ImportEntry, ImportRecord};
+use crate::store::{LogStore, RecordState};
+
+/// Where an export keeps the private records: `private/records/<N>` for entry bundle `N`, one
+/// line per entry: `r <base64 of the record's storage encoding>` for a live record, `x <index of
+/// the erasure entry>` for an erased one.
+pub const RECORDS_DIR: &str = "private/records";
+
+/// The path of the records file of bundle `index`.
+fn records_path(index: u64) -> String {
+    format!("{RECORDS_DIR}/{index}")
+}
+
+/// Encodes a bundle's records as a records file.
+fn encode_records(records: &[ImportRecord]) -> Vec<u8> {
+    let mut out = String::new();
+    for r in records {
+        match r {
+            ImportRecord::Live(r) => {
+                out.push_str("r ");
+                out.push_str(&B64.encode(r.encode()));
+            }
+            ImportRecord::Erased(by) => out.push_str(&format!("x {by}")),
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Decodes a records file of `n` entries.
+fn decode_records(bytes: &[u8], n: usize, what: &str) -> Result<Vec<ImportRecord>, ExportError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid(format!("{what}: not UTF-8")))?;
+    let lines: Vec<&str> = text.strip_suffix('\n').unwrap_or(text).split('\n').collect();
+    if lines.len() != n || text.is_empty() {
+        return Err(invalid(format!(
+            "{what}: {} lines for {n} entries",
+            if text.is_empty() { 0 } else { lines.len() }
+        )));
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = |why: String| invalid(format!("{what} line {}: {why}", i + 1));
+            match line.split_once(' ') {
+                Some(("r", b64)) => {
+                    let bytes = B64.decode(b64).map_err(|e| bad(e.to_string()))?;
+                    PrivateRecord::decode(&bytes)
+                        .map(ImportRecord::Live)
+                        .map_err(|e| bad(e.to_string()))
+                }
+                Some(("x", by)) => sealtrail_spec::parse_decimal(by)
+                    .map(ImportRecord::Erased)
+                    .ok_or_else(|| bad("bad erasure index".into())),
+                _ => Err(bad("neither `r` nor `x`".into())),
+            }
+        })
+        .collect()
+}
+
+/// A store's record state as an export record.
+fn from_state(index: u64, state: RecordState) -> Result<ImportRecord, ExportError> {
+    match state {
+        RecordState::Live(bytes) => PrivateRecord::decode(&bytes)
+            .map(ImportRecord::Live)
+            .map_err(|e| invalid(format!("the record of entry {index}: {e}"))),
+        RecordState::Erased(by) => Ok(ImportRecord::Erased(by)),
+        RecordState::Absent => Err(invalid(format!(
+            "the record of entry {index} is missing from the store"
+        ))),
+    }
+}
 
 /// Why an export or import failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +143,30 @@ pub trait Source {
     fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError>;
     /// The bytes of an entry bundle at its width.
     fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError>;
+    /// The private records of the bundle's entries, in order.
+    fn records(&mut self, id: BundleId) -> Result<Vec<ImportRecord>, ExportError>;
 }
 
-/// A running server's tlog-tiles endpoints.
-#[derive(Debug)]
+/// A running server's tlog-tiles endpoints, and `GET /v1/entries` for the records.
 pub struct HttpSource {
     base: String,
     client: reqwest::blocking::Client,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSource")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpSource {
-    /// Reads from the server at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str) -> Result<Self, ExportError> {
+    /// Reads from the server at `base` (e.g. `http://127.0.0.1:8080`), sending `token` as a
+    /// bearer token (needed to read the records from a server that does not serve content
+    /// anonymously).
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ExportError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
@@ -86,6 +179,7 @@ impl HttpSource {
         Ok(HttpSource {
             base: base.trim_end_matches('/').to_owned(),
             client,
+            token,
         })
     }
 
@@ -95,11 +189,11 @@ impl HttpSource {
             what: url.clone(),
             error,
         };
-        let resp = self
-            .client
-            .get(&url)
-            .send()
-            .map_err(|e| err(e.to_string()))?;
+        let mut req = self.client.get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().map_err(|e| err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(err(format!("HTTP {}", resp.status())));
         }
@@ -115,6 +209,59 @@ impl Source for HttpSource {
     fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError> {
         self.get(&id.path())
     }
+
+    fn records(&mut self, id: BundleId) -> Result<Vec<ImportRecord>, ExportError> {
+        let start = id.index * u64::from(TILE_WIDTH);
+        let path = format!("v1/entries?start={start}&limit={}", id.width);
+        let body = self.get(&path)?;
+        let bad = |why: String| invalid(format!("{path}: {why}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+        let entries = v
+            .get("entries")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| bad("no entries array".into()))?;
+        if entries.len() != usize::from(id.width) {
+            return Err(bad(format!("{} entries, expected {}", entries.len(), id.width)));
+        }
+        entries
+            .iter()
+            .zip(start..)
+            .map(|(e, index)| record_from_json(e, index).map_err(bad))
+            .collect()
+    }
+}
+
+/// The record in an entry of `GET /v1/entries` (see `spec/docs/http-api.md`).
+fn record_from_json(e: &serde_json::Value, index: u64) -> Result<ImportRecord, String> {
+    if e.get("index").and_then(serde_json::Value::as_u64) != Some(index) {
+        return Err(format!("expected entry {index}"));
+    }
+    if e.get("restricted").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Err(
+            "the server withholds the records from this caller: pass --token with a reader's \
+             token, or export --public-only"
+                .into(),
+        );
+    }
+    if let Some(by) = e.pointer("/erased/erasure_index").and_then(serde_json::Value::as_u64) {
+        return Ok(ImportRecord::Erased(by));
+    }
+    let r = e.get("record").ok_or("no record")?;
+    let text = |k: &str| r.get(k).and_then(serde_json::Value::as_str);
+    let salt = text("salt")
+        .and_then(|h| Hash::from_hex(h).ok())
+        .ok_or(format!("entry {index}: bad salt"))?;
+    let payload = text("payload_base64")
+        .and_then(|b| B64.decode(b).ok())
+        .ok_or(format!("entry {index}: bad payload_base64"))?;
+    Ok(ImportRecord::Live(PrivateRecord {
+        salt: salt.0,
+        principal: text("principal")
+            .ok_or(format!("entry {index}: no principal"))?
+            .to_owned(),
+        payload,
+    }))
 }
 
 /// A store opened directly (the server must be stopped: the store is locked while it runs).
@@ -148,6 +295,20 @@ impl Source for StoreSource<'_> {
             })?;
         encode_bundle(&entries).map_err(|e| invalid(format!("{}: {e}", id.path())))
     }
+
+    fn records(&mut self, id: BundleId) -> Result<Vec<ImportRecord>, ExportError> {
+        let start = id.index * u64::from(TILE_WIDTH);
+        let states = crate::store::record_states(self.0, start, start + u64::from(id.width))
+            .map_err(|e| ExportError::Source {
+                what: records_path(id.index),
+                error: e.to_string(),
+            })?;
+        states
+            .into_iter()
+            .zip(start..)
+            .map(|(s, i)| from_state(i, s))
+            .collect()
+    }
 }
 
 /// An export directory.
@@ -161,6 +322,12 @@ impl Source for DirSource {
 
     fn bundle(&mut self, id: BundleId) -> Result<Vec<u8>, ExportError> {
         read_file(&self.0.join(id.path()))
+    }
+
+    fn records(&mut self, id: BundleId) -> Result<Vec<ImportRecord>, ExportError> {
+        let rel = records_path(id.index);
+        let bytes = read_file(&self.0.join(&rel))?;
+        decode_records(&bytes, usize::from(id.width), &rel)
     }
 }
 
@@ -182,6 +349,9 @@ pub enum Piece<'a> {
         bytes: &'a [u8],
         /// The leaves it holds.
         leaves: Vec<&'a [u8]>,
+        /// Their private records, each checked against its leaf (empty for a public-only
+        /// rebuild).
+        records: Vec<ImportRecord>,
     },
     /// A hash tile recomputed from the leaves: full tiles as they complete, partial tiles at
     /// the end.
@@ -207,14 +377,16 @@ pub struct Prefix {
 }
 
 /// Reads the checkpoint from `source`, verifies it with `log_key` for `origin`, then reads and
-/// checks every bundle, giving each bundle and each recomputed tile to `consume`. If `prefix` is
-/// given, the tree at that size must have that root (an earlier checkpoint of the same log).
-/// Fails unless the recomputed root equals the checkpoint's.
+/// checks every bundle (and, `with_records`, every record against its leaf's commitment), giving
+/// each bundle and each recomputed tile to `consume`. If `prefix` is given, the tree at that
+/// size must have that root (an earlier checkpoint of the same log). Fails unless the recomputed
+/// root equals the checkpoint's.
 pub fn rebuild(
     source: &mut dyn Source,
     origin: &str,
     log_key: &dyn Verifier,
     prefix: Option<Prefix>,
+    with_records: bool,
     consume: &mut dyn FnMut(Piece<'_>) -> Result<(), ExportError>,
 ) -> Result<Rebuild, ExportError> {
     let note = source.checkpoint()?;
@@ -246,11 +418,27 @@ pub fn rebuild(
         let bytes = source.bundle(id)?;
         let leaves = decode_bundle(&bytes, Some(id.width))
             .map_err(|e| invalid(format!("{}: {e}", id.path())))?;
+        let records = match with_records {
+            true => source.records(id)?,
+            false => Vec::new(),
+        };
         let mut hashes = Vec::with_capacity(leaves.len());
         for (i, leaf) in leaves.iter().enumerate() {
             let index = id.index * u64::from(TILE_WIDTH) + i as u64;
             let env =
                 LeafEnvelope::decode(leaf).map_err(|e| invalid(format!("entry {index}: {e}")))?;
+            match records.get(i) {
+                Some(ImportRecord::Live(r)) => r.check(&env).map_err(|e| {
+                    invalid(format!("{}: entry {index}: {e}", records_path(id.index)))
+                })?,
+                Some(ImportRecord::Erased(by)) if *by <= index => {
+                    return Err(invalid(format!(
+                        "{}: entry {index} erased by entry {by}, which does not come after it",
+                        records_path(id.index)
+                    )));
+                }
+                _ => {}
+            }
             if env.time_ms < last_time {
                 return Err(invalid(format!(
                     "entry {index}: sequencing time {} is before the previous entry's {last_time}",
@@ -285,6 +473,7 @@ pub fn rebuild(
             id,
             bytes: &bytes,
             leaves,
+            records,
         })?;
     }
     if edge.root() != checkpoint.checkpoint().root() {
@@ -309,17 +498,22 @@ pub struct ExportSummary {
     pub files_written: u64,
     /// Bytes written.
     pub bytes_written: u64,
+    /// Records in the export that are erased (tombstones).
+    pub erased_records: u64,
 }
 
 /// Exports the log from `source` into `out` (created if missing; an earlier export there is
-/// extended after checking it is a prefix of the source: same bytes in every file both have,
-/// same root at the earlier size; nothing of the earlier export is ever overwritten). Everything is durable (one `syncfs`)
-/// before `checkpoint` is replaced, so a crash leaves the old export intact.
+/// extended after checking it is a prefix of the source: same bytes in every tile and bundle both
+/// have, same root at the earlier size; no tile or bundle of the earlier export is ever
+/// overwritten). Records files are rewritten whenever they changed, so erasures reach the backup.
+/// Everything is durable (one `syncfs`) before `checkpoint` is replaced, so a crash leaves the old
+/// export intact. `public_only` writes no records (a mirror).
 pub fn export(
     source: &mut dyn Source,
     origin: &str,
     log_key: &dyn Verifier,
     out: &Path,
+    public_only: bool,
 ) -> Result<ExportSummary, ExportError> {
     let werr = |path: &Path| {
         let path = path.to_owned();
@@ -368,10 +562,42 @@ pub fn export(
         summary.bytes_written += bytes.len() as u64;
         Ok(())
     };
-    let rebuilt = rebuild(source, origin, log_key, prefix, &mut |piece| match piece {
-        Piece::Bundle { id, bytes, .. } => write(&id.path(), bytes),
-        Piece::Tile(tile, bytes) => write(&tile.path(), &bytes),
-    })?;
+    let mut erased_records = 0u64;
+    let mut records_written = (0u64, 0u64);
+    let rebuilt = rebuild(
+        source,
+        origin,
+        log_key,
+        prefix,
+        !public_only,
+        &mut |piece| match piece {
+            Piece::Bundle {
+                id, bytes, records, ..
+            } => {
+                write(&id.path(), bytes)?;
+                if public_only {
+                    return Ok(());
+                }
+                erased_records += records
+                    .iter()
+                    .filter(|r| matches!(r, ImportRecord::Erased(_)))
+                    .count() as u64;
+                // Records change (erasures), so they are replaced, not compared.
+                let path = out.join(records_path(id.index));
+                let new = encode_records(&records);
+                if std::fs::read(&path).ok().as_deref() != Some(new.as_slice()) {
+                    write_file(&path, &new, false)?;
+                    records_written.0 += 1;
+                    records_written.1 += new.len() as u64;
+                }
+                Ok(())
+            }
+            Piece::Tile(tile, bytes) => write(&tile.path(), &bytes),
+        },
+    )?;
+    summary.files_written += records_written.0;
+    summary.bytes_written += records_written.1;
+    summary.erased_records = erased_records;
     // Every tile and bundle durable first, then the checkpoint that makes them the export.
     let dir = std::fs::File::open(out).map_err(werr(out))?;
     rustix::fs::syncfs(&dir).map_err(|e| werr(out)(e.into()))?;
@@ -425,7 +651,9 @@ pub struct ImportSummary {
 /// own signing key `signer`. Nothing is written before the export's checkpoint verifies with that
 /// key. The store is built in a sibling directory and renamed into place only after every entry,
 /// every hash and the final root were checked, so a refused export leaves nothing behind.
-/// Idempotency keys are not part of an export; forwarding sinks start over from entry 0.
+/// Every record is checked against its leaf, and every erasure entry restored is applied again
+/// to the records it names. Idempotency keys are not part of an export; forwarding sinks start
+/// over from entry 0.
 pub fn import(
     dir: &Path,
     config: &crate::config::Config,
@@ -479,6 +707,50 @@ pub fn import(
 /// Most leaves per import commit.
 const IMPORT_BATCH: usize = 8192;
 
+/// Entries waiting for the next import commit, and the erasures restored entries re-apply to
+/// records committed earlier.
+#[derive(Default)]
+struct Pending {
+    /// Index of `entries[0]`.
+    first: u64,
+    entries: Vec<ImportEntry>,
+    reapply: Vec<(u64, u64)>,
+}
+
+impl Pending {
+    /// Adds an entry; if it is an erasure entry, the records it names are erased again: in this
+    /// batch directly, in earlier ones through `reapply`.
+    fn push(&mut self, leaf: Vec<u8>, record: ImportRecord) {
+        let index = self.first + self.entries.len() as u64;
+        let erased = match &record {
+            ImportRecord::Live(r) if is_erasure(&leaf) => {
+                crate::privacy::erased_indices(&r.payload).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        self.entries.push(ImportEntry { leaf, record });
+        for i in erased.into_iter().filter(|i| *i < index) {
+            match i.checked_sub(self.first) {
+                Some(k) => {
+                    if let Some(e) = self.entries.get_mut(usize::try_from(k).unwrap_or(usize::MAX))
+                        && matches!(e.record, ImportRecord::Live(_))
+                    {
+                        e.record = ImportRecord::Erased(index);
+                    }
+                }
+                None => self.reapply.push((i, index)),
+            }
+        }
+    }
+}
+
+fn is_erasure(leaf: &[u8]) -> bool {
+    LeafEnvelope::decode(leaf)
+        .ok()
+        .and_then(|e| e.event_type)
+        .is_some_and(|t| t == crate::privacy::ERASURE_EVENT_TYPE)
+}
+
 fn import_into(
     source: &mut DirSource,
     config: &crate::config::Config,
@@ -503,19 +775,28 @@ fn import_into(
     };
     let (seq, thread) = crate::sequencer::start(store.clone(), signer, &seq_config, metrics)
         .map_err(|e| invalid(format!("starting the sequencer: {e}")))?;
-    let mut pending: Vec<Vec<u8>> = Vec::with_capacity(IMPORT_BATCH);
-    let flush = |pending: &mut Vec<Vec<u8>>| -> Result<(), ExportError> {
-        if pending.is_empty() {
+    let mut pending = Pending::default();
+    let flush = |pending: &mut Pending| -> Result<(), ExportError> {
+        if pending.entries.is_empty() {
             return Ok(());
         }
-        seq.import_blocking(std::mem::take(pending))
-            .map(|_| ())
-            .map_err(|e| invalid(format!("appending: {e}")))
+        pending.first += pending.entries.len() as u64;
+        seq.import_blocking(
+            std::mem::take(&mut pending.entries),
+            std::mem::take(&mut pending.reapply),
+        )
+        .map(|_| ())
+        .map_err(|e| invalid(format!("appending: {e}")))
     };
-    let rebuilt = rebuild(source, &config.origin, &verifier, None, &mut |piece| {
-        if let Piece::Bundle { leaves, .. } = piece {
-            pending.extend(leaves.iter().map(|l| l.to_vec()));
-            if pending.len() >= IMPORT_BATCH {
+    let rebuilt = rebuild(source, &config.origin, &verifier, None, true, &mut |piece| {
+        if let Piece::Bundle {
+            leaves, records, ..
+        } = piece
+        {
+            for (leaf, record) in leaves.iter().zip(records) {
+                pending.push(leaf.to_vec(), record);
+            }
+            if pending.entries.len() >= IMPORT_BATCH {
                 flush(&mut pending)?;
             }
         }

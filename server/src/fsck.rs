@@ -1,6 +1,9 @@
 //! `sealtrail fsck`: the store is trusted for durability, not for truth. This recomputes every
 //! leaf hash from the stored entries, rebuilds every hash tile, compares each with the stored tile
-//! byte for byte, checks the leaf-hash index and the secondary indexes (`crate::query`), and checks the final root against the stored,
+//! byte for byte, checks every live private record against its leaf's commitment, checks that
+//! erasures and tombstones agree (every record an erasure entry names is gone and points back at
+//! it, and every tombstone is named by its erasure entry), checks the leaf-hash index and the
+//! secondary indexes (`crate::query`), and checks the final root against the stored,
 //! log-signed checkpoint. Memory stays O(log n): entries are read one bundle at a time and only
 //! the right edge of the recomputed tree is kept.
 
@@ -10,9 +13,14 @@ use sealtrail_spec::note::Verifier;
 use sealtrail_spec::tiles::{TILE_WIDTH, TileId, encode_hash_tile};
 use sealtrail_spec::{Hash, leaf_hash};
 
+use std::collections::BTreeMap;
+
+use sealtrail_spec::record::PrivateRecord;
+
 use crate::leafindex::{RUN, build_run};
+use crate::privacy::{ERASURE_EVENT_TYPE, erased_indices};
 use crate::query::{FIELD_EVENT_TYPE, FIELD_PRINCIPAL, decode_row, parse_posting_key};
-use crate::store::{LogStore, StoreError};
+use crate::store::{LogStore, RecordState, StoreError};
 
 /// Problems are capped so a badly damaged store still yields a readable report.
 const MAX_PROBLEMS: usize = 100;
@@ -26,6 +34,10 @@ pub struct FsckReport {
     pub entries: u64,
     /// Hash tiles compared.
     pub tiles: u64,
+    /// Live records checked against their commitments.
+    pub records: u64,
+    /// Erased records (tombstones) checked against their erasure entries.
+    pub erased: u64,
     /// The recomputed root.
     pub root: Option<Hash>,
     /// Everything wrong, most specific first (capped at 100).
@@ -59,6 +71,7 @@ pub fn fsck(
     let mut edge = TiledEdge::empty();
     let mut run_hashes: Vec<Hash> = Vec::new();
     let mut want_postings = PostingSum::default();
+    let mut erasures = Erasures::default();
     let step = u64::from(TILE_WIDTH);
     let mut start = 0;
     while start < size {
@@ -70,15 +83,22 @@ pub fn fsck(
                 return Ok(report);
             }
         };
+        let records = match crate::store::record_states(store, start, end) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problem(format!("records {start}..{end}: {e}"));
+                return Ok(report);
+            }
+        };
         let mut hashes = Vec::with_capacity(entries.len());
-        for (i, bytes) in (start..).zip(&entries) {
+        for ((i, bytes), record) in (start..).zip(&entries).zip(records) {
             match LeafEnvelope::decode(bytes) {
                 Err(e) => report.problem(format!("entry {i} is not a valid leaf envelope: {e}")),
                 Ok(env) => {
-                    want_postings.add(FIELD_PRINCIPAL, env.principal.as_bytes(), i);
                     if let Some(t) = &env.event_type {
                         want_postings.add(FIELD_EVENT_TYPE, t.as_bytes(), i);
                     }
+                    erasures.record(&mut report, &mut want_postings, i, &env, record, size);
                 }
             }
             let h = leaf_hash(bytes);
@@ -108,11 +128,104 @@ pub fn fsck(
     for (id, tile) in edge.partial_tiles() {
         compare_tile(store, &mut report, id, tile)?;
     }
+    erasures.check(&mut report);
     check_postings(store, &mut report, &want_postings)?;
     let root = edge.root();
     report.root = Some(root);
     check_checkpoint(store, &mut report, origin, log_key, root)?;
     Ok(report)
+}
+
+/// Records and erasures as the scan meets them: which indices each tombstone says an erasure
+/// entry erased, and which indices each erasure entry says it erased.
+#[derive(Debug, Default)]
+struct Erasures {
+    tombstones: BTreeMap<u64, Vec<u64>>,
+    named: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Erasures {
+    /// Checks entry `i`'s record against its leaf `env` and notes what it says about erasures.
+    fn record(
+        &mut self,
+        report: &mut FsckReport,
+        postings: &mut PostingSum,
+        i: u64,
+        env: &LeafEnvelope,
+        record: RecordState,
+        size: u64,
+    ) {
+        match record {
+            RecordState::Live(bytes) => {
+                let r = match PrivateRecord::decode(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => return report.problem(format!("the record of entry {i}: {e}")),
+                };
+                report.records += 1;
+                if let Err(e) = r.check(env) {
+                    report.problem(format!("the record of entry {i} does not match its leaf: {e}"));
+                }
+                postings.add(FIELD_PRINCIPAL, r.principal.as_bytes(), i);
+                if env.event_type.as_deref() == Some(ERASURE_EVENT_TYPE) {
+                    match erased_indices(&r.payload) {
+                        Some(indices) => {
+                            self.named.insert(i, indices);
+                        }
+                        None => report.problem(format!(
+                            "erasure entry {i} does not say which records it erased"
+                        )),
+                    }
+                }
+            }
+            RecordState::Erased(by) => {
+                report.erased += 1;
+                if by <= i || by >= size {
+                    report.problem(format!(
+                        "the tombstone of entry {i} names erasure entry {by}, which cannot have \
+                         erased it"
+                    ));
+                }
+                self.tombstones.entry(by).or_default().push(i);
+            }
+            RecordState::Absent => {
+                report.problem(format!("the record of entry {i} is missing"));
+            }
+        }
+    }
+
+    /// Every erasure entry erased exactly the records whose tombstones name it.
+    fn check(self, report: &mut FsckReport) {
+        for (by, indices) in &self.tombstones {
+            match self.named.get(by) {
+                None => report.problem(format!(
+                    "{} tombstones (first: entry {}) name entry {by}, which is not an erasure \
+                     entry with a live record",
+                    indices.len(),
+                    indices.first().copied().unwrap_or_default()
+                )),
+                Some(named) if named != indices => {
+                    let missing = named.iter().find(|i| indices.binary_search(i).is_err());
+                    let extra = indices.iter().find(|i| named.binary_search(i).is_err());
+                    report.problem(format!(
+                        "erasure entry {by} and the tombstones disagree (first record it names \
+                         that is not erased: {missing:?}; first tombstone it does not name: \
+                         {extra:?})"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (by, named) in &self.named {
+            if !named.is_empty() && !self.tombstones.contains_key(by) {
+                report.problem(format!(
+                    "erasure entry {by} names {} records, but none of them is erased \
+                     (first: entry {})",
+                    named.len(),
+                    named[0]
+                ));
+            }
+        }
+    }
 }
 
 /// An order-independent digest of a set of postings `(field, value, index)`: count and wrapping

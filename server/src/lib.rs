@@ -11,6 +11,7 @@ pub mod http_error;
 pub mod keys;
 pub mod leafindex;
 pub mod metrics;
+pub mod privacy;
 pub mod published;
 pub mod query;
 pub mod sequencer;

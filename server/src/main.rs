@@ -12,6 +12,8 @@ use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{export, fsck, keys, status};
 use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 
+mod privacy_cli;
+
 /// Threads for store work off the HTTP workers: scans, and point reads while the store reads
 /// from the disk (see `api::read::ReadPath`). Enough to keep a disk's queue full; tokio's
 /// default of 512 let a burst of disk reads start dozens of threads, each keeping its own
@@ -70,6 +72,13 @@ enum Command {
         /// file when reading the store; with --url, required.
         #[arg(long)]
         log_key: Option<String>,
+        /// With --url: a bearer token that may read content (reader role), to export the
+        /// private records.
+        #[arg(long, env = "SEALTRAIL_TOKEN")]
+        token: Option<String>,
+        /// Write no private records (`private/`): a public mirror of tiles and checkpoint only.
+        #[arg(long)]
+        public_only: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -122,6 +131,17 @@ enum Command {
     },
     /// Search a running log (GET /v1/entries/search) and print the entries as JSON lines.
     Search(SearchArgs),
+    /// Erase private records (admin role): by index, principal, event type or time range. Each
+    /// erasure is itself an entry of the log.
+    Erase(privacy_cli::EraseArgs),
+    /// Legal holds (admin role): records a hold covers are neither erased nor expired.
+    Hold {
+        #[command(subcommand)]
+        command: privacy_cli::HoldCommand,
+    },
+    /// Rewrite the store into fresh files (server stopped), so no byte of an erased record is
+    /// left in the data directory.
+    Compact(Common),
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +181,9 @@ struct SearchArgs {
     /// Most entries to print; pages are fetched until this many or the end.
     #[arg(long, default_value_t = 100)]
     max: u64,
+    /// Bearer token (reader role, to see content and to search by principal).
+    #[arg(long, env = "SEALTRAIL_TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,8 +355,9 @@ fn run_fsck(common: &Common) -> Result<bool> {
     let verifier = signer.verifier();
     let report = fsck::fsck(store.as_ref(), signer.name(), &verifier)?;
     println!(
-        "fsck: tree size {}, {} entries hashed, {} tiles compared",
-        report.size, report.entries, report.tiles
+        "fsck: tree size {}, {} entries hashed, {} tiles compared, {} records checked, {} \
+         erased",
+        report.size, report.entries, report.tiles, report.records, report.erased
     );
     if let Some(root) = report.root {
         println!("fsck: root {}", root.to_base64());
@@ -350,6 +374,8 @@ fn run_export(
     out: &std::path::Path,
     url: Option<&str>,
     log_key: Option<&str>,
+    token: Option<String>,
+    public_only: bool,
 ) -> Result<bool> {
     let config = common.load()?;
     let verifier = match log_key {
@@ -362,13 +388,13 @@ fn run_export(
     let origin = verifier.name().to_owned();
     let summary = match url {
         Some(url) => {
-            let mut source = export::HttpSource::new(url)?;
-            export::export(&mut source, &origin, &verifier, out)?
+            let mut source = export::HttpSource::new(url, token)?;
+            export::export(&mut source, &origin, &verifier, out, public_only)?
         }
         None => {
             let store = open_store(&config)?;
             let mut source = export::StoreSource(store.as_ref());
-            export::export(&mut source, &origin, &verifier, out)?
+            export::export(&mut source, &origin, &verifier, out, public_only)?
         }
     };
     println!(
@@ -486,7 +512,11 @@ fn search(a: &SearchArgs) -> Result<()> {
                 }
             }
         }
-        let resp = client.get(url).send().context("requesting the search")?;
+        let mut req = client.get(url);
+        if let Some(t) = &a.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().context("requesting the search")?;
         let status = resp.status();
         let body: serde_json::Value = resp.json().context("reading the search answer")?;
         if !status.is_success() {
@@ -527,8 +557,17 @@ fn main() -> ExitCode {
             out,
             url,
             log_key,
+            token,
+            public_only,
             common,
-        } => run_export(common, out, url.as_deref(), log_key.as_deref()),
+        } => run_export(
+            common,
+            out,
+            url.as_deref(),
+            log_key.as_deref(),
+            token.clone(),
+            *public_only,
+        ),
         Command::Import {
             dir,
             copy_key,
@@ -564,6 +603,11 @@ fn main() -> ExitCode {
             command: TokenCommand::Create { name, role },
         } => token_create(name, role),
         Command::Search(a) => search(a).map(|()| true),
+        Command::Erase(a) => privacy_cli::erase(a),
+        Command::Hold { command } => privacy_cli::hold(command),
+        Command::Compact(c) => c
+            .load()
+            .and_then(|config| privacy_cli::compact(config.store, &config.data_dir)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

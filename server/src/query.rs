@@ -113,6 +113,82 @@ pub fn decode_row(row: &[u8]) -> Result<Vec<u64>, StoreError> {
     Ok(out)
 }
 
+/// What an erasure does to the principal postings: the keys of rows that named an erased record
+/// (to delete) and the rows that keep other indices (to write again, under their new last index).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PostingChanges {
+    /// Keys to delete.
+    pub removed: Vec<Vec<u8>>,
+    /// Rows to write after the deletions.
+    pub rewritten: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Takes each erased record `(index, principal)` out of its principal's posting rows, so the
+/// store keeps no trace of which entries a principal made (event-type rows stay: event types
+/// are public). Each row is read once, however many of its indices are erased. Indices without
+/// a row (an entry indexed by no batch, which fsck reports) are skipped.
+pub fn remove_principal_postings(
+    store: &dyn LogStore,
+    erased: &[(u64, String)],
+) -> Result<PostingChanges, StoreError> {
+    // Original row key -> (principal, remaining indices).
+    let mut rows: HashMap<Vec<u8>, (String, Vec<u64>)> = HashMap::new();
+    // Principal -> last index of each fetched row -> its key.
+    let mut fetched: HashMap<&str, std::collections::BTreeMap<u64, Vec<u8>>> = HashMap::new();
+    let mut changed: Vec<Vec<u8>> = Vec::new();
+    for (index, principal) in erased {
+        let index = *index;
+        let cached = fetched
+            .get(principal.as_str())
+            .and_then(|m| m.range(index..).next())
+            .map(|(_, key)| key.clone())
+            .filter(|key| rows.get(key).and_then(|(_, idx)| idx.first()).is_some_and(|f| *f <= index));
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let prefix = value_prefix(FIELD_PRINCIPAL, principal.as_bytes());
+                let mut end = posting_key(FIELD_PRINCIPAL, principal.as_bytes(), u64::MAX);
+                end.push(0);
+                let from = posting_key(FIELD_PRINCIPAL, principal.as_bytes(), index);
+                let Some((key, row)) = store.postings(&from, &end, false, 1)?.into_iter().next()
+                else {
+                    continue;
+                };
+                debug_assert!(key.starts_with(&prefix));
+                let indices = decode_row(&row)?;
+                let last = *indices.last().unwrap_or(&index);
+                fetched
+                    .entry(principal.as_str())
+                    .or_default()
+                    .insert(last, key.clone());
+                rows.insert(key.clone(), (principal.clone(), indices));
+                key
+            }
+        };
+        if let Some((_, indices)) = rows.get_mut(&key)
+            && let Ok(pos) = indices.binary_search(&index)
+        {
+            indices.remove(pos);
+            changed.push(key);
+        }
+    }
+    changed.sort_unstable();
+    changed.dedup();
+    let mut out = PostingChanges::default();
+    for key in changed {
+        if let Some((principal, indices)) = rows.remove(&key) {
+            if let Some(&last) = indices.last() {
+                out.rewritten.push((
+                    posting_key(FIELD_PRINCIPAL, principal.as_bytes(), last),
+                    encode_row(&indices),
+                ));
+            }
+            out.removed.push(key);
+        }
+    }
+    Ok(out)
+}
+
 /// Collects the posting rows of one batch. The sequencer adds each entry it commits.
 #[derive(Debug, Default)]
 pub struct PostingsBuilder {
@@ -130,9 +206,12 @@ fn push_value(map: &mut HashMap<String, Vec<u64>>, value: String, index: u64) {
 }
 
 impl PostingsBuilder {
-    /// Records entry `index` (indices must be added in increasing order).
-    pub fn add(&mut self, index: u64, principal: String, event_type: Option<String>) {
-        push_value(&mut self.principals, principal, index);
+    /// Records entry `index` (indices must be added in increasing order). No principal for an
+    /// imported entry whose record was erased.
+    pub fn add(&mut self, index: u64, principal: Option<String>, event_type: Option<String>) {
+        if let Some(principal) = principal {
+            push_value(&mut self.principals, principal, index);
+        }
         if let Some(t) = event_type {
             push_value(&mut self.event_types, t, index);
         }

@@ -135,6 +135,14 @@ impl Server {
             .state
             .witnessing
             .spawn(self.state.seq.clone(), self.state.store.clone());
+        let retention = (!self.state.config.retention.is_empty()).then(|| {
+            crate::privacy::retention::spawn(
+                self.state.store.clone(),
+                self.state.seq.clone(),
+                self.state.config.retention.clone(),
+                Duration::from_secs(self.state.config.retention_interval_secs),
+            )
+        });
         let opts = sealtrail_net::http::HttpOptions {
             header_timeout: limits.header_timeout(),
             max_connections: limits.max_connections,
@@ -183,6 +191,9 @@ impl Server {
         sealtrail_net::http::serve(listener, app, opts, tls, Some(on_error), shutdown).await;
         witness_tasks.abort_all();
         security_feed.abort();
+        if let Some(r) = retention {
+            r.abort();
+        }
         if let Some(f) = forwarders {
             f.stop().await;
         }

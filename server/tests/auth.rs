@@ -14,7 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use common::*;
-use sealtrail_server::auth::{AnonymousWrites, JwtAlgorithm, JwtConfig, Role, TokenEntry};
+use sealtrail_server::auth::{AnonymousAccess, JwtAlgorithm, JwtConfig, Role, TokenEntry};
 use sealtrail_server::config::Config;
 use sealtrail_server::store::mem::MemStore;
 use sealtrail_server::store::{EntryStore as _, LogStore};
@@ -45,7 +45,7 @@ fn hex_encode(b: &[u8]) -> String {
 /// Tokens for every role; anonymous writes never.
 fn locked_config() -> Config {
     let mut c = config();
-    c.auth.anonymous_writes = AnonymousWrites::Never;
+    c.auth.anonymous_writes = AnonymousAccess::Never;
     c.auth.tokens = vec![
         token("ingest", Role::Submitter, SUBMITTER),
         token("ingest-2", Role::Submitter, SUBMITTER2),
@@ -276,7 +276,7 @@ async fn anonymous_writes_follow_the_listen_address() {
 
     let mut c = config();
     c.listen = "0.0.0.0:8080".parse().unwrap();
-    c.auth.anonymous_writes = AnonymousWrites::Always;
+    c.auth.anonymous_writes = AnonymousAccess::Always;
     let (log, _) = start(c);
     assert_eq!(post(&log, None, "{}").await.status, StatusCode::CREATED);
     log.stop().await;
@@ -812,7 +812,7 @@ async fn token_create_prints_a_token_once_and_a_config_that_accepts_it() {
         .collect();
     let mut c = Config::from_toml(&snippet).unwrap();
     c.origin = ORIGIN.to_owned();
-    c.auth.anonymous_writes = AnonymousWrites::Never;
+    c.auth.anonymous_writes = AnonymousAccess::Never;
     c.validate().unwrap();
     assert_eq!(
         c.auth.tokens[0].sha256,

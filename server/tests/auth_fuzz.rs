@@ -12,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestRunner};
-use sealtrail_server::auth::{AnonymousWrites, JwtAlgorithm, JwtConfig, Role, TokenEntry};
+use sealtrail_server::auth::{AnonymousAccess, JwtAlgorithm, JwtConfig, Role, TokenEntry};
 use sealtrail_server::store::LogStore as _;
 use sealtrail_server::store::mem::MemStore;
 use sha2::{Digest, Sha256};
@@ -22,7 +22,7 @@ const TOKEN: &str = "stk_fuzz-submitter-token-000000000000000000000";
 
 fn fuzz_config() -> sealtrail_server::config::Config {
     let mut c = config();
-    c.auth.anonymous_writes = AnonymousWrites::Never;
+    c.auth.anonymous_writes = AnonymousAccess::Never;
     c.auth.private_reads = true;
     c.auth.tokens = vec![TokenEntry {
         name: "fuzz".into(),

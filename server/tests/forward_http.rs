@@ -605,7 +605,7 @@ async fn a_running_server_forwards_its_security_events() {
     sink.security_events = true;
     let mut c = config();
     c.forward = vec![sink];
-    c.auth.anonymous_writes = sealtrail_server::auth::AnonymousWrites::Never;
+    c.auth.anonymous_writes = sealtrail_server::auth::AnonymousAccess::Never;
     let server =
         sealtrail_server::serve::Server::start(c, Arc::new(MemStore::new()), signer()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,7 @@
 //! Every error is a JSON body `{"error": {"code", "message"}}`, and [`ApiError`] maps error kinds to
 //! HTTP statuses in exactly one place. No handler writes anything unless the sequencer commits it.
 
+mod admin;
 mod cache;
 mod proof_nodes;
 mod read;
@@ -30,6 +31,7 @@ use crate::store::LogStore;
 
 pub use crate::http_error::ApiError;
 pub(crate) use crate::http_error::{ErrorCategory, QueryResult};
+pub use admin::{EraseRequest, erase};
 pub use cache::TileCache;
 pub use read_path::ReadPath;
 use sealtrail_net::http::{is_json_media, media_essence};
@@ -116,6 +118,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/security-events",
             get(crate::auth::security_events),
         )
+        .route("/v1/admin/erasures", post(admin::post_erasure))
+        .route(
+            "/v1/admin/holds",
+            get(admin::list_holds).post(admin::post_hold),
+        )
+        .route("/v1/admin/holds/{id}/release", post(admin::release_hold))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -17,8 +17,10 @@ use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::{HashReader, Node, consistency_proof, inclusion_proof, tree_root};
 use sealtrail_spec::tiles::{TILE_WIDTH, TilePath, encode_bundle, hashes_at_level};
 
+use sealtrail_spec::record::PrivateRecord;
+
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
-use crate::store::LogStore;
+use crate::store::{LogStore, RecordState};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60";
@@ -188,22 +190,72 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
     .into_response()
 }
 
-pub(super) fn entry_json(index: u64, bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+/// What a caller sees of an entry's private record: `None` when they may not read content.
+pub(super) type Content = Option<RecordState>;
+
+/// The caller, as the auth guard identified them (absent only on routes the guard skips).
+pub(super) type Caller = Option<axum::Extension<crate::auth::Principal>>;
+
+/// Whether the caller may read private records.
+pub(super) fn may_read_content(st: &AppState, caller: &Caller) -> bool {
+    caller
+        .as_ref()
+        .is_some_and(|axum::Extension(p)| st.guard.may_read_content(p))
+}
+
+/// An entry as JSON: its public leaf fields, and its private record when the caller may read
+/// content (`record`, with the salt, so the caller can check it against `commitment`), or
+/// `erased` naming the erasure entry. `restricted` says content was withheld.
+pub(super) fn entry_json(
+    index: u64,
+    bytes: &[u8],
+    content: Content,
+) -> Result<serde_json::Value, ApiError> {
     let env = LeafEnvelope::decode(bytes)
         .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
-    let json_payload = is_json_media(&media_essence(&env.content_type))
-        .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
-        .flatten();
-    Ok(serde_json::json!({
+    let mut v = serde_json::json!({
         "index": index,
         "leaf_hash": sealtrail_spec::leaf_hash(bytes).to_hex(),
         "timestamp": env.time_ms,
-        "principal": env.principal,
         "content_type": env.content_type,
         "event_type": env.event_type,
-        "payload_base64": B64.encode(&env.payload),
-        "payload": json_payload,
-    }))
+        "payload_size": env.payload_size,
+        "commitment": hex(&env.commitment),
+        "record": null,
+        "erased": null,
+        "restricted": content.is_none(),
+    });
+    match content {
+        Some(RecordState::Live(bytes)) => {
+            let r = PrivateRecord::decode(&bytes).map_err(|e| {
+                ApiError::Internal(format!("the record of entry {index} does not decode: {e}"))
+            })?;
+            let json_payload = is_json_media(&media_essence(&env.content_type))
+                .then(|| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
+                .flatten();
+            v["record"] = serde_json::json!({
+                "salt": hex(&r.salt),
+                "principal": r.principal,
+                "payload_base64": B64.encode(&r.payload),
+                "payload": json_payload,
+            });
+        }
+        Some(RecordState::Erased(by)) => {
+            v["erased"] = serde_json::json!({ "erasure_index": by });
+        }
+        Some(RecordState::Absent) => {
+            return Err(ApiError::Internal(format!(
+                "the record of entry {index} is missing from the store"
+            )));
+        }
+        None => {}
+    }
+    Ok(v)
+}
+
+/// Lowercase hex.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_index(v: &str) -> Result<u64, ApiError> {
@@ -213,8 +265,10 @@ fn parse_index(v: &str) -> Result<u64, ApiError> {
 /// `GET /v1/entries/{index}`: one entry, decoded.
 pub(super) async fn get_entry(
     State(st): State<AppState>,
+    caller: Caller,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
+    let content = may_read_content(&st, &caller);
     let index = parse_index(&index)?;
     let size = st.seq.published().size;
     if index >= size {
@@ -226,7 +280,8 @@ pub(super) async fn get_entry(
         let bytes = store
             .entry(index)?
             .ok_or_else(|| ApiError::Internal(format!("entry {index} missing from the store")))?;
-        entry_json(index, &bytes)
+        let record = content.then(|| store.record(index)).transpose()?;
+        entry_json(index, &bytes, record)
     })
     .await?;
     Ok(axum::Json(v).into_response())
@@ -235,8 +290,10 @@ pub(super) async fn get_entry(
 /// `GET /v1/entries?start=&limit=`: a page of entries in index order.
 pub(super) async fn list_entries(
     State(st): State<AppState>,
+    caller: Caller,
     q: QueryResult,
 ) -> Result<Response, ApiError> {
+    let content = may_read_content(&st, &caller);
     let q = query(q, &["start", "limit"])?;
     let start = param(&q, "start")?.unwrap_or(0);
     let max = st.config.limits.max_page_entries;
@@ -248,11 +305,16 @@ pub(super) async fn list_entries(
     let end = start.saturating_add(limit).min(size);
     let entries = if start < end {
         blocking(&st, move |store, _| {
-            store
-                .entries(start, end)?
+            let entries = store.entries(start, end)?;
+            let mut records = match content {
+                true => crate::store::record_states(store, start, end)?.into_iter().map(Some).collect(),
+                false => vec![None; entries.len()],
+            };
+            entries
                 .iter()
                 .zip(start..)
-                .map(|(b, i)| entry_json(i, b))
+                .zip(records.drain(..))
+                .map(|((b, i), r)| entry_json(i, b, r))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?

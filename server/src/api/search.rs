@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::read::{blocking, entry_json, param, query};
+use super::read::{Caller, blocking, entry_json, may_read_content, param, query};
 use super::{ApiError, AppState, QueryResult};
 use crate::query::{QueryError, SearchQuery, search as run_search};
 
@@ -25,9 +25,11 @@ const PARAMS: [&str; 7] = [
 /// The handler.
 pub(super) async fn search(
     State(st): State<AppState>,
+    caller: Caller,
     q: QueryResult,
 ) -> Result<Response, ApiError> {
     let q = query(q, &PARAMS)?;
+    let content = may_read_content(&st, &caller);
     let max = st.config.limits.max_page_entries;
     let limit = param(&q, "limit")?.unwrap_or(100.min(max));
     if limit == 0 || limit > max {
@@ -52,7 +54,15 @@ pub(super) async fn search(
         since: param(&q, "since")?,
         until: param(&q, "until")?,
         event_type: text("type")?,
-        principal: text("principal")?,
+        principal: match text("principal")? {
+            // Which entries a principal made is private: only content readers may ask.
+            Some(_) if !content => {
+                return Err(ApiError::Forbidden(
+                    "searching by principal needs the reader role (principals are private)".into(),
+                ));
+            }
+            p => p,
+        },
         cursor: param(&q, "cursor")?,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         newest_first,
@@ -70,7 +80,8 @@ pub(super) async fn search(
                 let bytes = store
                     .entry(i)?
                     .ok_or_else(|| ApiError::Internal(format!("entry {i} missing")))?;
-                entry_json(i, &bytes)
+                let record = content.then(|| store.record(i)).transpose()?;
+                entry_json(i, &bytes, record)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         Ok((entries, page.next_cursor))

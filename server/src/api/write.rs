@@ -136,6 +136,12 @@ fn event_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             "X-Event-Type must be 1 to 128 characters".into(),
         ));
     }
+    if v.starts_with(sealtrail_spec::envelope::RESERVED_EVENT_TYPE_PREFIX) {
+        return Err(ApiError::BadRequest(format!(
+            "X-Event-Type {v:?}: the prefix {:?} is reserved for the log's own entries",
+            sealtrail_spec::envelope::RESERVED_EVENT_TYPE_PREFIX
+        )));
+    }
     Ok(Some(v.to_owned()))
 }
 
@@ -190,11 +196,15 @@ fn write_head<'a>(query: QueryResult, headers: &'a HeaderMap) -> Result<WriteHea
     })
 }
 
-fn sequence_error(e: SequenceError) -> ApiError {
+pub(super) fn sequence_error(e: SequenceError) -> ApiError {
     match e {
         SequenceError::QueueFull => ApiError::Busy("the log is busy; retry shortly".into()),
         SequenceError::IdempotencyConflict(i) => ApiError::Conflict(format!(
             "Idempotency-Key was already used for a different request (entry {i})"
+        )),
+        SequenceError::IdempotencyErased(i) => ApiError::Conflict(format!(
+            "Idempotency-Key was already used; the record of entry {i} it created has been \
+             erased, so this request cannot be compared with it: use a new key"
         )),
         SequenceError::Unavailable(why) => {
             ApiError::Unavailable(format!("not accepting writes: {why}"))

@@ -11,7 +11,11 @@ use super::Role;
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// When requests without credentials may append entries (as principal `anonymous`).
-    pub anonymous_writes: AnonymousWrites,
+    pub anonymous_writes: AnonymousAccess,
+    /// When requests without credentials may read private records (principal and payload). A
+    /// server reachable from other machines never serves content anonymously by default; the
+    /// `reader` role (or higher) reads it.
+    pub anonymous_content: AnonymousAccess,
     /// Whether the read API (`/checkpoint`, `/tile/...`, `/v1/log`, entries, proofs) needs the
     /// `reader` role. Public by default: a transparency log is meant to be read.
     pub private_reads: bool,
@@ -23,17 +27,29 @@ pub struct AuthConfig {
     pub jwt: Option<JwtConfig>,
 }
 
-/// When anonymous writes are accepted.
+/// When an anonymous request may do something (append, or read content).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum AnonymousWrites {
+pub enum AnonymousAccess {
     /// Only while the server listens on a loopback address (the quick start). As soon as `listen`
-    /// is reachable from other machines, writes need credentials.
+    /// is reachable from other machines, credentials are needed.
     Loopback,
     /// Always (any listen address). Only behind a proxy that authenticates.
     Always,
     /// Never.
     Never,
+}
+
+impl AnonymousAccess {
+    /// Whether anonymous requests are allowed, for a server that listens on a loopback address
+    /// or not.
+    pub fn allowed(self, listen_is_loopback: bool) -> bool {
+        match self {
+            AnonymousAccess::Always => true,
+            AnonymousAccess::Never => false,
+            AnonymousAccess::Loopback => listen_is_loopback,
+        }
+    }
 }
 
 /// One API token: its SHA-256 (never the token itself), a principal name and a role.
@@ -117,7 +133,8 @@ fn default_leeway() -> u64 {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            anonymous_writes: AnonymousWrites::Loopback,
+            anonymous_writes: AnonymousAccess::Loopback,
+            anonymous_content: AnonymousAccess::Loopback,
             private_reads: false,
             private_metrics: false,
             tokens: Vec::new(),

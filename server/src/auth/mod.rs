@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
-pub use config::{AnonymousWrites, AuthConfig, JwtAlgorithm, JwtConfig, TokenEntry};
+pub use config::{AnonymousAccess, AuthConfig, JwtAlgorithm, JwtConfig, TokenEntry};
 pub use events::{SecurityEvent, SecurityEventKind, SecurityEvents};
 pub use middleware::{guard, security_events};
 
@@ -143,6 +143,7 @@ pub struct Guard {
     jwt: Option<jwt::JwtAuth>,
     cert_role: Option<Role>,
     anonymous_writes: bool,
+    anonymous_content: bool,
     private_reads: bool,
     private_metrics: bool,
     inflight: Arc<Semaphore>,
@@ -225,11 +226,8 @@ impl Guard {
                 .transpose()
                 .map_err(GuardError::JwtKey)?,
             cert_role: settings.cert_role,
-            anonymous_writes: match a.anonymous_writes {
-                AnonymousWrites::Always => true,
-                AnonymousWrites::Never => false,
-                AnonymousWrites::Loopback => settings.listen_is_loopback,
-            },
+            anonymous_writes: a.anonymous_writes.allowed(settings.listen_is_loopback),
+            anonymous_content: a.anonymous_content.allowed(settings.listen_is_loopback),
             private_reads: a.private_reads,
             private_metrics: a.private_metrics,
             inflight: Arc::new(Semaphore::new(l.max_concurrent_requests)),
@@ -246,6 +244,13 @@ impl Guard {
     /// Whether requests without credentials may append.
     pub fn anonymous_writes(&self) -> bool {
         self.anonymous_writes
+    }
+
+    /// Whether `who` may read private records (principal and payload): the `reader` role or
+    /// higher, or anyone when `anonymous_content` allows it.
+    pub fn may_read_content(&self, who: &Principal) -> bool {
+        who.role.is_some_and(|r| r >= Role::Reader)
+            || (who.name == ANONYMOUS && self.anonymous_content)
     }
 
     /// Whether any credential (token, JWT, client certificate role) is configured.

@@ -51,6 +51,11 @@ pub struct SinkConfig {
     /// Also forward security and alarm events (best-effort).
     #[serde(default)]
     pub security_events: bool,
+    /// Forward the log's own entries (`sealtrail.erasure`, `sealtrail.hold`,
+    /// `sealtrail.hold-release`), so the SIEM learns of erasures and can act on them: erasure
+    /// cannot recall what a SIEM already holds. On by default.
+    #[serde(default = "default_true")]
+    pub own_entries: bool,
     /// First retry delay in milliseconds; doubled per failure up to `retry_max_ms`, with jitter.
     #[serde(default = "default_retry_initial")]
     pub retry_initial_ms: u64,
@@ -102,6 +107,10 @@ fn default_retry_initial() -> u64 {
 fn default_retry_max() -> u64 {
     30_000
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_timeout() -> u64 {
     10
 }
@@ -114,6 +123,7 @@ impl SinkConfig {
             kind,
             batch_entries: default_batch(),
             security_events: false,
+            own_entries: true,
             retry_initial_ms: default_retry_initial(),
             retry_max_ms: default_retry_max(),
             timeout_secs: default_timeout(),

@@ -6,8 +6,9 @@ use base64::Engine as _;
 use sealtrail_net::clock::unix_millis;
 use sealtrail_net::http::{is_json_media, media_essence};
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 
-use crate::store::StoreError;
+use crate::store::{RecordState, StoreError};
 
 /// Something to forward.
 #[derive(Debug, Clone)]
@@ -64,45 +65,59 @@ impl ForwardEvent {
     }
 }
 
-/// Builds the forwarded form of entry `index` (leaf bytes `leaf`): origin, index, id, leaf hash,
-/// sequencing time, principal, event type, content type, the payload (inline JSON when the
-/// content type is JSON and the bytes parse, otherwise `payload_base64`) and the size of a
-/// published checkpoint that covers it.
+/// Builds the forwarded form of entry `index` (leaf bytes `leaf`, private record `record`):
+/// origin, index, id, leaf hash, sequencing time, principal, event type, content type, the
+/// payload (inline JSON when the content type is JSON and the bytes parse, otherwise
+/// `payload_base64`) and the size of a published checkpoint that covers it. A record erased
+/// before it was forwarded is sent without principal and payload, with `erased` naming the
+/// erasure entry.
 pub fn entry_event(
     origin: &str,
     index: u64,
     leaf: &[u8],
+    record: RecordState,
     checkpoint_size: u64,
 ) -> Result<EntryEvent, StoreError> {
-    let env = LeafEnvelope::decode(leaf)
-        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("entry {index}: {e}"));
+    let env = LeafEnvelope::decode(leaf).map_err(|e| corrupt(&e))?;
     let leaf_hash = sealtrail_spec::leaf_hash(leaf).to_hex();
-    let essence = media_essence(&env.content_type);
-    let is_json = is_json_media(&essence);
-    let inline = is_json
-        .then(|| serde_json::from_slice::<serde_json::Value>(&env.payload).ok())
-        .flatten();
     let mut json = serde_json::json!({
         "id": format!("{origin}/{index}"),
         "origin": origin,
         "index": index,
         "leaf_hash": leaf_hash,
         "timestamp": env.time_ms,
-        "principal": env.principal,
         "event_type": env.event_type,
         "content_type": env.content_type,
         "checkpoint_size": checkpoint_size,
     });
-    if let Some(obj) = json.as_object_mut() {
-        match inline {
-            Some(v) => obj.insert("payload".into(), v),
-            None => obj.insert(
-                "payload_base64".into(),
-                base64::engine::general_purpose::STANDARD
-                    .encode(&env.payload)
-                    .into(),
-            ),
-        };
+    let record = match record {
+        RecordState::Live(bytes) => PrivateRecord::decode(&bytes).map_err(|e| corrupt(&e))?,
+        RecordState::Erased(by) => {
+            json["erased"] = serde_json::json!({ "erasure_index": by });
+            return Ok(EntryEvent {
+                origin: origin.to_owned(),
+                index,
+                leaf_hash,
+                time_ms: env.time_ms,
+                checkpoint_size,
+                json,
+            });
+        }
+        RecordState::Absent => return Err(corrupt(&"its private record is missing")),
+    };
+    let is_json = is_json_media(&media_essence(&env.content_type));
+    let inline = is_json
+        .then(|| serde_json::from_slice::<serde_json::Value>(&record.payload).ok())
+        .flatten();
+    json["principal"] = record.principal.into();
+    match inline {
+        Some(v) => json["payload"] = v,
+        None => {
+            json["payload_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(&record.payload)
+                .into();
+        }
     }
     Ok(EntryEvent {
         origin: origin.to_owned(),
@@ -118,22 +133,29 @@ pub fn entry_event(
 mod tests {
     use super::*;
 
-    fn leaf(content_type: &str, payload: &[u8]) -> Vec<u8> {
-        LeafEnvelope {
-            time_ms: 1_700_000_000_123,
+    /// A leaf and its live record.
+    fn leaf(content_type: &str, payload: &[u8]) -> (Vec<u8>, RecordState) {
+        let record = PrivateRecord {
+            salt: [3; 32],
             principal: "alice".into(),
+            payload: payload.to_vec(),
+        };
+        let leaf = LeafEnvelope {
+            time_ms: 1_700_000_000_123,
             content_type: content_type.into(),
             event_type: Some("user.login".into()),
-            payload: payload.to_vec(),
+            payload_size: payload.len() as u64,
+            commitment: record.commitment(),
         }
         .encode()
-        .unwrap()
+        .unwrap();
+        (leaf, RecordState::Live(record.encode()))
     }
 
     #[test]
     fn an_entry_document_has_every_field() {
-        let bytes = leaf("application/json", br#"{"a":[1,2]}"#);
-        let e = entry_event("log.example/x", 7, &bytes, 9).unwrap();
+        let (bytes, record) = leaf("application/json", br#"{"a":[1,2]}"#);
+        let e = entry_event("log.example/x", 7, &bytes, record, 9).unwrap();
         let hash = sealtrail_spec::leaf_hash(&bytes).to_hex();
         assert_eq!(
             e.json,
@@ -162,7 +184,8 @@ mod tests {
     #[test]
     fn payloads_are_inline_only_when_json_by_type_and_by_content() {
         let payload = |ct: &str, body: &[u8]| {
-            let e = entry_event("o", 0, &leaf(ct, body), 1).unwrap();
+            let (bytes, record) = leaf(ct, body);
+            let e = entry_event("o", 0, &bytes, record, 1).unwrap();
             (
                 e.json.get("payload").cloned(),
                 e.json.get("payload_base64").cloned(),
@@ -192,10 +215,25 @@ mod tests {
 
     #[test]
     fn undecodable_leaves_are_corrupt_entries() {
-        match entry_event("o", 3, b"\x01\x02", 4) {
+        match entry_event("o", 3, b"\x01\x02", RecordState::Absent, 4) {
             Err(StoreError::Corrupt(m)) => assert!(m.starts_with("entry 3: "), "{m}"),
             other => panic!("{other:?}"),
         }
+        let (bytes, _) = leaf("text/plain", b"x");
+        assert!(matches!(
+            entry_event("o", 3, &bytes, RecordState::Absent, 4),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn an_erased_record_is_forwarded_without_content() {
+        let (bytes, _) = leaf("application/json", br#"{"secret":"marker"}"#);
+        let e = entry_event("o", 3, &bytes, RecordState::Erased(12), 20).unwrap();
+        assert_eq!(e.json["erased"], serde_json::json!({"erasure_index": 12}));
+        assert!(e.json.get("principal").is_none());
+        assert!(e.json.get("payload").is_none() && e.json.get("payload_base64").is_none());
+        assert!(!e.json.to_string().contains("marker"));
     }
 
     #[test]

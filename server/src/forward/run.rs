@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::metrics::SinkMetrics;
 use super::sink::{Sink, SinkError};
+use sealtrail_spec::envelope::RESERVED_EVENT_TYPE_PREFIX;
+
 use super::{ForwardEvent, SinkConfig, entry_event};
 use crate::published::Published;
 use crate::store::{LogStore, StoreError};
@@ -195,7 +197,14 @@ impl SinkTask {
         checkpoint_size: u64,
     ) -> Result<Vec<ForwardEvent>, StoreError> {
         if self.cursor < end {
-            read_events(&self.ctx, self.cursor, end, checkpoint_size).await
+            read_events(
+                &self.ctx,
+                self.cursor,
+                end,
+                checkpoint_size,
+                self.cfg.own_entries,
+            )
+            .await
         } else {
             Ok(Vec::new())
         }
@@ -276,18 +285,25 @@ async fn read_events(
     start: u64,
     end: u64,
     checkpoint_size: u64,
+    own_entries: bool,
 ) -> Result<Vec<ForwardEvent>, StoreError> {
     let store = ctx.store.clone();
     let origin = ctx.origin.clone();
     tokio::task::spawn_blocking(move || {
-        store
-            .entries(start, end)?
-            .iter()
-            .zip(start..)
-            .map(|(leaf, i)| {
-                entry_event(&origin, i, leaf, checkpoint_size).map(ForwardEvent::Entry)
-            })
-            .collect()
+        let records = crate::store::record_states(store.as_ref(), start, end)?;
+        let mut events = Vec::new();
+        for ((leaf, i), record) in store.entries(start, end)?.iter().zip(start..).zip(records) {
+            let event = entry_event(&origin, i, leaf, record, checkpoint_size)?;
+            let own = event
+                .json
+                .get("event_type")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|t| t.starts_with(RESERVED_EVENT_TYPE_PREFIX));
+            if own_entries || !own {
+                events.push(ForwardEvent::Entry(event));
+            }
+        }
+        Ok(events)
     })
     .await
     .map_err(|e| StoreError::Io(format!("reader task: {e}")))?

@@ -5,20 +5,22 @@ use std::collections::HashMap;
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::{PrivateRecord, SALT_LEN};
 
 use super::*;
-use crate::store::{IdempotencyRecord, LogStore};
+use crate::store::{IdempotencyRecord, LogStore, RecordState};
 
-/// Decodes imported leaves strictly into `open`, their sequencing times never going backwards
-/// from `time_ms`; returns the batch and the last time.
+/// Decodes imported entries strictly into `open`, each record checked against its leaf's
+/// commitment, their sequencing times never going backwards from `time_ms`; returns the batch and
+/// the last time.
 pub(super) fn check_import(
     mut open: Open,
-    leaves: Vec<Vec<u8>>,
+    entries: Vec<ImportEntry>,
     mut time_ms: u64,
 ) -> Result<(Open, u64), SequenceError> {
-    for (index, leaf) in (open.old_size..).zip(leaves) {
-        let env = LeafEnvelope::decode(&leaf)
-            .map_err(|e| SequenceError::Invalid(format!("entry {index}: {e}")))?;
+    for (index, entry) in (open.old_size..).zip(entries) {
+        let invalid = |e: &dyn std::fmt::Display| SequenceError::Invalid(format!("entry {index}: {e}"));
+        let env = LeafEnvelope::decode(&entry.leaf).map_err(|e| invalid(&e))?;
         if env.time_ms < time_ms {
             return Err(SequenceError::Invalid(format!(
                 "entry {index}: sequencing time {} is before {time_ms}",
@@ -26,15 +28,70 @@ pub(super) fn check_import(
             )));
         }
         time_ms = env.time_ms;
-        open.leaf_hashes.push(sealtrail_spec::leaf_hash(&leaf));
-        open.payload_bytes += env.payload.len() as u64;
+        let principal = match entry.record {
+            ImportRecord::Live(record) => {
+                record.validate().map_err(|e| invalid(&e))?;
+                record.check(&env).map_err(|e| invalid(&e))?;
+                let principal = record.principal.clone();
+                open.records.push(Some(record.encode()));
+                Some(principal)
+            }
+            ImportRecord::Erased(by) if by > index => {
+                open.records.push(None);
+                open.tombstones.push((index, by));
+                None
+            }
+            ImportRecord::Erased(by) => {
+                return Err(invalid(&format!(
+                    "erased by entry {by}, which does not come after it"
+                )));
+            }
+        };
+        open.leaf_hashes.push(sealtrail_spec::leaf_hash(&entry.leaf));
+        open.payload_bytes += env.payload_size;
         open.fields.push(IndexedFields {
-            principal: env.principal,
+            principal,
             event_type: env.event_type,
         });
-        open.entries.push(leaf);
+        open.entries.push(entry.leaf);
     }
     Ok((open, time_ms))
+}
+
+/// Erases again, in an import batch, the records of earlier (committed) entries that restored
+/// erasure entries name; records already erased are left alone.
+pub(super) fn reapply_erasures(
+    store: &dyn LogStore,
+    open: &mut Open,
+    reapply: &[(u64, u64)],
+) -> Result<(), SequenceError> {
+    let read_error = |e: StoreError| SequenceError::Unavailable(Unavailable::Read(Arc::new(e)));
+    let mut erase = Vec::new();
+    for &(index, by) in reapply {
+        if index >= open.old_size {
+            return Err(SequenceError::Invalid(format!(
+                "re-applying erasure {by} to entry {index}, which is not committed yet"
+            )));
+        }
+        match store.record(index).map_err(read_error)? {
+            RecordState::Live(bytes) => {
+                let r = PrivateRecord::decode(&bytes).map_err(|e| {
+                    read_error(StoreError::Corrupt(format!("entry {index}: {e}")))
+                })?;
+                open.erased.push((index, by));
+                erase.push((index, r.principal));
+            }
+            RecordState::Erased(_) => {}
+            RecordState::Absent => {
+                return Err(read_error(StoreError::Corrupt(format!(
+                    "the record of entry {index} is missing"
+                ))));
+            }
+        }
+    }
+    open.posting_changes =
+        crate::query::remove_principal_postings(store, &erase).map_err(read_error)?;
+    Ok(())
 }
 
 /// Whether a submission may be sequenced on the caller's thread (see [`INLINE_MAX_ENTRIES`]).
@@ -103,7 +160,7 @@ pub(super) fn add_to_batch(g: &mut Gather, store: &dyn LogStore, encoded: Encode
         }
     };
     if let Some(idem) = sub.idempotency {
-        match check_idempotency(store, &idem, &open.seen, &g.in_flight) {
+        match check_idempotency(store, &idem, &open.seen, &g.in_flight, &leaves) {
             Ok(Some(Prior::Stored(first_index))) => {
                 open.duplicates.push(Duplicate::Stored {
                     sub,
@@ -135,6 +192,7 @@ pub(super) fn add_to_batch(g: &mut Gather, store: &dyn LogStore, encoded: Encode
     let first_index = open.new_size();
     for leaf in leaves {
         open.entries.push(leaf.bytes);
+        open.records.push(Some(leaf.record));
         open.leaf_hashes.push(leaf.hash);
         open.fields.push(leaf.fields);
     }
@@ -152,7 +210,7 @@ pub(super) fn add_to_batch(g: &mut Gather, store: &dyn LogStore, encoded: Encode
             idem.key,
             IdempotencyRecord {
                 index: first_index,
-                payload_hash: idem.request_hash,
+                count: count as u64,
             },
         ));
     }
@@ -199,6 +257,9 @@ pub(super) fn answer_error(open: Open, err: &SequenceError) {
     if let Some(reply) = open.import {
         let _ = reply.send(Err(err.clone()));
     }
+    if let Some(work) = open.admin {
+        let _ = work.reply.send(Err(err.clone()));
+    }
 }
 
 /// Where an idempotency key was used before.
@@ -216,6 +277,7 @@ pub(super) fn check_idempotency(
     idem: &Idempotency,
     seen: &HashMap<[u8; 32], SeenKey>,
     in_flight: &InFlight,
+    leaves: &[EncodedLeaf],
 ) -> Result<Option<Prior>, SequenceError> {
     if let Some(k) = seen.get(&idem.key) {
         return if k.request_hash == idem.request_hash {
@@ -231,52 +293,111 @@ pub(super) fn check_idempotency(
             Err(SequenceError::IdempotencyConflict(k.first_index))
         };
     }
+    let read_error = |e: StoreError| SequenceError::Unavailable(Unavailable::Read(Arc::new(e)));
     match store.idempotency(&idem.key) {
-        Ok(Some(rec)) if rec.payload_hash == idem.request_hash => {
-            Ok(Some(Prior::Stored(rec.index)))
-        }
-        Ok(Some(rec)) => Err(SequenceError::IdempotencyConflict(rec.index)),
+        Ok(Some(rec)) => match same_as_stored(store, rec, leaves) {
+            Ok(Ok(())) => Ok(Some(Prior::Stored(rec.index))),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(read_error(e)),
+        },
         Ok(None) => Ok(None),
-        Err(e) => Err(SequenceError::Unavailable(Unavailable::Read(Arc::new(e)))),
+        Err(e) => Err(read_error(e)),
     }
 }
 
-/// An encoded leaf, its hash, and the indexed fields moved back out of its envelope.
+/// Whether a request's entries are the ones an idempotency record names: compared with the
+/// stored records and leaves themselves (the store keeps no digest of the content). A record
+/// erased since cannot be compared: the key is then spent.
+fn same_as_stored(
+    store: &dyn LogStore,
+    rec: IdempotencyRecord,
+    leaves: &[EncodedLeaf],
+) -> Result<Result<(), SequenceError>, StoreError> {
+    if rec.count != leaves.len() as u64 {
+        return Ok(Err(SequenceError::IdempotencyConflict(rec.index)));
+    }
+    let corrupt = |i: u64, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("entry {i}: {e}"));
+    for (index, new) in (rec.index..).zip(leaves) {
+        let stored = store
+            .entry(index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
+        let old_env = LeafEnvelope::decode(&stored).map_err(|e| corrupt(index, &e))?;
+        let new_env = LeafEnvelope::decode(&new.bytes).map_err(|e| corrupt(index, &e))?;
+        let old = match store.record(index)? {
+            RecordState::Live(bytes) => PrivateRecord::decode(&bytes).map_err(|e| corrupt(index, &e))?,
+            RecordState::Erased(_) => return Ok(Err(SequenceError::IdempotencyErased(index))),
+            RecordState::Absent => {
+                return Err(StoreError::Corrupt(format!("the record of entry {index} is missing")));
+            }
+        };
+        let new_rec = PrivateRecord::decode(&new.record).map_err(|e| corrupt(index, &e))?;
+        let same = old.principal == new_rec.principal
+            && old.payload == new_rec.payload
+            && old_env.content_type == new_env.content_type
+            && old_env.event_type == new_env.event_type;
+        if !same {
+            return Ok(Err(SequenceError::IdempotencyConflict(rec.index)));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// An encoded leaf, its hash, its encoded private record, and the indexed fields.
 pub(super) struct EncodedLeaf {
     pub(super) bytes: Vec<u8>,
     pub(super) hash: Hash,
+    pub(super) record: Vec<u8>,
     pub(super) fields: IndexedFields,
 }
 
-/// Builds and hashes the envelopes, moving the entries' fields rather than copying them.
+/// Builds the private records (each with a fresh salt from the OS CSPRNG) and the envelopes that
+/// commit to them, and hashes the leaves.
 pub(super) fn encode_entries(
     entries: Vec<NewEntry>,
     time_ms: u64,
 ) -> Result<Vec<EncodedLeaf>, SequenceError> {
+    let mut salts = vec![[0u8; SALT_LEN]; entries.len()];
+    getrandom::fill(salts.as_flattened_mut())
+        .map_err(|e| SequenceError::Unavailable(Unavailable::Random(e.to_string())))?;
     entries
         .into_iter()
-        .map(|e| {
-            let env = LeafEnvelope {
-                time_ms,
-                principal: e.principal,
-                content_type: e.content_type,
-                event_type: e.event_type,
-                payload: e.payload,
-            };
-            let bytes = env
-                .encode()
-                .map_err(|err| SequenceError::Invalid(err.to_string()))?;
-            let hash = sealtrail_spec::leaf_hash(&bytes);
-            Ok(EncodedLeaf {
-                bytes,
-                hash,
-                fields: IndexedFields {
-                    principal: env.principal,
-                    event_type: env.event_type,
-                },
-            })
-        })
+        .zip(salts)
+        .map(|(e, salt)| encode_one(e, salt, time_ms))
         .collect()
+}
+
+/// One entry's record and leaf.
+pub(super) fn encode_one(
+    e: NewEntry,
+    salt: [u8; SALT_LEN],
+    time_ms: u64,
+) -> Result<EncodedLeaf, SequenceError> {
+    let invalid = |err: &dyn std::fmt::Display| SequenceError::Invalid(err.to_string());
+    let record = PrivateRecord {
+        salt,
+        principal: e.principal,
+        payload: e.payload,
+    };
+    record.validate().map_err(|err| invalid(&err))?;
+    let env = LeafEnvelope {
+        time_ms,
+        content_type: e.content_type,
+        event_type: e.event_type,
+        payload_size: record.payload.len() as u64,
+        commitment: record.commitment(),
+    };
+    let bytes = env.encode().map_err(|err| invalid(&err))?;
+    let hash = sealtrail_spec::leaf_hash(&bytes);
+    let encoded = record.encode();
+    Ok(EncodedLeaf {
+        bytes,
+        hash,
+        record: encoded,
+        fields: IndexedFields {
+            principal: Some(record.principal),
+            event_type: env.event_type,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -340,12 +461,20 @@ mod tests {
             .map(|a| (a.first_index, a.count, a.time_ms))
             .collect();
         assert_eq!(firsts, [(10, 2, 5), (12, 1, 6)]);
-        assert_eq!(open.fields[2].principal, "token:t");
+        assert_eq!(open.fields[2].principal.as_deref(), Some("token:t"));
         for (i, leaf) in open.entries.iter().enumerate() {
             assert_eq!(open.leaf_hashes[i], sealtrail_spec::leaf_hash(leaf));
             let env = LeafEnvelope::decode(leaf).unwrap();
-            assert_eq!(env.payload, [b"a".as_slice(), b"b", b"c"][i]);
+            let record = PrivateRecord::decode(open.records[i].as_ref().unwrap()).unwrap();
+            assert_eq!(record.payload, [b"a".as_slice(), b"b", b"c"][i]);
+            assert_eq!(record.check(&env), Ok(()));
         }
+        let salts: std::collections::HashSet<_> = open
+            .records
+            .iter()
+            .map(|r| PrivateRecord::decode(r.as_ref().unwrap()).unwrap().salt)
+            .collect();
+        assert_eq!(salts.len(), 3, "every record has its own salt");
         assert!(matches!(
             open.duplicates.as_slice(),
             [Duplicate::InBatch { slot: 0, .. }]
@@ -396,33 +525,66 @@ mod tests {
     }
 
     #[test]
-    fn an_import_must_decode_and_keep_times_in_order() {
-        let leaf = |t: u64| {
-            LeafEnvelope {
-                time_ms: t,
+    fn an_import_must_decode_match_its_records_and_keep_times_in_order() {
+        let entry = |t: u64| {
+            let record = PrivateRecord {
+                salt: [t as u8; 32],
                 principal: "p".into(),
+                payload: b"x".to_vec(),
+            };
+            let leaf = LeafEnvelope {
+                time_ms: t,
                 content_type: "c".into(),
                 event_type: None,
-                payload: b"x".to_vec(),
+                payload_size: 1,
+                commitment: record.commitment(),
             }
             .encode()
-            .unwrap()
+            .unwrap();
+            ImportEntry {
+                leaf,
+                record: ImportRecord::Live(record),
+            }
         };
-        let (open, last) = check_import(Open::new(0), vec![leaf(5), leaf(5), leaf(9)], 5).unwrap();
+        let (open, last) =
+            check_import(Open::new(0), vec![entry(5), entry(5), entry(9)], 5).unwrap();
         assert_eq!((open.new_size(), last), (3, 9));
+        assert_eq!(open.records.len(), 3);
         let Err(SequenceError::Invalid(why)) =
-            check_import(Open::new(7), vec![leaf(5), leaf(4)], 0)
+            check_import(Open::new(7), vec![entry(5), entry(4)], 0)
         else {
             panic!("a time going backwards was accepted");
         };
         assert!(why.contains("entry 8"), "{why}");
+        let junk = ImportEntry {
+            leaf: b"junk".to_vec(),
+            record: ImportRecord::Erased(9),
+        };
         assert!(matches!(
-            check_import(Open::new(0), vec![b"junk".to_vec()], 0),
+            check_import(Open::new(0), vec![junk], 0),
             Err(SequenceError::Invalid(_))
         ));
         assert!(matches!(
-            check_import(Open::new(0), vec![leaf(1)], 2),
+            check_import(Open::new(0), vec![entry(1)], 2),
             Err(SequenceError::Invalid(_))
         ));
+        // A record that is not the one the leaf commits to.
+        let mut forged = entry(3);
+        if let ImportRecord::Live(r) = &mut forged.record {
+            r.payload = b"y".to_vec();
+        }
+        let Err(SequenceError::Invalid(why)) = check_import(Open::new(0), vec![forged], 0) else {
+            panic!("a forged record was accepted");
+        };
+        assert!(why.contains("commitment"), "{why}");
+        // An erased record: a tombstone, naming a later erasure entry.
+        let mut erased = entry(3);
+        erased.record = ImportRecord::Erased(4);
+        let (open, _) = check_import(Open::new(2), vec![erased], 0).unwrap();
+        assert_eq!(open.records, vec![None]);
+        assert_eq!(open.tombstones, vec![(2, 4)]);
+        let mut early = entry(3);
+        early.record = ImportRecord::Erased(1);
+        assert!(check_import(Open::new(2), vec![early], 0).is_err());
     }
 }

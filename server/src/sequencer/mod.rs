@@ -22,6 +22,7 @@
 //!   gathered: the store's state after a failed `fsync` is unknowable, and a restart rebuilds
 //!   everything from what is durable.
 
+mod admin;
 mod batch;
 mod start;
 #[cfg(test)]
@@ -46,6 +47,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::metrics::Metrics;
 use crate::published::Published;
 use crate::store::{IdempotencyRecord, LogStore, StoreError};
+pub use admin::{AdminOp, AdminOutcome, indices_selector};
+use admin::{AdminReply, AdminWork};
 pub use start::start;
 
 /// An entry as a client submitted it; the sequencer adds the sequencing time.
@@ -94,6 +97,10 @@ pub enum SequenceError {
     /// The idempotency key was used before with a different request.
     #[error("idempotency key already used for a different request (entry {0})")]
     IdempotencyConflict(u64),
+    /// The idempotency key was used before, and the record of entry `.0` it created has been
+    /// erased since: the request can no longer be compared with it.
+    #[error("idempotency key already used; entry {0} it created was erased since")]
+    IdempotencyErased(u64),
     /// The log cannot accept writes (a commit failed, or the store could not be read; see the
     /// logs).
     #[error("the log is not accepting writes: {0}")]
@@ -122,6 +129,9 @@ pub enum Unavailable {
     /// entries of the request a repeat is answered with).
     #[error("{0}")]
     Read(Arc<StoreError>),
+    /// The OS random number generator failed (no salt for a record).
+    #[error("the OS random number generator failed: {0}")]
+    Random(String),
 }
 
 impl Unavailable {
@@ -131,6 +141,7 @@ impl Unavailable {
             Unavailable::EarlierFailure => "earlier_failure",
             Unavailable::Commit(e) => e.category(),
             Unavailable::Read(_) => "read",
+            Unavailable::Random(_) => "random",
         }
     }
 }
@@ -171,13 +182,35 @@ struct Submission {
     reply: oneshot::Sender<Result<Sequenced, SequenceError>>,
 }
 
+/// An entry of an import: its leaf verbatim and its private record (or the tombstone of one
+/// erased before the export).
+#[derive(Debug, Clone)]
+pub struct ImportEntry {
+    /// The leaf envelope bytes.
+    pub leaf: Vec<u8>,
+    /// The record.
+    pub record: ImportRecord,
+}
+
+/// The private record of an imported entry.
+#[derive(Debug, Clone)]
+pub enum ImportRecord {
+    /// The record, checked against the leaf's commitment.
+    Live(sealtrail_spec::record::PrivateRecord),
+    /// Erased by the erasure entry at this index.
+    Erased(u64),
+}
+
+type ImportReply = oneshot::Sender<Result<Arc<Published>, SequenceError>>;
+type ImportBatch = (Vec<ImportEntry>, Vec<(u64, u64)>);
+
 enum Msg {
     Submit(Submission),
-    /// Leaves appended verbatim (restoring an export).
-    Import(
-        Vec<Vec<u8>>,
-        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
-    ),
+    /// Entries appended verbatim (restoring an export), and erasures to re-apply.
+    Import(Box<ImportBatch>, ImportReply),
+    /// An erasure or a legal hold: alone in its batch, prepared once every earlier batch is
+    /// committed.
+    Admin(AdminOp, AdminReply),
     Shutdown,
     /// From the writer: a batch is done, to be answered.
     Done(Box<Done>),
@@ -220,6 +253,7 @@ impl std::fmt::Debug for Msg {
         f.write_str(match self {
             Msg::Submit(_) => "Submit",
             Msg::Import(..) => "Import",
+            Msg::Admin(..) => "Admin",
             Msg::Shutdown => "Shutdown",
             Msg::Done(_) => "Done",
             Msg::Taken => "Taken",
@@ -300,13 +334,44 @@ impl SequencerHandle {
         true
     }
 
-    /// Appends already-encoded leaves verbatim, in one commit, and returns the published tree
-    /// (for `sealtrail import`, which has verified them against a signed checkpoint). Each leaf
-    /// must decode strictly as an envelope and sequencing times must not go backwards. Blocks:
-    /// never call it on an async runtime thread.
-    pub fn import_blocking(&self, leaves: Vec<Vec<u8>>) -> Result<Arc<Published>, SequenceError> {
+    /// Appends already-encoded leaves verbatim with their records, in one commit, and returns
+    /// the published tree (for `sealtrail import`, which has verified the leaves against a signed
+    /// checkpoint). Each leaf must decode strictly as an envelope, each record must match its
+    /// leaf's commitment, and sequencing times must not go backwards. Blocks: never call it on an
+    /// async runtime thread.
+    ///
+    /// `reapply` lists records of earlier imported entries that erasure entries in `entries`
+    /// name: `(index, erasure entry index)`. Each still live is erased in the same commit.
+    pub fn import_blocking(
+        &self,
+        entries: Vec<ImportEntry>,
+        reapply: Vec<(u64, u64)>,
+    ) -> Result<Arc<Published>, SequenceError> {
         let (reply, rx) = oneshot::channel();
-        if !self.to_thread(Msg::Import(leaves, reply)) {
+        if !self.to_thread(Msg::Import(Box::new((entries, reapply)), reply)) {
+            return Err(SequenceError::ShuttingDown);
+        }
+        rx.blocking_recv()
+            .unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// Runs an erasure chunk or a hold operation: alone in its batch, after every batch before
+    /// it is durable; answers once its entry is durable (or why nothing was written).
+    pub async fn admin(&self, op: AdminOp) -> Result<AdminOutcome, SequenceError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SequenceError::Unavailable(Unavailable::EarlierFailure));
+        }
+        let (reply, rx) = oneshot::channel();
+        if !self.to_thread(Msg::Admin(op, reply)) {
+            return Err(SequenceError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(SequenceError::ShuttingDown))
+    }
+
+    /// [`admin`](Self::admin) for callers off the async runtime.
+    pub fn admin_blocking(&self, op: AdminOp) -> Result<AdminOutcome, SequenceError> {
+        let (reply, rx) = oneshot::channel();
+        if !self.to_thread(Msg::Admin(op, reply)) {
             return Err(SequenceError::ShuttingDown);
         }
         rx.blocking_recv()
@@ -393,10 +458,11 @@ struct SeenKey {
     first_index: u64,
 }
 
-/// The fields of an entry the secondary index (`crate::query`) keeps.
+/// The fields of an entry the secondary index (`crate::query`) keeps. No principal for an
+/// imported entry whose record was erased.
 #[derive(Debug, Clone)]
 struct IndexedFields {
-    principal: String,
+    principal: Option<String>,
     event_type: Option<String>,
 }
 
@@ -472,6 +538,14 @@ impl Shared {
 struct Open {
     old_size: u64,
     entries: Vec<Vec<u8>>,
+    /// The private record of each entry (`None`: an imported tombstone).
+    records: Vec<Option<Vec<u8>>>,
+    /// Imported tombstones.
+    tombstones: Vec<(u64, u64)>,
+    /// Records of earlier entries this batch erases: `(index, erasure entry index)` (an erasure,
+    /// or an import re-applying a restored erasure entry), and what that does to the postings.
+    erased: Vec<(u64, u64)>,
+    posting_changes: crate::query::PostingChanges,
     leaf_hashes: Vec<Hash>,
     /// Principal and event type of each entry, for the secondary index.
     fields: Vec<IndexedFields>,
@@ -482,7 +556,9 @@ struct Open {
     duplicates: Vec<Duplicate>,
     payload_bytes: u64,
     /// An import: verbatim leaves, alone in their batch.
-    import: Option<oneshot::Sender<Result<Arc<Published>, SequenceError>>>,
+    import: Option<ImportReply>,
+    /// An erasure or hold: its entry is the batch's only entry.
+    admin: Option<AdminWork>,
 }
 
 impl Open {
@@ -490,6 +566,10 @@ impl Open {
         Open {
             old_size,
             entries: Vec::new(),
+            records: Vec::new(),
+            tombstones: Vec::new(),
+            erased: Vec::new(),
+            posting_changes: Default::default(),
             leaf_hashes: Vec::new(),
             fields: Vec::new(),
             idempotency: Vec::new(),
@@ -498,6 +578,7 @@ impl Open {
             duplicates: Vec::new(),
             payload_bytes: 0,
             import: None,
+            admin: None,
         }
     }
 
@@ -554,16 +635,16 @@ struct Done {
 /// A message waiting for room in the open batch.
 enum Waiting {
     Submit(Submission),
-    Import(
-        Vec<Vec<u8>>,
-        oneshot::Sender<Result<Arc<Published>, SequenceError>>,
-    ),
+    Import(Box<ImportBatch>, ImportReply),
+    Admin(AdminOp, AdminReply),
 }
 
 /// The sequencer thread: receives submissions, encodes and hashes them into the open batch,
 /// and answers each batch once the writer is done with it.
 struct Sequencer {
     store: Arc<dyn LogStore>,
+    /// The legal holds in force (the store's, as of the last committed batch).
+    holds: Vec<crate::privacy::Hold>,
     shared: Arc<Shared>,
     max_batch: usize,
     waiting: VecDeque<Waiting>,

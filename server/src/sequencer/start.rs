@@ -65,6 +65,14 @@ pub fn start(
                 .time_ms
         }
     };
+    let holds = store
+        .holds()?
+        .into_iter()
+        .map(|(id, bytes)| {
+            crate::privacy::Hold::decode(&bytes)
+                .map_err(|e| StartError::Inconsistent(format!("legal hold {id}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut run_hashes = unfinished_run(store.as_ref(), size)
         .map_err(|e| StartError::Inconsistent(format!("reading the leaf-index tail: {e}")))?;
     run_hashes.reserve_exact((crate::leafindex::RUN as usize).saturating_sub(run_hashes.len()));
@@ -112,6 +120,7 @@ pub fn start(
         .map_err(|e| StartError::Store(StoreError::Io(format!("spawning the writer: {e}"))))?;
     let seq = Sequencer {
         store,
+        holds,
         shared,
         max_batch: config.commit_max_entries,
         waiting: VecDeque::new(),

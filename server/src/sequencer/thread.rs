@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sealtrail_spec::Hash;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use sealtrail_net::clock::unix_millis;
 
@@ -60,8 +60,13 @@ impl Sequencer {
                 self.shared.lock().with_thread -= 1;
                 let _ = reply.send(Err(SequenceError::ShuttingDown));
             }
+            Msg::Admin(_, reply) if *stopping => {
+                self.shared.lock().with_thread -= 1;
+                let _ = reply.send(Err(SequenceError::ShuttingDown));
+            }
             Msg::Submit(s) => self.waiting.push_back(Waiting::Submit(s)),
             Msg::Import(leaves, reply) => self.waiting.push_back(Waiting::Import(leaves, reply)),
+            Msg::Admin(op, reply) => self.waiting.push_back(Waiting::Admin(op, reply)),
         }
     }
 
@@ -77,6 +82,8 @@ impl Sequencer {
                 let mut g = self.shared.lock();
                 let fits = match front {
                     Waiting::Import(..) => g.open.is_none(),
+                    // Every earlier batch committed and answered: the store is current.
+                    Waiting::Admin(..) => g.open.is_none() && g.outstanding == 0,
                     Waiting::Submit(s) => g.fits(s.entries.len(), self.max_batch),
                 };
                 if !fits {
@@ -93,6 +100,7 @@ impl Sequencer {
                     added |= self.accept(sub);
                 }
                 Some(Waiting::Import(leaves, reply)) => added |= self.import(leaves, reply),
+                Some(Waiting::Admin(op, reply)) => added |= self.admin(op, reply),
                 None => break,
             }
         }
@@ -115,6 +123,9 @@ impl Sequencer {
                     let _ = s.reply.send(Err(err.clone()));
                 }
                 Waiting::Import(_, reply) => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Waiting::Admin(_, reply) => {
                     let _ = reply.send(Err(err.clone()));
                 }
             }
@@ -155,18 +166,18 @@ impl Sequencer {
 
     /// Checks verbatim leaves (see [`SequencerHandle::import_blocking`]) and opens a batch of
     /// them alone, or answers why not. Returns whether a batch opened.
-    fn import(
-        &mut self,
-        leaves: Vec<Vec<u8>>,
-        reply: oneshot::Sender<Result<Arc<Published>, SequenceError>>,
-    ) -> bool {
+    fn import(&mut self, batch: Box<ImportBatch>, reply: ImportReply) -> bool {
+        let (leaves, reapply) = *batch;
         // Nothing is open (imports wait for that) and nothing is accepted elsewhere while the
         // import counts in `with_thread`, so the next index and the time floor stay put.
         let (old_size, floor) = {
             let g = self.shared.lock();
             (g.next_size, g.last_time_ms)
         };
-        let checked = check_import(Open::new(old_size), leaves, floor);
+        let checked = check_import(Open::new(old_size), leaves, floor).and_then(|(mut open, t)| {
+            reapply_erasures(self.store.as_ref(), &mut open, &reapply)?;
+            Ok((open, t))
+        });
         let mut g = self.shared.lock();
         g.with_thread -= 1;
         match checked {
@@ -185,13 +196,69 @@ impl Sequencer {
         }
     }
 
+    /// Prepares an erasure or hold (see `admin`) and opens a batch of its entry alone, or
+    /// answers at once when there is nothing to write. Returns whether a batch opened.
+    fn admin(&mut self, op: AdminOp, reply: admin::AdminReply) -> bool {
+        // Nothing is open or outstanding (admin work waits for that) and nothing is accepted
+        // elsewhere while this counts in `with_thread`: the store is current and stays so.
+        let (size, time_ms) = {
+            let mut g = self.shared.lock();
+            g.last_time_ms = unix_millis().max(g.last_time_ms);
+            (g.next_size, g.last_time_ms)
+        };
+        let prepared = admin::prepare(self.store.as_ref(), &self.holds, op, size, time_ms);
+        let mut g = self.shared.lock();
+        g.with_thread -= 1;
+        match prepared {
+            Ok(admin::Prepared::Batch(b)) => {
+                let (leaf, effects) = *b;
+                let mut open = Open::new(size);
+                open.entries.push(leaf.bytes);
+                open.records.push(Some(leaf.record));
+                open.leaf_hashes.push(leaf.hash);
+                open.fields.push(leaf.fields);
+                open.erased = effects.erased;
+                open.posting_changes = effects.postings;
+                open.admin = Some(admin::AdminWork {
+                    reply,
+                    outcome: effects.outcome,
+                    hold_placed: effects.hold_placed,
+                    hold_released: effects.hold_released,
+                });
+                g.open = Some(open);
+                g.outstanding += 1;
+                true
+            }
+            Ok(admin::Prepared::Nothing(outcome)) => {
+                drop(g);
+                let _ = reply.send(Ok(outcome));
+                false
+            }
+            Err(e) => {
+                drop(g);
+                let _ = reply.send(Err(e));
+                false
+            }
+        }
+    }
+
     /// Answers everyone waiting on a batch the writer is done with.
-    fn answer(&self, done: Done) {
+    fn answer(&mut self, done: Done) {
         let Done { result, mut open } = done;
         let published = match result {
             Ok(p) => p,
             Err(e) => return answer_error(open, &e),
         };
+        if let Some(work) = open.admin.take() {
+            if let Some(hold) = work.hold_placed {
+                self.holds.push(hold);
+            }
+            if let Some(id) = work.hold_released {
+                self.holds.retain(|h| h.id != id);
+            }
+            let _ = work.reply.send(Ok(work.outcome));
+            return;
+        }
         if let Some(reply) = open.import.take() {
             let _ = reply.send(Ok(published));
             return;

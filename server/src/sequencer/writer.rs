@@ -117,9 +117,24 @@ impl Writer {
         for (index, f) in (open.old_size..).zip(open.fields.drain(..)) {
             postings.add(index, f.principal, f.event_type);
         }
+        let mut postings = postings.finish();
+        postings.append(&mut open.posting_changes.rewritten);
+        let (holds_placed, holds_released) = match &open.admin {
+            Some(work) => (
+                work.hold_placed.iter().map(|h| (h.id, h.encode())).collect(),
+                work.hold_released.into_iter().collect(),
+            ),
+            None => Default::default(),
+        };
         let mut batch = Batch {
             old_size: open.old_size,
             entries: std::mem::take(&mut open.entries),
+            records: std::mem::take(&mut open.records),
+            tombstones: std::mem::take(&mut open.tombstones),
+            erased: std::mem::take(&mut open.erased),
+            postings_removed: std::mem::take(&mut open.posting_changes.removed),
+            holds_placed,
+            holds_released,
             tiles: ext
                 .tiles
                 .iter()
@@ -127,7 +142,7 @@ impl Writer {
                 .collect(),
             idempotency: std::mem::take(&mut open.idempotency),
             leaf_runs: Vec::new(),
-            postings: postings.finish(),
+            postings,
             checkpoint: match sign(&self.signer, &self.origin, ext.new_size, ext.root) {
                 Ok(c) => c,
                 Err(e) => return Err(self.fail(CommitError::Sign(e))),

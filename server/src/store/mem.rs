@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
     Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
-    PostingStore, StoreError, StoreResult, TileStore,
+    PostingStore, RecordState, RecordStore, StoreError, StoreResult, TileStore,
 };
 
 #[derive(Debug, Default)]
 struct State {
     entries: BTreeMap<u64, Vec<u8>>,
+    records: BTreeMap<u64, Vec<u8>>,
+    erased: BTreeMap<u64, u64>,
+    holds: BTreeMap<u64, Vec<u8>>,
     tiles: HashMap<(u8, u64), Vec<u8>>,
     idempotency: HashMap<[u8; 32], IdempotencyRecord>,
     leaf_runs: HashMap<(u64, u8), Vec<u8>>,
@@ -209,6 +212,53 @@ impl EntryStore for MemStore {
     }
 }
 
+impl RecordStore for MemStore {
+    fn record(&self, index: u64) -> StoreResult<RecordState> {
+        let state = self.lock()?;
+        Ok(match (state.records.get(&index), state.erased.get(&index)) {
+            (Some(r), _) => RecordState::Live(r.clone()),
+            (None, Some(by)) => RecordState::Erased(*by),
+            (None, None) => RecordState::Absent,
+        })
+    }
+
+    fn live_records(
+        &self,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let state = self.lock()?;
+        Ok(state
+            .records
+            .range(start..end)
+            .take(limit)
+            .map(|(i, r)| (*i, r.clone()))
+            .collect())
+    }
+
+    fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let state = self.lock()?;
+        Ok(state
+            .erased
+            .range(start..end)
+            .take(limit)
+            .map(|(i, by)| (*i, *by))
+            .collect())
+    }
+
+    fn holds(&self) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let state = self.lock()?;
+        Ok(state.holds.iter().map(|(i, h)| (*i, h.clone())).collect())
+    }
+}
+
 impl TileStore for MemStore {
     fn tile(&self, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.lock()?.tiles.get(&(level, index)).cloned())
@@ -274,6 +324,7 @@ impl LogStore for MemStore {
 
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
         self.pass_hold();
+        super::check_batch_shape(batch)?;
         let mut state = self.lock()?;
         if state.size != batch.old_size {
             return Err(StoreError::SizeMismatch {
@@ -288,8 +339,37 @@ impl LogStore for MemStore {
         {
             return Err(StoreError::Io("injected commit failure".into()));
         }
+        // Checked before anything changes: a refused batch writes nothing.
+        if let Some((index, _)) = batch
+            .erased
+            .iter()
+            .find(|(i, _)| !state.records.contains_key(i))
+        {
+            return Err(super::not_live(*index));
+        }
         for (i, e) in batch.entries.iter().enumerate() {
             state.entries.insert(batch.old_size + i as u64, e.clone());
+        }
+        for (index, r) in (batch.old_size..).zip(&batch.records) {
+            if let Some(r) = r {
+                state.records.insert(index, r.clone());
+            }
+        }
+        for &(index, by) in &batch.tombstones {
+            state.erased.insert(index, by);
+        }
+        for &(index, by) in &batch.erased {
+            state.records.remove(&index);
+            state.erased.insert(index, by);
+        }
+        for (id, h) in &batch.holds_placed {
+            state.holds.insert(*id, h.clone());
+        }
+        for id in &batch.holds_released {
+            state.holds.remove(id);
+        }
+        for key in &batch.postings_removed {
+            state.postings.remove(key);
         }
         for (id, bytes) in &batch.tiles {
             state.tiles.insert((id.level, id.index), bytes.clone());
@@ -311,5 +391,9 @@ impl LogStore for MemStore {
 
     fn engine(&self) -> &'static str {
         "memory"
+    }
+
+    fn copy_into(&self, _dir: &std::path::Path) -> StoreResult<u64> {
+        Err(StoreError::Io("the memory store has no files to compact".into()))
     }
 }

@@ -1,9 +1,12 @@
-//! Durable storage for one log: entries, hash tiles, idempotency records and the tree size.
+//! Durable storage for one log: entries (public leaves), their private records, hash tiles,
+//! idempotency records, legal holds and the tree size.
 //!
 //! The store is trusted for durability, not for truth: `sealtrail fsck` recomputes every hash from
-//! the stored entries. Small read traits per role ([`EntryStore`], [`TileStore`],
-//! [`IdempotencyStore`]) and one writer trait, [`LogStore`], whose only mutation is
-//! [`LogStore::commit`]: one atomic, durable transaction per sequenced batch. Engines are chosen in
+//! the stored entries and every commitment from the stored records. Small read traits per role
+//! ([`EntryStore`], [`RecordStore`], [`TileStore`], [`IdempotencyStore`]) and one writer trait,
+//! [`LogStore`], whose only mutation of the tree is [`LogStore::commit`]: one atomic, durable
+//! transaction per sequenced batch. Erasure is part of a batch too: the erasure entry and the
+//! removal of the records it names commit together or not at all. Engines are chosen in
 //! `main` with a `match` on the configuration (see [`open`]).
 //!
 //! Out of scope here: the Merkle maths (the sequencer computes tiles with `sealtrail-spec`) and
@@ -14,6 +17,7 @@ use std::path::Path;
 use sealtrail_spec::Hash;
 use sealtrail_spec::tiles::{TileId, TileReader, decode_hash_tile};
 
+pub mod compact;
 #[cfg(test)]
 mod conformance;
 mod filled;
@@ -56,40 +60,57 @@ impl StoreError {
 /// Result of a storage operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What an `Idempotency-Key` maps to: the index it was sequenced at and the SHA-256 of the request
-/// payload (so a replay with a different payload is detected).
+/// What an `Idempotency-Key` maps to: the entries its request created. Nothing of the content:
+/// a repeat is compared with the stored records themselves (through their commitments), so an
+/// erased record leaves no fingerprint here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdempotencyRecord {
-    /// Index of the entry the key created.
+    /// Index of the first entry the key's request created.
     pub index: u64,
-    /// SHA-256 of the payload bytes of the original request.
-    pub payload_hash: [u8; 32],
+    /// How many entries it created.
+    pub count: u64,
 }
 
 impl IdempotencyRecord {
-    /// Fixed 40-byte encoding: index (u64 big-endian) then the payload hash.
-    pub fn to_bytes(&self) -> [u8; 40] {
-        let mut out = [0u8; 40];
+    /// Fixed 16-byte encoding: index then count (u64 big-endian each).
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
         out[..8].copy_from_slice(&self.index.to_be_bytes());
-        out[8..].copy_from_slice(&self.payload_hash);
+        out[8..].copy_from_slice(&self.count.to_be_bytes());
         out
     }
 
     /// Decodes [`IdempotencyRecord::to_bytes`]; anything else is corruption.
     pub fn from_bytes(b: &[u8]) -> StoreResult<Self> {
-        let (index, hash) = b
+        let (index, count) = b
             .split_first_chunk::<8>()
-            .filter(|(_, rest)| rest.len() == 32)
+            .and_then(|(i, rest)| Some((i, <[u8; 8]>::try_from(rest).ok()?)))
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("idempotency record of {} bytes", b.len()))
             })?;
-        let mut payload_hash = [0u8; 32];
-        payload_hash.copy_from_slice(hash);
         Ok(IdempotencyRecord {
             index: u64::from_be_bytes(*index),
-            payload_hash,
+            count: u64::from_be_bytes(count),
         })
     }
+}
+
+/// What the store holds for one entry's private record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordState {
+    /// The record's storage encoding (`sealtrail_spec::record::PrivateRecord::encode`).
+    Live(Vec<u8>),
+    /// The record was erased by the erasure entry at this index.
+    Erased(u64),
+    /// Neither: no entry at this index, or a store that lost the row (fsck reports it).
+    Absent,
+}
+
+/// Decodes 8 big-endian bytes as a u64; any other length is corruption.
+pub(crate) fn u64_from(what: &str, bytes: &[u8]) -> StoreResult<u64> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what} of {} bytes", bytes.len())))
 }
 
 /// One sequenced batch: everything that changes when the tree grows from `old_size` to
@@ -104,6 +125,22 @@ pub struct Batch {
     /// Changed hash tiles with their full bytes (`32 * width`). Each replaces the stored version of
     /// the tile `(level, index)`, which is always a prefix of it.
     pub tiles: Vec<(TileId, Vec<u8>)>,
+    /// The private records of `entries`, one per entry in the same order (each the storage
+    /// encoding of a `sealtrail_spec::record::PrivateRecord`). `None` only for an imported entry
+    /// whose record was erased before the export: its tombstone is in `tombstones`.
+    pub records: Vec<Option<Vec<u8>>>,
+    /// Tombstones written as they are (imports of erased entries): `(index, erasure entry index)`.
+    pub tombstones: Vec<(u64, u64)>,
+    /// Records this batch erases: `(index, erasure entry index)`. Each record must be live; it is
+    /// removed and a tombstone naming the erasure entry takes its place.
+    pub erased: Vec<(u64, u64)>,
+    /// Posting keys removed before `postings` are written (rows that named erased records; a
+    /// row that keeps other indices is written again under `postings`).
+    pub postings_removed: Vec<Vec<u8>>,
+    /// Legal holds placed: `(hold id, encoded hold)`. The id is the index of the hold's entry.
+    pub holds_placed: Vec<(u64, Vec<u8>)>,
+    /// Legal holds released, by id.
+    pub holds_released: Vec<u64>,
     /// New idempotency records, keyed by the server's idempotency key digest.
     pub idempotency: Vec<([u8; 32], IdempotencyRecord)>,
     /// Leaf-index rows completed by this batch: `(run, bucket, row)` (see `crate::leafindex`).
@@ -142,6 +179,31 @@ pub trait EntryStore {
     fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>>;
 }
 
+/// Reads private records, tombstones and legal holds.
+///
+/// Contract: a record is written by the batch that writes its entry and removed only by a batch
+/// that erases it, which writes the tombstone in the same transaction. Same concurrency rule as
+/// [`EntryStore`].
+pub trait RecordStore {
+    /// The record of entry `index`.
+    fn record(&self, index: u64) -> StoreResult<RecordState>;
+
+    /// Live records with `start <= index < end`, ascending, at most `limit` of them.
+    fn live_records(
+        &self,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+
+    /// Tombstones with `start <= index < end`, ascending, at most `limit`: `(index, erasure entry
+    /// index)`.
+    fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>>;
+
+    /// Every legal hold in force: `(hold id, encoded hold)`, by id.
+    fn holds(&self) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+}
+
 /// Reads hash tiles.
 ///
 /// Contract: returns the widest stored version of tile `(level, index)` (`32 * width` bytes), or
@@ -155,7 +217,7 @@ pub trait TileStore {
 /// Reads idempotency records.
 ///
 /// Contract: a record is visible once the batch that wrote it is committed; records are never
-/// changed or deleted.
+/// changed or deleted (they hold indices only, never content).
 pub trait IdempotencyStore {
     /// The record for `key`, if any.
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>>;
@@ -173,7 +235,8 @@ pub trait LeafIndex {
 /// Reads the secondary-index rows ("postings", see `crate::query`).
 ///
 /// Contract: rows are written only by [`LogStore::commit`], in the same transaction as the
-/// entries they point to, and are never changed or deleted. Keys compare as byte strings.
+/// entries they point to, and change only when an erasure removes indices from them (in the
+/// erasure's transaction). Keys compare as byte strings.
 pub trait PostingStore {
     /// Rows with `from <= key < to`, in ascending key order (descending if `reverse`), at most
     /// `limit` of them. An empty or inverted range is an empty answer, not an error.
@@ -204,6 +267,7 @@ pub trait CursorStore {
 /// readers may read concurrently.
 pub trait LogStore:
     EntryStore
+    + RecordStore
     + TileStore
     + IdempotencyStore
     + LeafIndex
@@ -219,10 +283,13 @@ pub trait LogStore:
     /// The checkpoint stored by the last committed batch (`None` for a new store).
     fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Writes the whole batch (entries, tiles, idempotency records, leaf-hash index, postings,
-    /// checkpoint, new tree size) in ONE atomic transaction and returns only once it is durable: a real
+    /// Writes the whole batch (entries, records, erasures, holds, tiles, idempotency records,
+    /// leaf-hash index, postings, checkpoint, new tree size) in ONE atomic transaction and returns only once it is durable: a real
     /// `fsync`/`fdatasync` has completed, so the batch survives a crash or power loss from then on.
     /// Atomic means all of the batch or none of it is ever visible, before or after a crash.
+    ///
+    /// `records` must be as long as `entries`, and every erased record must be live: otherwise
+    /// [`StoreError::Corrupt`] and nothing is written.
     ///
     /// Errors: [`StoreError::SizeMismatch`] wrote nothing. After [`StoreError::Io`] the outcome is
     /// unknown (an `fsync` may fail after the data reached the disk): the caller must not commit
@@ -232,6 +299,49 @@ pub trait LogStore:
 
     /// The engine's name, for `/v1/log` and metrics.
     fn engine(&self) -> &'static str;
+
+    /// Writes a copy of the whole store (every live row, nothing removed) as a new store of the
+    /// same engine in the empty directory `dir`, durably. Returns the rows copied. Used by
+    /// compaction (`compact`): the copy holds no byte of a removed record.
+    fn copy_into(&self, dir: &Path) -> StoreResult<u64>;
+}
+
+/// The record states of entries `start..end`, in order (two range reads, not one read per
+/// entry). An index with neither a record nor a tombstone is [`RecordState::Absent`].
+pub fn record_states(store: &dyn LogStore, start: u64, end: u64) -> StoreResult<Vec<RecordState>> {
+    let n = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
+    let mut out = vec![RecordState::Absent; n];
+    let slot = |i: u64| usize::try_from(i - start).unwrap_or(usize::MAX);
+    for (i, r) in store.live_records(start, end, n)? {
+        if let Some(s) = out.get_mut(slot(i)) {
+            *s = RecordState::Live(r);
+        }
+    }
+    for (i, by) in store.erased_records(start, end, n)? {
+        if let Some(s) = out.get_mut(slot(i)) {
+            *s = RecordState::Erased(by);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks what every engine checks before writing a batch: one record per entry.
+pub(crate) fn check_batch_shape(batch: &Batch) -> StoreResult<()> {
+    if batch.records.len() != batch.entries.len() {
+        return Err(StoreError::Corrupt(format!(
+            "batch of {} entries carries {} records",
+            batch.entries.len(),
+            batch.records.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The error for erasing a record that is not live.
+pub(crate) fn not_live(index: u64) -> StoreError {
+    StoreError::Corrupt(format!(
+        "erasing the record of entry {index}, which is not live"
+    ))
 }
 
 /// The storage engines sealtrail ships.

@@ -5,13 +5,17 @@
 //! lowered here) has been `fdatasync`ed when `commit` returns. That is the whole durability story
 //! of this engine: each [`LogStore::commit`] is one write transaction.
 //!
-//! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes), `tiles`
-//! ((level, index) → hash tile bytes), `idempotency` (key digest → 40-byte
-//! [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `postings` (opaque
+//! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes),
+//! `records` (u64 index → private record), `erased` (u64 index → erasure entry index), `holds`
+//! (hold id → encoded hold), `tiles` ((level, index) → hash tile bytes), `idempotency` (key
+//! digest → 16-byte [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `postings` (opaque
 //! secondary-index key → row, see `crate::query`), `sink_cursors` (sink name → u64, written with
 //! `Durability::None` so it rides on the next durable commit), `checkpoint` (`latest` → the
-//! signed checkpoint of the stored size), `meta` (`tree_size`, `format_version` → u64). Out of scope: compaction
-//! and backups (redb's own `compact` and a copy of the file while the server is stopped).
+//! signed checkpoint of the stored size), `meta` (`tree_size`, `format_version` → u64).
+//!
+//! Erased records: redb is copy-on-write, so a removed record's bytes stay in freed pages until
+//! redb reuses them. `sealtrail compact` (server stopped) rewrites the store into a fresh file,
+//! after which no byte of an erased record is left in the data directory.
 
 use std::path::Path;
 
@@ -19,14 +23,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 
 use super::{
     Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
-    PostingStore, StoreError, StoreResult, TileStore,
+    PostingStore, RecordState, RecordStore, StoreError, StoreResult, TileStore,
 };
 
 /// The store's file inside the data directory.
 pub const FILE_NAME: &str = "log.redb";
 
 /// Version of the table layout above. A store with another version is refused at open.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Memory redb may use for its page cache. redb's default is 1 GiB; a log reads mostly recent
 /// tiles and entries, so a modest cache keeps the server small without slowing the append path
@@ -35,7 +39,10 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
-const IDEMPOTENCY: TableDefinition<[u8; 32], [u8; 40]> = TableDefinition::new("idempotency");
+const IDEMPOTENCY: TableDefinition<[u8; 32], [u8; 16]> = TableDefinition::new("idempotency");
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+const ERASED: TableDefinition<u64, u64> = TableDefinition::new("erased");
+const HOLDS: TableDefinition<u64, &[u8]> = TableDefinition::new("holds");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LEAF_RUNS: TableDefinition<(u64, u8), &[u8]> = TableDefinition::new("leaf_runs");
 const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
@@ -137,12 +144,68 @@ impl RedbStore {
             txn.open_table(POSTINGS)
                 .map_err(redb_err("open postings"))?;
             txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
+            txn.open_table(RECORDS).map_err(redb_err("open records"))?;
+            txn.open_table(ERASED).map_err(redb_err("open erased"))?;
+            txn.open_table(HOLDS).map_err(redb_err("open holds"))?;
         }
         txn.commit().map_err(redb_err("commit"))
     }
 
     fn read(&self) -> StoreResult<redb::ReadTransaction> {
         self.db.begin_read().map_err(redb_err("begin read"))
+    }
+}
+
+/// Copies every row of table `def` from `r` into `w`.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    r: &redb::ReadTransaction,
+    w: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> StoreResult<u64> {
+    let src = r.open_table(def).map_err(redb_err("open for copy"))?;
+    let mut dst = w.open_table(def).map_err(redb_err("open for copy"))?;
+    let mut n = 0;
+    for row in src.iter().map_err(redb_err("scan for copy"))? {
+        let (k, v) = row.map_err(redb_err("scan for copy"))?;
+        dst.insert(k.value(), v.value())
+            .map_err(redb_err("write copy"))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl RedbStore {
+    /// Writes a copy of every table into a new `log.redb` in `dir` and makes it durable (see
+    /// [`LogStore::copy_into`]).
+    fn copy_tables(&self, dir: &Path) -> StoreResult<u64> {
+        let path = dir.join(FILE_NAME);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(super::filled::FilledFile::new)
+            .map_err(|e| StoreError::Io(format!("creating {}: {e}", path.display())))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(file)
+            .map_err(redb_err("create copy"))?;
+        let r = self.read()?;
+        let w = db.begin_write().map_err(redb_err("begin write"))?;
+        let mut n = 0;
+        n += copy_table(&r, &w, META)?;
+        n += copy_table(&r, &w, ENTRIES)?;
+        n += copy_table(&r, &w, RECORDS)?;
+        n += copy_table(&r, &w, ERASED)?;
+        n += copy_table(&r, &w, HOLDS)?;
+        n += copy_table(&r, &w, TILES)?;
+        n += copy_table(&r, &w, IDEMPOTENCY)?;
+        n += copy_table(&r, &w, LEAF_RUNS)?;
+        n += copy_table(&r, &w, CHECKPOINT)?;
+        n += copy_table(&r, &w, POSTINGS)?;
+        n += copy_table(&r, &w, CURSORS)?;
+        w.commit().map_err(redb_err("commit copy"))?;
+        Ok(n)
     }
 }
 
@@ -183,6 +246,69 @@ impl EntryStore for RedbStore {
             return Err(StoreError::Corrupt(format!("entry {expected} missing")));
         }
         Ok(out)
+    }
+}
+
+impl RecordStore for RedbStore {
+    fn record(&self, index: u64) -> StoreResult<RecordState> {
+        let txn = self.read()?;
+        let records = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
+        if let Some(v) = records.get(index).map_err(redb_err("read record"))? {
+            return Ok(RecordState::Live(v.value().to_vec()));
+        }
+        let erased = txn.open_table(ERASED).map_err(redb_err("open erased"))?;
+        Ok(match erased.get(index).map_err(redb_err("read erased"))? {
+            Some(by) => RecordState::Erased(by.value()),
+            None => RecordState::Absent,
+        })
+    }
+
+    fn live_records(
+        &self,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let table = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
+        let range = table.range(start..end).map_err(redb_err("scan records"))?;
+        range
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.value(), v.value().to_vec()))
+                    .map_err(redb_err("scan records"))
+            })
+            .collect()
+    }
+
+    fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let table = txn.open_table(ERASED).map_err(redb_err("open erased"))?;
+        let range = table.range(start..end).map_err(redb_err("scan erased"))?;
+        range
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.value(), v.value()))
+                    .map_err(redb_err("scan erased"))
+            })
+            .collect()
+    }
+
+    fn holds(&self) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let txn = self.read()?;
+        let table = txn.open_table(HOLDS).map_err(redb_err("open holds"))?;
+        let rows = table.iter().map_err(redb_err("scan holds"))?;
+        rows.map(|r| {
+            r.map(|(k, v)| (k.value(), v.value().to_vec()))
+                .map_err(redb_err("scan holds"))
+        })
+        .collect()
     }
 }
 
@@ -287,6 +413,7 @@ impl LogStore for RedbStore {
     /// check cannot race with another commit. Dropping the transaction on an early return aborts
     /// it, so a refused or failed batch leaves nothing behind.
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
+        super::check_batch_shape(batch)?;
         let txn = self.db.begin_write().map_err(redb_err("begin write"))?;
         {
             let mut meta = txn.open_table(META).map_err(redb_err("open meta"))?;
@@ -302,6 +429,37 @@ impl LogStore for RedbStore {
                 entries
                     .insert(index, entry.as_slice())
                     .map_err(redb_err("write entry"))?;
+            }
+            let mut records = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
+            for (index, record) in (batch.old_size..).zip(&batch.records) {
+                if let Some(record) = record {
+                    records
+                        .insert(index, record.as_slice())
+                        .map_err(redb_err("write record"))?;
+                }
+            }
+            let mut erased = txn.open_table(ERASED).map_err(redb_err("open erased"))?;
+            for &(index, by) in &batch.tombstones {
+                erased.insert(index, by).map_err(redb_err("write erased"))?;
+            }
+            for &(index, by) in &batch.erased {
+                if records
+                    .remove(index)
+                    .map_err(redb_err("erase record"))?
+                    .is_none()
+                {
+                    return Err(super::not_live(index));
+                }
+                erased.insert(index, by).map_err(redb_err("write erased"))?;
+            }
+            let mut holds = txn.open_table(HOLDS).map_err(redb_err("open holds"))?;
+            for (id, hold) in &batch.holds_placed {
+                holds
+                    .insert(*id, hold.as_slice())
+                    .map_err(redb_err("write hold"))?;
+            }
+            for id in &batch.holds_released {
+                holds.remove(*id).map_err(redb_err("release hold"))?;
             }
             let mut tiles = txn.open_table(TILES).map_err(redb_err("open tiles"))?;
             for (id, bytes) in &batch.tiles {
@@ -326,6 +484,11 @@ impl LogStore for RedbStore {
             let mut postings = txn
                 .open_table(POSTINGS)
                 .map_err(redb_err("open postings"))?;
+            for key in &batch.postings_removed {
+                postings
+                    .remove(key.as_slice())
+                    .map_err(redb_err("remove posting"))?;
+            }
             for (key, row) in &batch.postings {
                 postings
                     .insert(key.as_slice(), row.as_slice())
@@ -355,6 +518,12 @@ impl LogStore for RedbStore {
 
     fn engine(&self) -> &'static str {
         "redb"
+    }
+
+    fn copy_into(&self, dir: &Path) -> StoreResult<u64> {
+        let n = self.copy_tables(dir)?;
+        super::sync_dir(dir)?;
+        Ok(n)
     }
 }
 

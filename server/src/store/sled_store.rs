@@ -2,8 +2,10 @@
 //!
 //! All log state lives in ONE sled tree (the default tree) so that a batch is one
 //! `Tree::apply_batch`, which sled makes atomic for one tree. Keys (format version
-//! [`FORMAT_VERSION`]): `e` + index (u64 BE) → leaf bytes; `t` + level + index (u64 BE) → hash tile
-//! bytes; `i` + key digest (32 bytes) → 40-byte [`IdempotencyRecord`]; `r` + run (u64 BE) + bucket →
+//! [`FORMAT_VERSION`]): `e` + index (u64 BE) → leaf bytes; `d` + index → private record; `x` +
+//! index → erasure entry index (u64 BE, the tombstone of an erased record); `h` + hold id (u64
+//! BE) → encoded legal hold; `t` + level + index (u64 BE) → hash tile
+//! bytes; `i` + key digest (32 bytes) → 16-byte [`IdempotencyRecord`]; `r` + run (u64 BE) + bucket →
 //! leaf-index row; `p` + opaque posting key → posting row (`crate::query`); `c` + sink name →
 //! forwarding cursor (u64 BE; not flushed on its own, it rides on the next commit's flush);
 //! `mcheckpoint` → the signed checkpoint of the stored size; `mtree_size`
@@ -39,6 +41,10 @@
 //! as `apply_batch` has run, before it is durable (the trait allows that; callers bound reads by
 //! a committed size), but never part of one.
 //!
+//! Erased records: sled is log-structured, so a removed record's bytes stay in old log segments
+//! until sled rewrites them. `sealtrail compact` (server stopped) copies the live data into a
+//! fresh store, after which no byte of an erased record is left in the data directory.
+//!
 //! sled keeps up to `cache_capacity` bytes of pages in memory; its default is 1 GiB, ours is
 //! [`CACHE_BYTES`]. The background flusher (`flush_every_ms`, 500 ms) stays on as a backstop.
 
@@ -52,11 +58,11 @@ use std::time::{Duration, Instant};
 
 use super::{
     Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
-    PostingStore, StoreError, StoreResult, TileStore,
+    PostingStore, RecordState, RecordStore, StoreError, StoreResult, TileStore,
 };
 
 /// Version of the key layout above. A store with another version is refused at open.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// sled's page cache budget: 64 MiB instead of sled's 1 GiB default. The append path touches
 /// only the right edge of the tree, and reads of old entries and tiles are served from disk.
@@ -109,6 +115,12 @@ fn entry_key(index: u64) -> [u8; 9] {
     k
 }
 
+fn indexed_key(tag: u8, index: u64) -> [u8; 9] {
+    let mut k = [tag; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
 fn tile_key(level: u8, index: u64) -> [u8; 10] {
     let mut k = [b't'; 10];
     k[1] = level;
@@ -120,13 +132,6 @@ fn idempotency_key(key: &[u8; 32]) -> [u8; 33] {
     let mut k = [b'i'; 33];
     k[1..].copy_from_slice(key);
     k
-}
-
-fn decode_u64(what: &str, bytes: &[u8]) -> StoreResult<u64> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} of {} bytes", bytes.len())))?;
-    Ok(u64::from_be_bytes(arr))
 }
 
 /// sled 0.34.7 reports a held file lock as an `Io` error with this text (`Config::try_lock`).
@@ -209,7 +214,7 @@ impl SledStore {
             .get(META_FORMAT)
             .map_err(sled_err("read format"))?
         {
-            Some(v) => match decode_u64("format version", &v)? {
+            Some(v) => match super::u64_from("format version", &v)? {
                 FORMAT_VERSION => Ok(()),
                 other => Err(StoreError::Corrupt(format!(
                     "store format version {other}; this build reads version {FORMAT_VERSION}"
@@ -292,7 +297,7 @@ impl SledStore {
             .get(META_TREE_SIZE)
             .map_err(sled_err("read size"))?
             .ok_or_else(|| StoreError::Corrupt("store has no tree size".into()))?;
-        decode_u64("tree size", &v)
+        super::u64_from("tree size", &v)
     }
 }
 
@@ -386,7 +391,7 @@ impl CursorStore for SledStore {
         self.tree
             .get(prefixed(b'c', name.as_bytes()))
             .map_err(sled_err("read cursor"))?
-            .map(|v| decode_u64("sink cursor", &v))
+            .map(|v| super::u64_from("sink cursor", &v))
             .transpose()
     }
 
@@ -397,6 +402,99 @@ impl CursorStore for SledStore {
             .insert(prefixed(b'c', name.as_bytes()), &next.to_be_bytes()[..])
             .map_err(sled_err("write cursor"))?;
         Ok(())
+    }
+}
+
+impl SledStore {
+    /// `(index, value)` rows of tag `tag` with `start <= index < end`, at most `limit`.
+    fn indexed_range(
+        &self,
+        tag: u8,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, sled::IVec)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.tree
+            .range(indexed_key(tag, start)..indexed_key(tag, end))
+            .take(limit)
+            .map(|row| {
+                let (k, v) = row.map_err(sled_err("scan"))?;
+                Ok((super::u64_from("record key", k.get(1..).unwrap_or_default())?, v))
+            })
+            .collect()
+    }
+}
+
+impl SledStore {
+    /// Writes a copy of every key into a new sled database in `dir` and makes it durable (see
+    /// [`LogStore::copy_into`]).
+    fn copy_keys(&self, dir: &Path) -> StoreResult<u64> {
+        let copy = SledStore::open(dir)?;
+        let mut n = 0u64;
+        let mut writes = sled::Batch::default();
+        for row in self.tree.iter() {
+            let (k, v) = row.map_err(sled_err("scan for copy"))?;
+            writes.insert(k, v);
+            n += 1;
+        }
+        copy.tree
+            .apply_batch(writes)
+            .map_err(sled_err("write copy"))?;
+        let mut state = copy.lock()?;
+        copy.sync_blobs(&mut state, true)?;
+        copy.make_durable(&mut state)?;
+        Ok(n)
+    }
+}
+
+impl RecordStore for SledStore {
+    fn record(&self, index: u64) -> StoreResult<RecordState> {
+        if let Some(v) = self
+            .tree
+            .get(indexed_key(b'd', index))
+            .map_err(sled_err("read record"))?
+        {
+            return Ok(RecordState::Live(v.to_vec()));
+        }
+        match self
+            .tree
+            .get(indexed_key(b'x', index))
+            .map_err(sled_err("read erased"))?
+        {
+            Some(v) => Ok(RecordState::Erased(super::u64_from("tombstone", &v)?)),
+            None => Ok(RecordState::Absent),
+        }
+    }
+
+    fn live_records(
+        &self,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        Ok(self
+            .indexed_range(b'd', start, end, limit)?
+            .into_iter()
+            .map(|(i, v)| (i, v.to_vec()))
+            .collect())
+    }
+
+    fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
+        self.indexed_range(b'x', start, end, limit)?
+            .into_iter()
+            .map(|(i, v)| Ok((i, super::u64_from("tombstone", &v)?)))
+            .collect()
+    }
+
+    fn holds(&self) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        Ok(self
+            .indexed_range(b'h', 0, u64::MAX, usize::MAX)?
+            .into_iter()
+            .map(|(i, v)| (i, v.to_vec()))
+            .collect())
     }
 }
 
@@ -417,6 +515,7 @@ impl LogStore for SledStore {
     /// or an fsync fails, the batch may already be visible in memory and may or may not survive a
     /// crash; the store then refuses every later commit until it is reopened.
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
+        super::check_batch_shape(batch)?;
         let mut state = self.lock()?;
         if let Some(why) = &state.failed {
             return Err(StoreError::Io(format!(
@@ -434,6 +533,32 @@ impl LogStore for SledStore {
         for (index, entry) in (batch.old_size..).zip(&batch.entries) {
             writes.insert(&entry_key(index)[..], entry.as_slice());
         }
+        for (index, record) in (batch.old_size..).zip(&batch.records) {
+            if let Some(record) = record {
+                writes.insert(&indexed_key(b'd', index)[..], record.as_slice());
+            }
+        }
+        for &(index, by) in &batch.tombstones {
+            writes.insert(&indexed_key(b'x', index)[..], &by.to_be_bytes()[..]);
+        }
+        for &(index, by) in &batch.erased {
+            // The one writer holds the mutex, so the record cannot change before apply_batch.
+            if !self
+                .tree
+                .contains_key(indexed_key(b'd', index))
+                .map_err(sled_err("read record"))?
+            {
+                return Err(super::not_live(index));
+            }
+            writes.remove(&indexed_key(b'd', index)[..]);
+            writes.insert(&indexed_key(b'x', index)[..], &by.to_be_bytes()[..]);
+        }
+        for (id, hold) in &batch.holds_placed {
+            writes.insert(&indexed_key(b'h', *id)[..], hold.as_slice());
+        }
+        for id in &batch.holds_released {
+            writes.remove(&indexed_key(b'h', *id)[..]);
+        }
         for (id, bytes) in &batch.tiles {
             writes.insert(&tile_key(id.level, id.index)[..], bytes.as_slice());
         }
@@ -442,6 +567,9 @@ impl LogStore for SledStore {
         }
         for (run, bucket, row) in &batch.leaf_runs {
             writes.insert(&run_key(*run, *bucket)[..], row.as_slice());
+        }
+        for key in &batch.postings_removed {
+            writes.remove(prefixed(b'p', key));
         }
         for (key, row) in &batch.postings {
             writes.insert(prefixed(b'p', key), row.as_slice());
@@ -456,6 +584,10 @@ impl LogStore for SledStore {
 
     fn engine(&self) -> &'static str {
         "sled"
+    }
+
+    fn copy_into(&self, dir: &Path) -> StoreResult<u64> {
+        self.copy_keys(dir)
     }
 }
 
