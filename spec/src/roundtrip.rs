@@ -12,6 +12,7 @@ use crate::cosignature::cosignature_timestamp;
 use crate::envelope::LeafEnvelope;
 use crate::note::{Note, NoteSignature};
 use crate::policy::Policy;
+use crate::record::PrivateRecord;
 use crate::tiles::{TilePath, decode_bundle, encode_bundle};
 use crate::tlog_proof::TlogProof;
 use crate::witness::{AddCheckpointRequest, format_signature_lines, parse_cosignature_lines};
@@ -40,14 +41,32 @@ pub fn entry_bundle(data: &[u8]) {
     }
 }
 
-// --- the leaf envelope ------------------------------------------------------------------------
+// --- the leaf envelope and the private record -------------------------------------------------
 
-/// Leaf envelopes: a decoded envelope encodes back to the input, with the length
-/// `encoded_len` predicts.
+/// Leaf envelopes (version 2): a decoded envelope encodes back to the input, with the length
+/// `encoded_len` predicts, never longer than `MAX_ENVELOPE_LEN`.
 pub fn leaf_envelope(data: &[u8]) {
     if let Ok(envelope) = LeafEnvelope::decode(data) {
         assert_eq!(envelope.encoded_len(), data.len());
+        assert!(data.len() <= crate::envelope::MAX_ENVELOPE_LEN);
         assert_eq!(envelope.encode().ok().as_deref(), Some(data));
+    }
+}
+
+/// Private records in their storage encoding: a decoded record encodes back to the input, and
+/// checks against a leaf made from it.
+pub fn private_record(data: &[u8]) {
+    if let Ok(record) = PrivateRecord::decode(data) {
+        assert_eq!(record.encode(), data);
+        assert_eq!(record.validate(), Ok(()));
+        let leaf = LeafEnvelope {
+            time_ms: 0,
+            content_type: "application/octet-stream".into(),
+            event_type: None,
+            payload_size: record.payload.len() as u64,
+            commitment: record.commitment(),
+        };
+        assert_eq!(record.check(&leaf), Ok(()));
     }
 }
 

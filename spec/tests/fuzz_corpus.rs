@@ -8,6 +8,7 @@ use sealtrail_spec::checkpoint::Checkpoint;
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::note::Note;
 use sealtrail_spec::policy::Policy;
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::roundtrip;
 use sealtrail_spec::tiles::{TilePath, decode_bundle};
 use sealtrail_spec::tlog_proof::TlogProof;
@@ -21,6 +22,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("tile_path", roundtrip::tile_path),
     ("entry_bundle", roundtrip::entry_bundle),
     ("leaf_envelope", roundtrip::leaf_envelope),
+    ("private_record", roundtrip::private_record),
     ("note", roundtrip::note),
     ("checkpoint", roundtrip::checkpoint),
     ("cosignature", roundtrip::cosignature),
@@ -37,6 +39,7 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     }),
     ("entry_bundle", |d| decode_bundle(d, None).is_ok()),
     ("leaf_envelope", |d| LeafEnvelope::decode(d).is_ok()),
+    ("private_record", |d| PrivateRecord::decode(d).is_ok()),
     ("note", |d| Note::parse(d).is_ok()),
     ("checkpoint", |d| {
         std::str::from_utf8(d).is_ok_and(|t| Checkpoint::parse(t).is_ok())

@@ -1,5 +1,5 @@
 //! Writes a test log as static tlog-tiles, for benchmarking `sealtrail-verify audit`:
-//! `static_log DIR N` writes N leaf envelopes (about 100 bytes each), every entry bundle and
+//! `static_log DIR N` writes N v2 leaf envelopes (81 bytes each), every entry bundle and
 //! hash tile, and a checkpoint signed with a fixed test key, and prints that key's vkey.
 //! Bundles are generated and hashed 256 at a time, so memory stays small for any N.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,7 +9,9 @@ use std::path::Path;
 use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
 use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::hash::sha256;
 use sealtrail_spec::note::Ed25519Signer;
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::tiles;
 use sealtrail_spec::{Hash, leaf_hash};
 
@@ -29,12 +31,19 @@ fn main() {
     for b in tiles::all_bundles(n) {
         let entries: Vec<Vec<u8>> = (b.start()..b.start() + u64::from(b.width))
             .map(|i| {
+                // The record stays private (a fixed salt per entry: a fixture, not a log);
+                // the leaf carries its size and commitment.
+                let record = PrivateRecord {
+                    salt: sha256(&i.to_be_bytes()),
+                    principal: "bench".into(),
+                    payload: format!("{{\"n\":{i},\"pad\":\"0123456789abcdef\"}}").into_bytes(),
+                };
                 LeafEnvelope {
                     time_ms: 1_700_000_000_000 + i,
-                    principal: "bench".into(),
                     content_type: "application/json".into(),
                     event_type: Some("bench.event".into()),
-                    payload: format!("{{\"n\":{i},\"pad\":\"0123456789abcdef\"}}").into_bytes(),
+                    payload_size: record.payload.len() as u64,
+                    commitment: record.commitment(),
                 }
                 .encode()
                 .unwrap()

@@ -4,8 +4,9 @@
 //! One module per command ([`checkpoint`], [`proof`], [`consistency`], [`entry`], [`audit`]);
 //! each takes its inputs as values and returns a [`Report`] or an [`Error`]. [`trust`] turns the
 //! key and policy flags into one [`trust::Trust`]; [`source`] reads a log's checkpoint, tiles and
-//! entry bundles over HTTP or from a directory laid out as static tlog-tiles. Printing and exit
-//! codes belong to `main`. `monitor` polls a log and advances a trusted state.
+//! entry bundles over HTTP or from a directory laid out as static tlog-tiles. [`record`] checks a
+//! sealtrail entry's private record (salt, principal, payload) against its verified leaf.
+//! Printing and exit codes belong to `main`. `monitor` polls a log and advances a trusted state.
 
 pub mod audit;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod consistency;
 pub mod entry;
 pub mod monitor;
 pub mod proof;
+pub mod record;
 pub mod source;
 pub mod trust;
 

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use sealtrail_spec::Hash;
 use sealtrail_verifier::consistency::ProofFrom;
 use sealtrail_verifier::proof::Leaf;
+use sealtrail_verifier::record::RecordFrom;
 use sealtrail_verifier::source::Source;
 use sealtrail_verifier::trust::{Trust, WitnessArgs};
 use sealtrail_verifier::{Error, Report, read_file};
@@ -63,6 +64,23 @@ struct LeafArgs {
     leaf_hash: Option<String>,
 }
 
+/// Where `entry` gets the entry's private record (salt, principal, payload) to check it against
+/// the leaf.
+#[derive(Debug, Args)]
+struct RecordArgs {
+    /// Check the record in this JSON file (the log's GET /v1/entries/{i} answer, or only its
+    /// "record" object) instead of fetching it.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_record")]
+    record: Option<PathBuf>,
+    /// Bearer token for GET /v1/entries/{i}; used only when LOG is an http(s) URL, never sent
+    /// with tile requests.
+    #[arg(long, env = "SEALTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Do not fetch or check the record (inclusion only).
+    #[arg(long)]
+    no_record: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Verify a checkpoint's log signature and witness cosignatures.
@@ -82,6 +100,10 @@ enum Command {
         witnesses: Witnesses,
         #[command(flatten)]
         leaf: LeafArgs,
+        /// Check the entry's private record in this JSON file (the log's GET /v1/entries/{i}
+        /// answer, or only its "record" object; with --leaf-hash, the whole answer).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
         /// The tlog-proof file.
         proof: PathBuf,
     },
@@ -100,12 +122,15 @@ enum Command {
         old: PathBuf,
         new: PathBuf,
     },
-    /// Fetch and verify one entry, its inclusion and the checkpoint.
+    /// Fetch and verify one entry, its inclusion and the checkpoint, then its private record
+    /// (from an http(s) log by default, or --record FILE).
     Entry {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         witnesses: Witnesses,
+        #[command(flatten)]
+        record: RecordArgs,
         /// The log: a URL or a static tile directory.
         log: String,
         index: u64,
@@ -166,6 +191,7 @@ fn run(command: &Command) -> Result<Report, Error> {
             common,
             witnesses,
             leaf: LeafArgs { entry, leaf_hash },
+            record,
             proof,
         } => {
             let leaf = match (entry, leaf_hash) {
@@ -176,7 +202,13 @@ fn run(command: &Command) -> Result<Report, Error> {
                 (None, None) => return Err(Error::Usage("give --entry or --leaf-hash".into())),
             };
             let trust = trust(common, witnesses)?;
-            sealtrail_verifier::proof::run(&trust, &read_file(proof)?, &leaf)
+            let record = record.as_deref().map(read_file).transpose()?;
+            sealtrail_verifier::proof::run_with_record(
+                &trust,
+                &read_file(proof)?,
+                &leaf,
+                record.as_deref(),
+            )
         }
         Command::Consistency {
             common,
@@ -198,11 +230,23 @@ fn run(command: &Command) -> Result<Report, Error> {
         Command::Entry {
             common,
             witnesses,
+            record,
             log,
             index,
         } => {
             let trust = trust(common, witnesses)?;
-            sealtrail_verifier::entry::run(&trust, &Source::open(log)?, *index)
+            let from = match record {
+                RecordArgs {
+                    no_record: true, ..
+                } => RecordFrom::Skip,
+                RecordArgs {
+                    record: Some(f), ..
+                } => RecordFrom::File(read_file(f)?),
+                RecordArgs { token, .. } => RecordFrom::Log {
+                    token: token.clone().filter(|t| !t.is_empty()),
+                },
+            };
+            sealtrail_verifier::entry::run_with(&trust, &Source::open(log)?, *index, &from)
         }
         Command::Audit {
             common,

@@ -1,8 +1,10 @@
 //! Rendering verified values for humans and as JSON.
 
 use base64::Engine as _;
+use sealtrail_spec::Hash;
 use sealtrail_spec::checkpoint::VerifiedCheckpoint;
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 use serde_json::{Value, json};
 
 pub(crate) fn checkpoint_json(cp: &VerifiedCheckpoint, witnesses: &[String]) -> Value {
@@ -33,33 +35,145 @@ pub(crate) fn checkpoint_lines(
     lines
 }
 
+/// The leaf envelope's public fields, as JSON (text exactly as in the leaf).
 pub(crate) fn envelope_json(e: &LeafEnvelope) -> Value {
-    let payload = match std::str::from_utf8(&e.payload) {
-        Ok(text) => json!({ "text": text }),
-        Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(&e.payload) }),
-    };
     json!({
         "time_ms": e.time_ms,
-        "principal": e.principal,
         "content_type": e.content_type,
         "event_type": e.event_type,
-        "payload": payload,
+        "payload_size": e.payload_size,
+        "commitment": Hash(e.commitment).to_hex(),
     })
 }
 
+/// The leaf envelope's public fields, one per line, text escaped for the terminal.
 pub(crate) fn envelope_lines(e: &LeafEnvelope) -> Vec<String> {
-    let payload = match std::str::from_utf8(&e.payload) {
-        Ok(text) => text.to_owned(),
+    let event_type = match &e.event_type {
+        None => "-".to_owned(),
+        Some(t) if e.is_reserved() => format!("{} (reserved: the log's own entry)", escaped(t)),
+        Some(t) => escaped(t),
+    };
+    vec![
+        format!("  time_ms: {} ({})", e.time_ms, utc(e.time_ms)),
+        format!("  content_type: {}", escaped(&e.content_type)),
+        format!("  event_type: {event_type}"),
+        format!("  payload_size: {} bytes", e.payload_size),
+        format!("  commitment: {}", Hash(e.commitment).to_hex()),
+    ]
+}
+
+/// A payload as JSON: `{"text": ...}` when it is UTF-8, otherwise `{"base64": ...}`.
+fn payload_json(payload: &[u8]) -> Value {
+    match std::str::from_utf8(payload) {
+        Ok(text) => json!({ "text": text }),
+        Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(payload) }),
+    }
+}
+
+/// A verified record's content as JSON (never the salt).
+pub(crate) fn record_json(r: &PrivateRecord) -> Value {
+    json!({
+        "principal": r.principal,
+        "payload": payload_json(&r.payload),
+    })
+}
+
+/// A verified record's content, one field per line, text escaped for the terminal (the salt is
+/// never shown).
+pub(crate) fn record_lines(r: &PrivateRecord) -> Vec<String> {
+    let payload = match std::str::from_utf8(&r.payload) {
+        Ok(text) => escaped(text),
         Err(_) => format!(
             "(binary, base64) {}",
-            base64::engine::general_purpose::STANDARD.encode(&e.payload)
+            base64::engine::general_purpose::STANDARD.encode(&r.payload)
         ),
     };
     vec![
-        format!("  time_ms: {}", e.time_ms),
-        format!("  principal: {}", e.principal),
-        format!("  content_type: {}", e.content_type),
-        format!("  event_type: {}", e.event_type.as_deref().unwrap_or("-")),
+        format!("  principal: {}", escaped(&r.principal)),
         format!("  payload: {payload}"),
     ]
+}
+
+/// Text from the log made safe to print: control characters (line breaks included), invisible
+/// characters and bidirectional controls become `\u{..}` escapes, as `spec/docs/leaf-envelope.md`
+/// asks of displays. The JSON output carries the exact text.
+pub(crate) fn escaped(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_invisible(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Format characters that print as nothing or reorder the text around them: soft hyphen, Arabic
+/// letter mark, Mongolian vowel separator, zero-width spaces and joiners, left-to-right and
+/// right-to-left marks, bidirectional embeddings, overrides and isolates, line and paragraph
+/// separators, word joiner and invisible operators, byte order mark, interlinear annotation
+/// controls, and tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time, e.g. `2023-11-14T22:13:20.000Z`
+/// (proleptic Gregorian calendar, leap seconds not counted, as Unix time).
+pub(crate) fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, days_from_civil's
+    // inverse); `days` is below 2^64 / 86_400_000, so the arithmetic fits in u64.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        // The largest time still renders.
+        assert!(utc(u64::MAX).ends_with(".615Z"));
+    }
+
+    #[test]
+    fn escapes_controls_and_invisible_characters() {
+        assert_eq!(escaped("user.login"), "user.login");
+        assert_eq!(escaped("Zoë 🛡"), "Zoë 🛡");
+        assert_eq!(escaped("user\u{202e}nigol"), "user\\u{202e}nigol");
+        assert_eq!(escaped("a\u{200b}b\nc\u{85}"), "a\\u{200b}b\\u{a}c\\u{85}");
+        assert_eq!(escaped("\u{feff}x\u{e0041}"), "\\u{feff}x\\u{e0041}");
+    }
 }

@@ -20,6 +20,20 @@ const HTTP_ATTEMPTS: u32 = 3;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// First retry delay; doubled per attempt.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
+/// Largest answer read from the log's JSON API: a record's payload is at most 1 MiB, served both
+/// as base64 and, for JSON, parsed.
+const MAX_API_ANSWER: u64 = 16 << 20;
+
+/// What the log's JSON API answered to a GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAnswer {
+    /// 2xx, with the body.
+    Body(Vec<u8>),
+    /// 404: the log does not serve this resource.
+    NotFound,
+    /// 401 or 403: the log refuses this caller (no token, or a token without the right).
+    Denied(u16),
+}
 
 /// A log's static resources.
 #[derive(Debug)]
@@ -62,6 +76,19 @@ impl Source {
                 Err(e) => Err(Error::Io(format!("reading {path}: {e}"))),
             },
             Source::Http { base, client } => http_get(client, &format!("{base}/{path}")),
+        }
+    }
+
+    /// GETs `path` from the log's JSON API (relative to the log's base URL) with an optional
+    /// bearer token. `None` for a tile directory, which has no API. The token is sent only
+    /// here, never with tile requests.
+    pub fn api_get(&self, path: &str, token: Option<&str>) -> Result<Option<ApiAnswer>, Error> {
+        match self {
+            Source::Dir(_) => Ok(None),
+            Source::Http { base, client } => {
+                let url = format!("{base}/{path}");
+                http_fetch(client, &url, Api::Json { token }, MAX_API_ANSWER).map(Some)
+            }
         }
     }
 
@@ -136,17 +163,64 @@ fn missing(path: &str) -> Error {
 }
 
 fn http_get(client: &reqwest::blocking::Client, url: &str) -> Result<Option<Vec<u8>>, Error> {
+    match http_fetch(client, url, Api::Static, u64::MAX)? {
+        ApiAnswer::Body(b) => Ok(Some(b)),
+        ApiAnswer::NotFound => Ok(None),
+        ApiAnswer::Denied(status) => {
+            let status = reqwest::StatusCode::from_u16(status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
+            Err(Error::Io(format!("GET {url}: HTTP {status}")))
+        }
+    }
+}
+
+/// What a GET asks for: a static resource, or a JSON API answer with an optional bearer token.
+#[derive(Clone, Copy)]
+enum Api<'a> {
+    Static,
+    Json { token: Option<&'a str> },
+}
+
+/// GETs `url` with retries (transient failures, 5xx and 429) and a body of at most `limit`
+/// bytes.
+fn http_fetch(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    api: Api<'_>,
+    limit: u64,
+) -> Result<ApiAnswer, Error> {
+    use std::io::Read as _;
     let mut last = String::new();
     for attempt in 0..HTTP_ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(RETRY_DELAY * 2u32.pow(attempt - 1));
         }
-        match client.get(url).send() {
-            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
-            Ok(r) if r.status().is_success() => match r.bytes() {
-                Ok(b) => return Ok(Some(b.to_vec())),
-                Err(e) => last = e.to_string(),
-            },
+        let mut request = client.get(url);
+        if let Api::Json { token } = api {
+            request = request.header(reqwest::header::ACCEPT, "application/json");
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+        }
+        match request.send() {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                return Ok(ApiAnswer::NotFound);
+            }
+            Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
+                return Ok(ApiAnswer::Denied(r.status().as_u16()));
+            }
+            Ok(r) if r.status().is_success() => {
+                let mut body = Vec::new();
+                match r.take(limit.saturating_add(1)).read_to_end(&mut body) {
+                    Ok(n) if n as u64 > limit => {
+                        return Err(Error::failed(format!(
+                            "GET {url}: the answer is larger than {limit} bytes"
+                        )));
+                    }
+                    Ok(_) => return Ok(ApiAnswer::Body(body)),
+                    Err(e) => last = e.to_string(),
+                }
+            }
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                 last = format!("HTTP {}", r.status());
             }

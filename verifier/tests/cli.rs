@@ -167,7 +167,18 @@ fn proof_verifies_and_prints_the_envelope() {
     let k = vkey_args(&log_vkey());
     let out = run(&args(&k, &["proof", "--entry", s(&e), s(&p)]));
     out.ok();
-    assert!(out.stdout.contains("\"n\":257"), "{}", out.stdout);
+    // The leaf's public fields; the principal and payload are in the record, not the leaf.
+    let commitment = sealtrail_spec::Hash(log.envelopes[257].commitment).to_hex();
+    for line in [
+        "time_ms: 1700000000257 (2023-11-14T22:13:20.257Z)",
+        "content_type: application/json",
+        "event_type: test.event",
+        "payload_size: 23 bytes",
+        &format!("commitment: {commitment}"),
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    assert!(!out.stdout.contains("tester"), "{}", out.stdout);
     let v1 = witness(1).verifier().to_vkey();
     let hex = log.leaves[257].to_hex();
     let out = run(&args(
@@ -187,7 +198,12 @@ fn proof_verifies_and_prints_the_envelope() {
     assert_eq!(j["index"], 257);
     let out = run(&args(&k, &["proof", "--json", "--entry", s(&e), s(&p)]));
     let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(j["envelope"]["principal"], "tester");
+    assert_eq!(j["envelope"]["payload_size"], 23);
+    assert_eq!(j["envelope"]["event_type"], "test.event");
+    assert_eq!(j["envelope"]["commitment"], commitment);
+    assert_eq!(j["envelope"]["principal"], serde_json::Value::Null);
+    // Without --record, no record fields.
+    assert_eq!(j.get("record_status"), None);
 }
 
 #[test]
@@ -375,17 +391,20 @@ fn entry_from_a_tile_directory() {
         out.ok();
         let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(j["index"].to_string(), i);
-        assert_eq!(
-            j["envelope"]["payload"]["text"],
-            format!("{{\"history\":\"a\",\"n\":{i}}}")
-        );
+        let n: usize = i.parse().unwrap();
+        let commitment = sealtrail_spec::Hash(log.envelopes[n].commitment).to_hex();
+        assert_eq!(j["envelope"]["commitment"], commitment);
+        assert_eq!(j["envelope"]["payload_size"], log.records[n].payload.len());
+        // A tile directory serves no records.
+        assert_eq!(j["record_status"], "not_checked");
+        assert_eq!(j["record"], serde_json::Value::Null);
     }
     assert_eq!(run(&args(&k, &["entry", s(dir.path()), "600"])).code, 2);
     assert_eq!(
         run(&args(&k, &["entry", s(&dir.path().join("absent")), "1"])).code,
         2
     );
-    // A flipped bit in the entry bundle (the last entry's payload).
+    // A flipped bit in the entry bundle (the last entry's commitment).
     flip(&dir.path().join("tile/entries/002.p/88"), -2);
     run(&args(&k, &["entry", s(dir.path()), "599"])).failed_naming("tile/entries/002.p/88");
     // A flipped bit in a level-0 tile on the path of entry 3.
@@ -598,4 +617,526 @@ fn monitor_posts_alerts_to_the_webhook() {
     let alert: serde_json::Value = serde_json::from_str(&hook.join().unwrap()).unwrap();
     assert_eq!(alert["origin"], ORIGIN);
     assert!(alert["message"].as_str().unwrap().contains("fork"));
+}
+
+// --- records (entry and proof: the private record checked against the verified leaf) ---
+
+use serde_json::{Value, json};
+
+fn j(out: &Out) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+/// A log of 300 entries written to a tile directory, served with `answer` for /v1/entries/{i}.
+fn served(
+    log: Log,
+    answer: impl Fn(&Log, u64, Option<&str>) -> Option<(u16, Value)> + Send + Sync + 'static,
+) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    log.write_tiles(dir.path(), &[]);
+    let server = serve_log(dir.path(), move |i, auth| answer(&log, i, auth));
+    (dir, server)
+}
+
+#[test]
+fn entry_over_http_verifies_the_record() {
+    let (_dir, server) = served(Log::new("a", 300), |log, i, _| Some((200, log.answer(i))));
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", &server.url, "257"]));
+    out.ok();
+    for line in [
+        "entry 257 (leaf hash",
+        "record (the log's answer): verified, its payload size and commitment match the leaf",
+        "  principal: tester",
+        "  payload: {\"history\":\"a\",\"n\":257}",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    // The salt is never shown.
+    let salt = sealtrail_spec::Hash(record("a", 257).salt).to_hex();
+    assert!(!out.stdout.contains(&salt));
+    let out = run(&args(&k, &["entry", "--json", &server.url, "0"]));
+    out.ok();
+    let j = j(&out);
+    assert_eq!(j["verified"], true);
+    assert_eq!(j["record_status"], "verified");
+    assert_eq!(j["record"]["principal"], "tester");
+    assert_eq!(
+        j["record"]["payload"]["text"],
+        "{\"history\":\"a\",\"n\":0}"
+    );
+    assert_eq!(j["record"].get("salt"), None);
+    assert_eq!(j["erased"], Value::Null);
+    // Without a token, no Authorization header was sent.
+    assert!(server.requests().iter().all(|r| r.authorization.is_none()));
+}
+
+#[test]
+fn entry_trusts_payload_base64_not_the_parsed_payload() {
+    // The answer's parsed "payload" is a convenience; the bytes checked and shown are
+    // payload_base64's.
+    let (_dir, server) = served(Log::new("a", 10), |log, i, _| {
+        let mut a = log.answer(i);
+        a["record"]["payload"] = json!({"n": 999});
+        Some((200, a))
+    });
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", "--json", &server.url, "3"]));
+    out.ok();
+    assert_eq!(
+        j(&out)["record"]["payload"]["text"],
+        "{\"history\":\"a\",\"n\":3}"
+    );
+}
+
+#[test]
+fn entry_shows_a_binary_payload_as_base64() {
+    // A log whose entry 1 has a payload that is not UTF-8.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new("b", 2);
+    let r = sealtrail_spec::record::PrivateRecord {
+        salt: [9; 32],
+        principal: "cert:device-17".into(),
+        payload: vec![0xff, 0xfe, 0x00, 0x01],
+    };
+    log.envelopes[1] = envelope(&r, 1, "firmware.blob");
+    log.entries[1] = log.envelopes[1].encode().unwrap();
+    log.leaves[1] = sealtrail_spec::leaf_hash(&log.entries[1]);
+    log.records[1] = r;
+    log.write_tiles(dir.path(), &[]);
+    let file = write(
+        dir.path(),
+        "answer.json",
+        log.answer(1).to_string().as_bytes(),
+    );
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(
+        &k,
+        &["entry", "--record", s(&file), s(dir.path()), "1"],
+    ));
+    out.ok();
+    assert!(
+        out.stdout.contains("  payload: (binary, base64) //4AAQ=="),
+        "{}",
+        out.stdout
+    );
+    let out = run(&args(
+        &k,
+        &["entry", "--json", "--record", s(&file), s(dir.path()), "1"],
+    ));
+    assert_eq!(j(&out)["record"]["payload"]["base64"], "//4AAQ==");
+}
+
+/// Serves entry answers changed by `tamper`, and checks that `entry` fails (exit 1, also with
+/// `--json`) with a message naming `what`.
+fn tampered_fails(tamper: fn(&mut Value), what: &str) {
+    let (_dir, server) = served(Log::new("a", 300), move |log, i, _| {
+        let mut a = log.answer(i);
+        tamper(&mut a);
+        Some((200, a))
+    });
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", &server.url, "257"]));
+    out.failed_naming(what);
+    out.failed_naming("entry 257");
+    let out = run(&args(&k, &["entry", "--json", &server.url, "257"]));
+    assert_eq!(out.code, 1);
+    let j = j(&out);
+    assert_eq!(j["verified"], false);
+    assert_eq!(j["category"], "verification_failed");
+    assert!(j["error"].as_str().unwrap().contains(what), "{j}");
+}
+
+fn b64(p: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(p)
+}
+
+#[test]
+fn entry_fails_a_tampered_principal_payload_or_salt() {
+    const COMMITMENT: &str = "is not the leaf's commitment";
+    // Another principal.
+    tampered_fails(|a| a["record"]["principal"] = "mallory".into(), COMMITMENT);
+    // Another payload of the same length: only the commitment catches it.
+    tampered_fails(
+        |a| a["record"]["payload_base64"] = b64(br#"{"history":"b","n":257}"#).into(),
+        COMMITMENT,
+    );
+    // A longer payload: the payload size catches it first.
+    tampered_fails(
+        |a| a["record"]["payload_base64"] = b64(br#"{"history":"a","n":2570}"#).into(),
+        "the payload is 24 bytes but the leaf's payload size is 23",
+    );
+    // One bit of the salt.
+    tampered_fails(
+        |a| {
+            let salt = a["record"]["salt"].as_str().unwrap().to_owned();
+            let flipped = if salt.starts_with('0') { "1" } else { "0" };
+            a["record"]["salt"] = format!("{flipped}{}", &salt[1..]).into();
+        },
+        COMMITMENT,
+    );
+    // Another entry's record (of the same size).
+    tampered_fails(|a| a["record"] = record_json(&record("a", 256)), COMMITMENT);
+}
+
+#[test]
+fn entry_fails_an_answer_whose_public_fields_differ_from_the_leaf() {
+    tampered_fails(
+        |a| a["payload_size"] = 24.into(),
+        "says payload_size 24, but the verified leaf has 23",
+    );
+    tampered_fails(
+        |a| a["index"] = 256.into(),
+        "is for entry 256, not entry 257",
+    );
+    tampered_fails(|a| a["time_ms"] = 1.into(), "says time_ms 1");
+    tampered_fails(
+        |a| a["event_type"] = "user.logout".into(),
+        "says event_type \"user.logout\", but the verified leaf has \"test.event\"",
+    );
+    tampered_fails(|a| a["event_type"] = Value::Null, "says event_type none");
+    tampered_fails(
+        |a| a["commitment"] = "00".repeat(32).into(),
+        "says commitment 0000",
+    );
+    // A malformed answer: a record without its salt, an erasure without an index.
+    tampered_fails(
+        |a| {
+            a["record"].as_object_mut().unwrap().remove("salt");
+        },
+        "malformed: the record has no \"salt\" string",
+    );
+    tampered_fails(
+        |a| {
+            a["record"] = Value::Null;
+            a["erased"] = json!({"time_ms": 5});
+        },
+        "erased\" has no erasure_index",
+    );
+}
+
+#[test]
+fn entry_reports_a_restricted_record() {
+    // The log answers restricted without the reader's token, the record with it.
+    let (_dir, server) = served(Log::new("a", 300), |log, i, auth| {
+        Some(if auth == Some("Bearer s3cret") {
+            (200, log.answer(i))
+        } else {
+            (200, log.restricted_answer(i))
+        })
+    });
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", &server.url, "5"]));
+    out.ok();
+    for line in [
+        "record: not readable by this caller (the log's answer says restricted); content not verified",
+        "give --token or set SEALTRAIL_TOKEN",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    let out = run(&args(&k, &["entry", "--json", &server.url, "5"]));
+    out.ok();
+    let jv = j(&out);
+    assert_eq!(jv["verified"], true);
+    assert_eq!(jv["record_status"], "restricted");
+    assert_eq!(jv["record"], Value::Null);
+    // With the token (flag or environment) the record is read and verified.
+    let out = run(&args(
+        &k,
+        &["entry", "--json", "--token", "s3cret", &server.url, "5"],
+    ));
+    out.ok();
+    assert_eq!(j(&out)["record_status"], "verified");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail-verify"))
+        .args(args(&k, &["entry", "--json", &server.url, "6"]))
+        .env("SEALTRAIL_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let jv: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jv["record"]["principal"], "tester");
+    // The token went to /v1/entries/{i} only, never with a tile or checkpoint request.
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.authorization.is_some()));
+    for r in &requests {
+        if r.authorization.is_some() {
+            assert!(r.path.starts_with("/v1/entries/"), "{r:?}");
+        }
+    }
+    // The token is never printed.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+}
+
+#[test]
+fn entry_reports_a_refused_or_missing_answer() {
+    // 401 from the API: restricted, exit 0.
+    let (_dir, server) = served(Log::new("a", 20), |_, _, _| {
+        Some((401, json!({"error": "unauthorized"})))
+    });
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", &server.url, "5"]));
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("not readable by this caller (v1/entries/5: HTTP 401)"),
+        "{}",
+        out.stdout
+    );
+    // 404: the log serves no records (a plain tlog-tiles log), exit 0.
+    let (_dir, server) = served(Log::new("a", 20), |_, _, _| None);
+    let out = run(&args(&k, &["entry", "--json", &server.url, "5"]));
+    out.ok();
+    assert_eq!(j(&out)["record_status"], "not_served");
+    // An answer that is not a sealtrail entry answer: not served, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    Log::new("a", 20).write_tiles(dir.path(), &[]);
+    let server = Server::start(
+        dir.path(),
+        Box::new(|path, _| {
+            path.starts_with("/v1/")
+                .then(|| (200, "<html>hi</html>".into()))
+        }),
+    );
+    let out = run(&args(&k, &["entry", "--json", &server.url, "5"]));
+    out.ok();
+    assert_eq!(j(&out)["record_status"], "not_served");
+    // --no-record skips the request.
+    let before = server.requests().len();
+    let out = run(&args(
+        &k,
+        &["entry", "--json", "--no-record", &server.url, "5"],
+    ));
+    out.ok();
+    assert_eq!(j(&out)["record_status"], "skipped");
+    assert!(
+        server.requests()[before..]
+            .iter()
+            .all(|r| !r.path.starts_with("/v1/"))
+    );
+}
+
+#[test]
+fn entry_reports_an_erased_record_and_checks_the_erasure_entry() {
+    // Entry 290 is the log's sealtrail.erasure entry; the log says it erased entry 5's record.
+    let (_dir, server) = served(Log::with_erasure_at("a", 300, Some(290)), |log, i, _| {
+        Some((
+            200,
+            match i {
+                5 => log.erased_answer(5, 290),
+                6 => log.erased_answer(6, 100), // entry 100 is no erasure
+                7 => log.erased_answer(7, 3),   // before the entry
+                8 => log.erased_answer(8, 5000), // past the checkpoint
+                _ => log.answer(i),
+            },
+        ))
+    });
+    let k = vkey_args(&log_vkey());
+    let out = run(&args(&k, &["entry", &server.url, "5"]));
+    out.ok();
+    for line in [
+        "record: erased by entry 290, a sealtrail.erasure entry included in this checkpoint \
+         (sequenced 2023-11-14T22:13:20.290Z)",
+        "content not verified: the record no longer exists",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    let out = run(&args(&k, &["entry", "--json", &server.url, "5"]));
+    out.ok();
+    let jv = j(&out);
+    assert_eq!(jv["record_status"], "erased");
+    assert_eq!(jv["record"], Value::Null);
+    assert_eq!(jv["erased"]["erasure_index"], 290);
+    assert_eq!(jv["erased"]["erasure_entry_verified"], true);
+    // The erasure entry's time, from its verified leaf, not the answer's claim.
+    assert_eq!(jv["erased"]["time_ms"], 1_700_000_000_290u64);
+    // The erasure entry itself shows as the log's own.
+    let out = run(&args(&k, &["entry", &server.url, "290"]));
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("event_type: sealtrail.erasure (reserved: the log's own entry)"),
+        "{}",
+        out.stdout
+    );
+    // Lies about the erasure fail.
+    run(&args(&k, &["entry", &server.url, "6"]))
+        .failed_naming("entry 100, named as the erasure, is not a sealtrail.erasure entry");
+    run(&args(&k, &["entry", &server.url, "7"])).failed_naming("which is not after it");
+    // An erasure past the verified checkpoint cannot be checked: reported, exit 0.
+    let out = run(&args(&k, &["entry", "--json", &server.url, "8"]));
+    out.ok();
+    let jv = j(&out);
+    assert_eq!(jv["record_status"], "erased");
+    assert_eq!(jv["erased"]["erasure_entry_verified"], false);
+}
+
+#[test]
+fn entry_checks_a_record_file_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 300);
+    log.write_tiles(dir.path(), &[]);
+    let k = vkey_args(&log_vkey());
+    // The whole answer, and the record object alone.
+    let whole = write(
+        dir.path(),
+        "whole.json",
+        log.answer(42).to_string().as_bytes(),
+    );
+    let bare = write(
+        dir.path(),
+        "bare.json",
+        record_json(&log.records[42]).to_string().as_bytes(),
+    );
+    for f in [&whole, &bare] {
+        let out = run(&args(
+            &k,
+            &["entry", "--json", "--record", s(f), s(dir.path()), "42"],
+        ));
+        out.ok();
+        let jv = j(&out);
+        assert_eq!(jv["record_status"], "verified");
+        assert_eq!(
+            jv["record"]["payload"]["text"],
+            "{\"history\":\"a\",\"n\":42}"
+        );
+    }
+    // The record of another entry fails.
+    let out = run(&args(
+        &k,
+        &["entry", "--record", s(&bare), s(dir.path()), "43"],
+    ));
+    out.failed_naming("does not match the leaf");
+    // A tampered principal in the file.
+    let mut a = log.answer(42);
+    a["record"]["principal"] = "root".into();
+    let bad = write(dir.path(), "bad.json", a.to_string().as_bytes());
+    run(&args(
+        &k,
+        &["entry", "--record", s(&bad), s(dir.path()), "42"],
+    ))
+    .failed_naming("is not the leaf's commitment");
+    // An unreadable file is a usage error (exit 2), as are --record with --no-record.
+    let junk = write(dir.path(), "junk.json", b"{\"hello\":1}");
+    let out = run(&args(
+        &k,
+        &["entry", "--record", s(&junk), s(dir.path()), "42"],
+    ));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--record"), "{}", out.stderr);
+    let out = run(&args(
+        &k,
+        &[
+            "entry",
+            "--no-record",
+            "--record",
+            s(&whole),
+            s(dir.path()),
+            "42",
+        ],
+    ));
+    assert_eq!(out.code, 2);
+    // A restricted or erased answer saved to a file is reported as such.
+    let r = write(
+        dir.path(),
+        "r.json",
+        log.restricted_answer(42).to_string().as_bytes(),
+    );
+    let out = run(&args(
+        &k,
+        &["entry", "--json", "--record", s(&r), s(dir.path()), "42"],
+    ));
+    out.ok();
+    assert_eq!(j(&out)["record_status"], "restricted");
+}
+
+#[test]
+fn proof_checks_a_record_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new("a", 300);
+    let p = write(dir.path(), "p", &log.proof(257, 300, &[]));
+    let e = write(dir.path(), "e", &log.entries[257]);
+    let whole = write(
+        dir.path(),
+        "whole.json",
+        log.answer(257).to_string().as_bytes(),
+    );
+    let bare = write(
+        dir.path(),
+        "bare.json",
+        record_json(&log.records[257]).to_string().as_bytes(),
+    );
+    let k = vkey_args(&log_vkey());
+    // With the entry's bytes, either file shape.
+    for f in [&whole, &bare] {
+        let out = run(&args(
+            &k,
+            &["proof", "--json", "--entry", s(&e), "--record", s(f), s(&p)],
+        ));
+        out.ok();
+        let jv = j(&out);
+        assert_eq!(jv["record_status"], "verified");
+        assert_eq!(jv["record"]["principal"], "tester");
+    }
+    // With only the leaf hash: the whole answer's public fields must hash to it.
+    let hex = log.leaves[257].to_hex();
+    let out = run(&args(
+        &k,
+        &["proof", "--leaf-hash", &hex, "--record", s(&whole), s(&p)],
+    ));
+    out.ok();
+    for line in [
+        "envelope (the --record file's public fields; they hash to the proven leaf):",
+        "  principal: tester",
+        "verified",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    let out = run(&args(
+        &k,
+        &["proof", "--leaf-hash", &hex, "--record", s(&bare), s(&p)],
+    ));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--record with --leaf-hash"),
+        "{}",
+        out.stderr
+    );
+    // Public fields that are not the entry's.
+    let mut a = log.answer(257);
+    a["time_ms"] = 5.into();
+    let lie = write(dir.path(), "lie.json", a.to_string().as_bytes());
+    run(&args(
+        &k,
+        &["proof", "--leaf-hash", &hex, "--record", s(&lie), s(&p)],
+    ))
+    .failed_naming("they are not this entry's");
+    // A tampered payload.
+    let mut a = log.answer(257);
+    a["record"]["payload_base64"] = b64(br#"{"history":"a","n":258}"#).into();
+    let bad = write(dir.path(), "bad.json", a.to_string().as_bytes());
+    for leaf in [["--entry", s(&e)], ["--leaf-hash", &hex]] {
+        run(&args(
+            &k,
+            &["proof", leaf[0], leaf[1], "--record", s(&bad), s(&p)],
+        ))
+        .failed_naming("is not the leaf's commitment");
+    }
+    // An erased answer offline: reported, not checked.
+    let erased = write(
+        dir.path(),
+        "erased.json",
+        log.erased_answer(257, 299).to_string().as_bytes(),
+    );
+    let out = run(&args(
+        &k,
+        &["proof", "--entry", s(&e), "--record", s(&erased), s(&p)],
+    ));
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("record: erased by entry 299, says the file (not checked offline)"),
+        "{}",
+        out.stdout
+    );
 }
