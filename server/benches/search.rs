@@ -15,8 +15,9 @@ use sealtrail_server::config::Config;
 use sealtrail_server::query::{SearchQuery, search};
 use sealtrail_server::sequencer::NewEntry;
 use sealtrail_server::serve::Server;
-use sealtrail_server::store::{self, Engine, LogStore};
+use sealtrail_server::store::{self, Engine, LogStore, RecordState};
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::note::Ed25519Signer;
 
 const PRINCIPALS: u64 = 1000;
@@ -86,7 +87,12 @@ fn page(st: &dyn LogStore, size: u64, q: &SearchQuery) -> usize {
     for i in &p.indices {
         let leaf = st.entry(*i).unwrap().unwrap();
         let env = LeafEnvelope::decode(&leaf).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap();
+        let RecordState::Live(stored) = st.record(*i).unwrap() else {
+            panic!("record {i} is not live");
+        };
+        let record = PrivateRecord::decode(&stored).unwrap();
+        assert_eq!(record.check(&env), Ok(()));
+        let v: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
         bytes += v.to_string().len() + sealtrail_spec::leaf_hash(&leaf).to_hex().len();
     }
     assert!(!p.indices.is_empty(), "{q:?} found nothing");

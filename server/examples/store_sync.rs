@@ -98,6 +98,7 @@ fn make_batch(old_size: u64, n: u64, bytes: usize, rng: &mut u64) -> Batch {
         leaf_runs: Vec::new(),
         postings: Vec::new(),
         checkpoint: vec![0x43; 180],
+        ..Batch::default()
     }
 }
 

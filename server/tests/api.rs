@@ -16,7 +16,10 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use common::*;
 use sealtrail_server::store::mem::{MemStore, ReadDelay};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::merkle::{
     consistency_proof, inclusion_proof, tree_root, verify_consistency, verify_inclusion,
 };
@@ -63,10 +66,24 @@ async fn append_one_entry_and_read_it_back() {
     assert_eq!(bundle.status, StatusCode::OK);
     let entries = decode_bundle(&bundle.body, Some(1)).unwrap();
     let env = LeafEnvelope::decode(entries[0]).unwrap();
-    assert_eq!(env.payload, br#"{"user":"alice","action":"login"}"#);
+    let payload = br#"{"user":"alice","action":"login"}"#;
+    assert_eq!(env.payload_size, payload.len() as u64);
     assert_eq!(env.content_type, "application/json");
     assert_eq!(env.event_type.as_deref(), Some("user.login"));
-    assert_eq!(env.principal, "anonymous");
+    // The leaf holds no content: neither the payload nor the principal is in the public tile.
+    let text = String::from_utf8_lossy(&bundle.body);
+    assert!(!text.contains("alice") && !text.contains("anonymous"), "{text}");
+    // The record the entry answer serves (with its salt) is the one the leaf commits to.
+    let e = log.get("/v1/entries/0").await.json();
+    assert_eq!(e["restricted"], false, "loopback reads content: {e}");
+    let record = PrivateRecord {
+        salt: Hash::from_hex(e["record"]["salt"].as_str().unwrap()).unwrap().0,
+        principal: e["record"]["principal"].as_str().unwrap().to_owned(),
+        payload: B64.decode(e["record"]["payload_base64"].as_str().unwrap()).unwrap(),
+    };
+    assert_eq!(record.principal, "anonymous");
+    assert_eq!(record.payload, payload);
+    assert_eq!(record.check(&env), Ok(()));
     assert_eq!(env.time_ms, j["timestamp"].as_u64().unwrap());
     assert_eq!(
         leaf_hash(entries[0]).to_hex(),

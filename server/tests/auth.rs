@@ -17,8 +17,9 @@ use common::*;
 use sealtrail_server::auth::{AnonymousAccess, JwtAlgorithm, JwtConfig, Role, TokenEntry};
 use sealtrail_server::config::Config;
 use sealtrail_server::store::mem::MemStore;
-use sealtrail_server::store::{EntryStore as _, LogStore};
+use sealtrail_server::store::{EntryStore as _, LogStore, RecordState, RecordStore as _};
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
 
@@ -87,7 +88,13 @@ fn size(store: &MemStore) -> u64 {
 /// The principal recorded in entry `i`, decoded from the stored leaf with the spec's decoder.
 fn principal_at(store: &MemStore, i: u64) -> String {
     let leaf = store.entry(i).unwrap().expect("entry stored");
-    LeafEnvelope::decode(&leaf).unwrap().principal
+    let env = LeafEnvelope::decode(&leaf).unwrap();
+    let RecordState::Live(bytes) = store.record(i).unwrap() else {
+        panic!("record {i} is not live");
+    };
+    let record = PrivateRecord::decode(&bytes).unwrap();
+    assert_eq!(record.check(&env), Ok(()), "the record matches its leaf");
+    record.principal
 }
 
 fn assert_refused(r: &Resp, status: StatusCode, code: &str) {

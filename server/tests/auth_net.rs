@@ -22,7 +22,8 @@ use sealtrail_server::auth::SecurityEvents;
 use sealtrail_server::config::Config;
 use sealtrail_server::serve::Server;
 use sealtrail_server::store::mem::MemStore;
-use sealtrail_server::store::{EntryStore as _, LogStore as _};
+use sealtrail_server::store::{EntryStore as _, LogStore as _, RecordState, RecordStore as _};
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_server::tls::Tls;
 use sealtrail_spec::envelope::LeafEnvelope;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -219,9 +220,13 @@ async fn tls_request(
 }
 
 fn principal_at(store: &MemStore, i: u64) -> String {
-    LeafEnvelope::decode(&store.entry(i).unwrap().unwrap())
-        .unwrap()
-        .principal
+    let RecordState::Live(bytes) = store.record(i).unwrap() else {
+        panic!("record {i} is not live");
+    };
+    let record = PrivateRecord::decode(&bytes).unwrap();
+    let leaf = LeafEnvelope::decode(&store.entry(i).unwrap().unwrap()).unwrap();
+    assert_eq!(record.check(&leaf), Ok(()), "the record matches its leaf");
+    record.principal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,17 @@ impl PrivateRecord {
         commitment(&self.salt, &self.principal, &self.payload)
     }
 
+    /// The leaf envelope that commits to this record, with the given public fields.
+    pub fn leaf(&self, time_ms: u64, content_type: &str, event_type: Option<&str>) -> LeafEnvelope {
+        LeafEnvelope {
+            time_ms,
+            content_type: content_type.to_owned(),
+            event_type: event_type.map(str::to_owned),
+            payload_size: self.payload.len() as u64,
+            commitment: self.commitment(),
+        }
+    }
+
     /// Checks the field rules: a valid principal and a payload within [`MAX_PAYLOAD_LEN`].
     pub fn validate(&self) -> Result<(), RecordError> {
         check_principal(&self.principal)?;

@@ -325,7 +325,7 @@ mod tests {
     use std::time::SystemTime;
 
     use sealtrail_spec::Hash;
-    use sealtrail_spec::envelope::LeafEnvelope;
+    use sealtrail_spec::record::PrivateRecord;
 
     use super::*;
     use crate::forward::{ForwardMetrics, SinkKind};
@@ -334,16 +334,19 @@ mod tests {
 
     const ORIGIN: &str = "log.example/run";
 
-    fn leaf(i: u64) -> Vec<u8> {
-        LeafEnvelope {
-            time_ms: 1_000 + i,
+    fn record(i: u64) -> PrivateRecord {
+        PrivateRecord {
+            salt: [i as u8; 32],
             principal: "p".into(),
-            content_type: "application/json".into(),
-            event_type: None,
             payload: format!("{{\"n\":{i}}}").into_bytes(),
         }
-        .encode()
-        .unwrap()
+    }
+
+    fn leaf(i: u64) -> Vec<u8> {
+        record(i)
+            .leaf(1_000 + i, "application/json", None)
+            .encode()
+            .unwrap()
     }
 
     fn published(size: u64) -> Arc<Published> {
@@ -374,6 +377,7 @@ mod tests {
             .commit(&Batch {
                 old_size: 0,
                 entries: (0..entries).map(leaf).collect(),
+                records: (0..entries).map(|i| Some(record(i).encode())).collect(),
                 ..Batch::default()
             })
             .unwrap();

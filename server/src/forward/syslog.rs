@@ -428,16 +428,17 @@ mod tests {
 
     #[test]
     fn an_entry_message_has_every_rfc5424_field() {
-        let leaf = sealtrail_spec::envelope::LeafEnvelope {
-            time_ms: 1_700_000_000_123,
+        let record = sealtrail_spec::record::PrivateRecord {
+            salt: [1; 32],
             principal: "alice".into(),
-            content_type: "application/json".into(),
-            event_type: Some("user.login".into()),
             payload: br#"{"a":1}"#.to_vec(),
-        }
-        .encode()
-        .unwrap();
-        let e = super::super::entry_event("log.example/a\"b", 42, &leaf, 50).unwrap();
+        };
+        let leaf = record
+            .leaf(1_700_000_000_123, "application/json", Some("user.login"))
+            .encode()
+            .unwrap();
+        let live = crate::store::RecordState::Live(record.encode());
+        let e = super::super::entry_event("log.example/a\"b", 42, &leaf, live, 50).unwrap();
         let hash = sealtrail_spec::leaf_hash(&leaf).to_hex();
         let msg = String::from_utf8(format_message(13, "host1", &ForwardEvent::Entry(e))).unwrap();
         let want_head = format!(

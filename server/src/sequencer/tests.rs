@@ -198,21 +198,25 @@ async fn leaf_index_runs_are_whole_across_a_batch_larger_than_a_run() {
         );
     }
     let time_ms = last.unwrap().time_ms;
-    let leaves: Vec<Vec<u8>> = (0..2 * run + 10)
+    let leaves: Vec<ImportEntry> = (0..2 * run + 10)
         .map(|i| {
-            LeafEnvelope {
-                time_ms,
+            let record = sealtrail_spec::record::PrivateRecord {
+                salt: [i as u8; 32],
                 principal: "importer".into(),
-                content_type: "application/json".into(),
-                event_type: None,
                 payload: format!("{{\"imported\":{i}}}").into_bytes(),
+            };
+            ImportEntry {
+                leaf: record
+                    .leaf(time_ms, "application/json", None)
+                    .encode()
+                    .unwrap(),
+                record: ImportRecord::Live(record),
             }
-            .encode()
-            .unwrap()
         })
         .collect();
     let importer = seq.clone();
-    let published = tokio::task::spawn_blocking(move || importer.import_blocking(leaves))
+    let published =
+        tokio::task::spawn_blocking(move || importer.import_blocking(leaves, Vec::new()))
         .await
         .unwrap()
         .unwrap();
