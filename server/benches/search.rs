@@ -17,8 +17,8 @@ use sealtrail_server::sequencer::NewEntry;
 use sealtrail_server::serve::Server;
 use sealtrail_server::store::{self, Engine, LogStore, RecordState};
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::note::Ed25519Signer;
+use sealtrail_spec::record::PrivateRecord;
 
 const PRINCIPALS: u64 = 1000;
 const TYPES: u64 = 20;

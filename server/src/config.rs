@@ -249,8 +249,7 @@ impl Config {
         if self.retention_interval_secs == 0 {
             return bad("retention_interval_secs must be at least 1".into());
         }
-        if l.max_payload_bytes == 0
-            || l.max_payload_bytes > sealtrail_spec::record::MAX_PAYLOAD_LEN
+        if l.max_payload_bytes == 0 || l.max_payload_bytes > sealtrail_spec::record::MAX_PAYLOAD_LEN
         {
             return bad(format!(
                 "limits.max_payload_bytes must be 1..={} (the largest private record payload)",
@@ -372,7 +371,10 @@ mod tests {
         assert!(Config::from_toml("[limits]\nmax_payload = 5").is_err());
         assert!(Config::from_toml("store = \"rocksdb\"").is_err());
         let c = Config::from_toml("[limits]\nmax_payload_bytes = 70000").unwrap();
-        assert!(c.validate().is_ok(), "payloads no longer live in the leaves");
+        assert!(
+            c.validate().is_ok(),
+            "payloads no longer live in the leaves"
+        );
         let c = Config::from_toml("[limits]\nmax_payload_bytes = 1048577").unwrap();
         assert!(c.validate().is_err());
         let c = Config::from_toml("[limits]\nqueue_entries = 0").unwrap();

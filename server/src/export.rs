@@ -68,7 +68,11 @@ fn encode_records(records: &[ImportRecord]) -> Vec<u8> {
 /// Decodes a records file of `n` entries.
 fn decode_records(bytes: &[u8], n: usize, what: &str) -> Result<Vec<ImportRecord>, ExportError> {
     let text = std::str::from_utf8(bytes).map_err(|_| invalid(format!("{what}: not UTF-8")))?;
-    let lines: Vec<&str> = text.strip_suffix('\n').unwrap_or(text).split('\n').collect();
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
+        .collect();
     if lines.len() != n || text.is_empty() {
         return Err(invalid(format!(
             "{what}: {} lines for {n} entries",
@@ -215,14 +219,17 @@ impl Source for HttpSource {
         let path = format!("v1/entries?start={start}&limit={}", id.width);
         let body = self.get(&path)?;
         let bad = |why: String| invalid(format!("{path}: {why}"));
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
         let entries = v
             .get("entries")
             .and_then(serde_json::Value::as_array)
             .ok_or_else(|| bad("no entries array".into()))?;
         if entries.len() != usize::from(id.width) {
-            return Err(bad(format!("{} entries, expected {}", entries.len(), id.width)));
+            return Err(bad(format!(
+                "{} entries, expected {}",
+                entries.len(),
+                id.width
+            )));
         }
         entries
             .iter()
@@ -244,7 +251,10 @@ fn record_from_json(e: &serde_json::Value, index: u64) -> Result<ImportRecord, S
                 .into(),
         );
     }
-    if let Some(by) = e.pointer("/erased/erasure_index").and_then(serde_json::Value::as_u64) {
+    if let Some(by) = e
+        .pointer("/erased/erasure_index")
+        .and_then(serde_json::Value::as_u64)
+    {
         return Ok(ImportRecord::Erased(by));
     }
     let r = e.get("record").ok_or("no record")?;
@@ -732,7 +742,9 @@ impl Pending {
         for i in erased.into_iter().filter(|i| *i < index) {
             match i.checked_sub(self.first) {
                 Some(k) => {
-                    if let Some(e) = self.entries.get_mut(usize::try_from(k).unwrap_or(usize::MAX))
+                    if let Some(e) = self
+                        .entries
+                        .get_mut(usize::try_from(k).unwrap_or(usize::MAX))
                         && matches!(e.record, ImportRecord::Live(_))
                     {
                         e.record = ImportRecord::Erased(index);
@@ -788,20 +800,27 @@ fn import_into(
         .map(|_| ())
         .map_err(|e| invalid(format!("appending: {e}")))
     };
-    let rebuilt = rebuild(source, &config.origin, &verifier, None, true, &mut |piece| {
-        if let Piece::Bundle {
-            leaves, records, ..
-        } = piece
-        {
-            for (leaf, record) in leaves.iter().zip(records) {
-                pending.push(leaf.to_vec(), record);
+    let rebuilt = rebuild(
+        source,
+        &config.origin,
+        &verifier,
+        None,
+        true,
+        &mut |piece| {
+            if let Piece::Bundle {
+                leaves, records, ..
+            } = piece
+            {
+                for (leaf, record) in leaves.iter().zip(records) {
+                    pending.push(leaf.to_vec(), record);
+                }
+                if pending.entries.len() >= IMPORT_BATCH {
+                    flush(&mut pending)?;
+                }
             }
-            if pending.entries.len() >= IMPORT_BATCH {
-                flush(&mut pending)?;
-            }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
     let outcome = rebuilt.and_then(|r| {
         flush(&mut pending)?;
         let published = seq.published();

@@ -163,7 +163,9 @@ impl Erasures {
                 };
                 report.records += 1;
                 if let Err(e) = r.check(env) {
-                    report.problem(format!("the record of entry {i} does not match its leaf: {e}"));
+                    report.problem(format!(
+                        "the record of entry {i} does not match its leaf: {e}"
+                    ));
                 }
                 postings.add(FIELD_PRINCIPAL, r.principal.as_bytes(), i);
                 if env.event_type.as_deref() == Some(ERASURE_EVENT_TYPE) {

@@ -108,7 +108,12 @@ fn client() -> Result<reqwest::blocking::Client> {
 }
 
 /// Sends a JSON request and returns the answer, or the server's error message.
-fn call(remote: &Remote, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+fn call(
+    remote: &Remote,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let url = format!("{}{path}", remote.url.trim_end_matches('/'));
     let mut req = client()?.request(method, &url);
     if let Some(t) = &remote.token {
@@ -123,7 +128,10 @@ fn call(remote: &Remote, method: reqwest::Method, path: &str, body: Option<Value
         .json()
         .with_context(|| format!("reading the answer of {url}"))?;
     if !status.is_success() {
-        anyhow::bail!("{status}: {}", v["error"]["message"].as_str().unwrap_or("?"));
+        anyhow::bail!(
+            "{status}: {}",
+            v["error"]["message"].as_str().unwrap_or("?")
+        );
     }
     Ok(v)
 }
@@ -135,7 +143,12 @@ pub(crate) fn erase(a: &EraseArgs) -> Result<bool> {
         body["indices"] = json!(a.index);
     }
     body["reason"] = json!(a.reason);
-    let v = call(&a.remote, reqwest::Method::POST, "/v1/admin/erasures", Some(body))?;
+    let v = call(
+        &a.remote,
+        reqwest::Method::POST,
+        "/v1/admin/erasures",
+        Some(body),
+    )?;
     println!("{v}");
     eprintln!(
         "erase: {} records erased, {} already erased, {} held, erasure entries {}",
@@ -166,7 +179,9 @@ pub(crate) fn hold(c: &HoldCommand) -> Result<bool> {
             &format!("/v1/admin/holds/{id}/release"),
             Some(json!({ "reason": reason })),
         )?,
-        HoldCommand::List { remote } => call(remote, reqwest::Method::GET, "/v1/admin/holds", None)?,
+        HoldCommand::List { remote } => {
+            call(remote, reqwest::Method::GET, "/v1/admin/holds", None)?
+        }
     };
     println!("{v}");
     Ok(true)

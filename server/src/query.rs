@@ -142,7 +142,11 @@ pub fn remove_principal_postings(
             .get(principal.as_str())
             .and_then(|m| m.range(index..).next())
             .map(|(_, key)| key.clone())
-            .filter(|key| rows.get(key).and_then(|(_, idx)| idx.first()).is_some_and(|f| *f <= index));
+            .filter(|key| {
+                rows.get(key)
+                    .and_then(|(_, idx)| idx.first())
+                    .is_some_and(|f| *f <= index)
+            });
         let key = match cached {
             Some(key) => key,
             None => {

@@ -14,15 +14,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
-use common::*;
-use sealtrail_server::store::mem::{MemStore, ReadDelay};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::*;
+use sealtrail_server::store::mem::{MemStore, ReadDelay};
 use sealtrail_spec::envelope::LeafEnvelope;
-use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::merkle::{
     consistency_proof, inclusion_proof, tree_root, verify_consistency, verify_inclusion,
 };
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::tiles::{
     TileHashReader, TileId, TileReader, all_bundles, all_tiles, decode_bundle, decode_hash_tile,
 };
@@ -72,14 +72,21 @@ async fn append_one_entry_and_read_it_back() {
     assert_eq!(env.event_type.as_deref(), Some("user.login"));
     // The leaf holds no content: neither the payload nor the principal is in the public tile.
     let text = String::from_utf8_lossy(&bundle.body);
-    assert!(!text.contains("alice") && !text.contains("anonymous"), "{text}");
+    assert!(
+        !text.contains("alice") && !text.contains("anonymous"),
+        "{text}"
+    );
     // The record the entry answer serves (with its salt) is the one the leaf commits to.
     let e = log.get("/v1/entries/0").await.json();
     assert_eq!(e["restricted"], false, "loopback reads content: {e}");
     let record = PrivateRecord {
-        salt: Hash::from_hex(e["record"]["salt"].as_str().unwrap()).unwrap().0,
+        salt: Hash::from_hex(e["record"]["salt"].as_str().unwrap())
+            .unwrap()
+            .0,
         principal: e["record"]["principal"].as_str().unwrap().to_owned(),
-        payload: B64.decode(e["record"]["payload_base64"].as_str().unwrap()).unwrap(),
+        payload: B64
+            .decode(e["record"]["payload_base64"].as_str().unwrap())
+            .unwrap(),
     };
     assert_eq!(record.principal, "anonymous");
     assert_eq!(record.payload, payload);
@@ -95,7 +102,7 @@ async fn append_one_entry_and_read_it_back() {
     assert_eq!(cp(&c).root(), leaf_hash(entries[0]));
     // The decoded JSON view agrees.
     let e = log.get("/v1/entries/0").await.json();
-    assert_eq!(e["payload"]["user"], "alice");
+    assert_eq!(e["record"]["payload"]["user"], "alice");
     assert_eq!(e["event_type"], "user.login");
     assert_eq!(e["leaf_hash"], j["leaf_hash"]);
     log.stop().await;
@@ -249,7 +256,7 @@ async fn batches_are_all_or_nothing() {
     }
     // Each item's payload is its exact JSON text.
     let e = log.get("/v1/entries/1").await.json();
-    assert_eq!(e["payload"], serde_json::json!({"b": [1, 2]}));
+    assert_eq!(e["record"]["payload"], serde_json::json!({"b": [1, 2]}));
     assert_eq!(log.get("/v1/entries/5").await.json()["event_type"], "bulk");
     // One bad line rejects the whole batch.
     let bad = log

@@ -23,9 +23,9 @@ use sealtrail_server::config::Config;
 use sealtrail_server::serve::Server;
 use sealtrail_server::store::mem::MemStore;
 use sealtrail_server::store::{EntryStore as _, LogStore as _, RecordState, RecordStore as _};
-use sealtrail_spec::record::PrivateRecord;
 use sealtrail_server::tls::Tls;
 use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::record::PrivateRecord;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 

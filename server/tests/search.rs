@@ -93,7 +93,7 @@ async fn fill(log: &TestLog, rng: &mut Rng, rounds: u64) -> Vec<Row> {
             rows.push(Row {
                 index: e["index"].as_u64().unwrap(),
                 time: e["timestamp"].as_u64().unwrap(),
-                principal: e["principal"].as_str().unwrap().to_owned(),
+                principal: e["record"]["principal"].as_str().unwrap().to_owned(),
                 event_type: e["event_type"].as_str().map(str::to_owned),
             });
         }
@@ -241,7 +241,7 @@ async fn results_have_the_entry_shape_and_are_provable() {
     for e in j["entries"].as_array().unwrap() {
         let index = e["index"].as_u64().unwrap();
         assert!(index < size);
-        assert_eq!(e["principal"], "alice");
+        assert_eq!(e["record"]["principal"], "alice");
         let direct = log.get(&format!("/v1/entries/{index}")).await.json();
         assert_eq!(
             e, &direct,

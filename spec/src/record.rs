@@ -147,7 +147,8 @@ impl PrivateRecord {
 
     /// The storage encoding: `0x01 || salt || principal length (u16 BE) || principal || payload`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + SALT_LEN + 2 + self.principal.len() + self.payload.len());
+        let mut out =
+            Vec::with_capacity(1 + SALT_LEN + 2 + self.principal.len() + self.payload.len());
         out.push(ENCODING_VERSION);
         out.extend_from_slice(&self.salt);
         let plen = u16::try_from(self.principal.len()).unwrap_or(u16::MAX);
@@ -203,7 +204,10 @@ mod tests {
         let bytes = r.encode();
         assert_eq!(PrivateRecord::decode(&bytes).unwrap(), r);
         for cut in 0..1 + SALT_LEN + 2 + 5 {
-            assert!(PrivateRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                PrivateRecord::decode(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = bytes.clone();
         bad[0] = 2;
@@ -242,6 +246,9 @@ mod tests {
         leaf.commitment[0] ^= 1;
         assert_eq!(r.check(&leaf), Err(RecordError::Commitment));
         leaf.payload_size += 1;
-        assert!(matches!(r.check(&leaf), Err(RecordError::PayloadSize { .. })));
+        assert!(matches!(
+            r.check(&leaf),
+            Err(RecordError::PayloadSize { .. })
+        ));
     }
 }

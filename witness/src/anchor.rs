@@ -13,7 +13,7 @@
 //!
 //! Kinds:
 //! - `sealtrail`: `POST <url>/v1/entries`, body = the cosigned checkpoint note,
-//!   `Content-Type: text/plain; charset=utf-8`, `X-Event-Type: sealtrail.witness.checkpoint`,
+//!   `Content-Type: text/plain; charset=utf-8`, `X-Event-Type: witness.checkpoint`,
 //!   optional bearer token; the JSON answer's `index` is logged and exported;
 //! - `file`: one JSON object per line (`origin`, `size`, `root_hash`, `note`, `time`), appended
 //!   and synced with `fdatasync` before the delivery counts;
@@ -38,7 +38,7 @@ use crate::config::{AnchorConfig, Anchoring};
 use crate::metrics::{Metrics, gauge_value};
 
 /// `X-Event-Type` of checkpoints appended to a sealtrail anchor log.
-pub const EVENT_TYPE: &str = "sealtrail.witness.checkpoint";
+pub const EVENT_TYPE: &str = "witness.checkpoint";
 
 /// The latest cosigned checkpoint of a log, as handed to the anchors.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,8 +21,7 @@ use super::read::{Caller, blocking};
 use super::write::sequence_error;
 use super::{ApiError, AppState, read_body};
 use crate::privacy::{
-    Conditions, ERASURE_CHUNK, ErasureNote, Hold, MAX_LISTED_INDICES, check_reason,
-    new_request_id,
+    Conditions, ERASURE_CHUNK, ErasureNote, Hold, MAX_LISTED_INDICES, check_reason, new_request_id,
 };
 use crate::query::{QueryError, SearchQuery, search};
 use crate::sequencer::{AdminOp, AdminOutcome, indices_selector};
@@ -109,8 +108,10 @@ impl Totals {
             self.already += already;
             self.protected += protected;
             self.held_count += held.len() as u64;
-            self.held
-                .extend(held.into_iter().take(100usize.saturating_sub(self.held.len())));
+            self.held.extend(
+                held.into_iter()
+                    .take(100usize.saturating_sub(self.held.len())),
+            );
             self.entries.extend(entry);
         }
     }

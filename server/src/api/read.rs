@@ -184,6 +184,7 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
         "limits": l,
         "access": {
             "anonymous_writes": st.guard.anonymous_writes(),
+            "anonymous_content": st.guard.anonymous_content(),
             "private_reads": st.config.auth.private_reads,
         },
     }))
@@ -307,7 +308,10 @@ pub(super) async fn list_entries(
         blocking(&st, move |store, _| {
             let entries = store.entries(start, end)?;
             let mut records = match content {
-                true => crate::store::record_states(store, start, end)?.into_iter().map(Some).collect(),
+                true => crate::store::record_states(store, start, end)?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
                 false => vec![None; entries.len()],
             };
             entries

@@ -246,6 +246,11 @@ impl Guard {
         self.anonymous_writes
     }
 
+    /// Whether requests without credentials may read private records.
+    pub fn anonymous_content(&self) -> bool {
+        self.anonymous_content
+    }
+
     /// Whether `who` may read private records (principal and payload): the `reader` role or
     /// higher, or anyone when `anonymous_content` allows it.
     pub fn may_read_content(&self, who: &Principal) -> bool {

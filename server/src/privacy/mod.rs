@@ -323,7 +323,10 @@ mod tests {
         assert!(c.covers(Some("a"), None, 10));
         assert!(!c.covers(Some("a"), None, 20));
         assert!(!c.covers(Some("b"), None, 15));
-        assert!(!c.covers(None, None, 15), "an erased record has no principal");
+        assert!(
+            !c.covers(None, None, 15),
+            "an erased record has no principal"
+        );
         assert!(Conditions::default().covers(None, None, 0));
         assert!(c.validate().is_ok());
         let bad = Conditions {

@@ -91,7 +91,10 @@ pub fn validate(rules: &[RetentionRule]) -> Result<(), String> {
 }
 
 /// The rule for an event type, if any.
-pub fn rule_for<'a>(rules: &'a [RetentionRule], event_type: Option<&str>) -> Option<&'a RetentionRule> {
+pub fn rule_for<'a>(
+    rules: &'a [RetentionRule],
+    event_type: Option<&str>,
+) -> Option<&'a RetentionRule> {
     rules
         .iter()
         .filter_map(|r| Some((r.specificity(event_type)?, r)))
@@ -166,7 +169,10 @@ pub async fn run_once(
             };
             match seq.admin(op).await.map_err(|e| e.to_string())? {
                 AdminOutcome::Erased {
-                    entry, erased, held, ..
+                    entry,
+                    erased,
+                    held,
+                    ..
                 } => {
                     report.erased += erased;
                     report.held += held.len() as u64;
@@ -241,7 +247,9 @@ pub fn spawn(
                     "retention: expired records erased"
                 ),
                 Ok(_) => tracing::debug!("retention: nothing expired"),
-                Err(e) => tracing::error!(error = %e, "retention run failed; retried next interval"),
+                Err(e) => {
+                    tracing::error!(error = %e, "retention run failed; retried next interval")
+                }
             }
         }
     })

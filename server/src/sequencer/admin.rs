@@ -179,22 +179,28 @@ pub(super) fn prepare(
         }
         AdminOp::ReleaseHold { id, reason, by } => {
             if holds.iter().all(|h| h.id != id) {
-                Err(SequenceError::Invalid(format!("no legal hold {id} is in force")))
+                Err(SequenceError::Invalid(format!(
+                    "no legal hold {id} is in force"
+                )))
             } else {
-                own_entry(&by, RELEASE_EVENT_TYPE, release_payload(id, &reason), time_ms).map(
-                    |leaf| {
-                        Prepared::Batch(Box::new((
-                            leaf,
-                            work(
-                                AdminOutcome::HoldReleased { entry: size },
-                                Vec::new(),
-                                PostingChanges::default(),
-                                None,
-                                Some(id),
-                            ),
-                        )))
-                    },
+                own_entry(
+                    &by,
+                    RELEASE_EVENT_TYPE,
+                    release_payload(id, &reason),
+                    time_ms,
                 )
+                .map(|leaf| {
+                    Prepared::Batch(Box::new((
+                        leaf,
+                        work(
+                            AdminOutcome::HoldReleased { entry: size },
+                            Vec::new(),
+                            PostingChanges::default(),
+                            None,
+                            Some(id),
+                        ),
+                    )))
+                })
             }
         }
     }

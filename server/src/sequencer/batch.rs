@@ -19,7 +19,8 @@ pub(super) fn check_import(
     mut time_ms: u64,
 ) -> Result<(Open, u64), SequenceError> {
     for (index, entry) in (open.old_size..).zip(entries) {
-        let invalid = |e: &dyn std::fmt::Display| SequenceError::Invalid(format!("entry {index}: {e}"));
+        let invalid =
+            |e: &dyn std::fmt::Display| SequenceError::Invalid(format!("entry {index}: {e}"));
         let env = LeafEnvelope::decode(&entry.leaf).map_err(|e| invalid(&e))?;
         if env.time_ms < time_ms {
             return Err(SequenceError::Invalid(format!(
@@ -47,7 +48,8 @@ pub(super) fn check_import(
                 )));
             }
         };
-        open.leaf_hashes.push(sealtrail_spec::leaf_hash(&entry.leaf));
+        open.leaf_hashes
+            .push(sealtrail_spec::leaf_hash(&entry.leaf));
         open.payload_bytes += env.payload_size;
         open.fields.push(IndexedFields {
             principal,
@@ -75,9 +77,8 @@ pub(super) fn reapply_erasures(
         }
         match store.record(index).map_err(read_error)? {
             RecordState::Live(bytes) => {
-                let r = PrivateRecord::decode(&bytes).map_err(|e| {
-                    read_error(StoreError::Corrupt(format!("entry {index}: {e}")))
-                })?;
+                let r = PrivateRecord::decode(&bytes)
+                    .map_err(|e| read_error(StoreError::Corrupt(format!("entry {index}: {e}"))))?;
                 open.erased.push((index, by));
                 erase.push((index, r.principal));
             }
@@ -316,7 +317,8 @@ fn same_as_stored(
     if rec.count != leaves.len() as u64 {
         return Ok(Err(SequenceError::IdempotencyConflict(rec.index)));
     }
-    let corrupt = |i: u64, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("entry {i}: {e}"));
+    let corrupt =
+        |i: u64, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("entry {i}: {e}"));
     for (index, new) in (rec.index..).zip(leaves) {
         let stored = store
             .entry(index)?
@@ -324,10 +326,14 @@ fn same_as_stored(
         let old_env = LeafEnvelope::decode(&stored).map_err(|e| corrupt(index, &e))?;
         let new_env = LeafEnvelope::decode(&new.bytes).map_err(|e| corrupt(index, &e))?;
         let old = match store.record(index)? {
-            RecordState::Live(bytes) => PrivateRecord::decode(&bytes).map_err(|e| corrupt(index, &e))?,
+            RecordState::Live(bytes) => {
+                PrivateRecord::decode(&bytes).map_err(|e| corrupt(index, &e))?
+            }
             RecordState::Erased(_) => return Ok(Err(SequenceError::IdempotencyErased(index))),
             RecordState::Absent => {
-                return Err(StoreError::Corrupt(format!("the record of entry {index} is missing")));
+                return Err(StoreError::Corrupt(format!(
+                    "the record of entry {index} is missing"
+                )));
             }
         };
         let new_rec = PrivateRecord::decode(&new.record).map_err(|e| corrupt(index, &e))?;

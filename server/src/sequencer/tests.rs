@@ -217,9 +217,9 @@ async fn leaf_index_runs_are_whole_across_a_batch_larger_than_a_run() {
     let importer = seq.clone();
     let published =
         tokio::task::spawn_blocking(move || importer.import_blocking(leaves, Vec::new()))
-        .await
-        .unwrap()
-        .unwrap();
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(published.size, 2 * run + 13);
     for i in 0..5 {
         seq.submit(entry(&format!("{{\"after\":{i}}}")), None)

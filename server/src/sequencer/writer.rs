@@ -121,7 +121,10 @@ impl Writer {
         postings.append(&mut open.posting_changes.rewritten);
         let (holds_placed, holds_released) = match &open.admin {
             Some(work) => (
-                work.hold_placed.iter().map(|h| (h.id, h.encode())).collect(),
+                work.hold_placed
+                    .iter()
+                    .map(|h| (h.id, h.encode()))
+                    .collect(),
                 work.hold_released.into_iter().collect(),
             ),
             None => Default::default(),

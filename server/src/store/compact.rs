@@ -90,7 +90,10 @@ fn recover(dir: &Path) -> StoreResult<()> {
 pub fn compact(engine: Engine, dir: &Path) -> StoreResult<CompactSummary> {
     recover(dir)?;
     if !dir.is_dir() {
-        return Err(StoreError::Io(format!("{} is not a data directory", dir.display())));
+        return Err(StoreError::Io(format!(
+            "{} is not a data directory",
+            dir.display()
+        )));
     }
     let parent = dir
         .parent()
@@ -138,8 +141,16 @@ pub fn compact(engine: Engine, dir: &Path) -> StoreResult<CompactSummary> {
                 s.erased_records(0, u64::MAX, usize::MAX)?.len() as u64
             })
         };
-        same("live records", count(src.as_ref(), true), count(copy.as_ref(), true))?;
-        same("tombstones", count(src.as_ref(), false), count(copy.as_ref(), false))?;
+        same(
+            "live records",
+            count(src.as_ref(), true),
+            count(copy.as_ref(), true),
+        )?;
+        same(
+            "tombstones",
+            count(src.as_ref(), false),
+            count(copy.as_ref(), false),
+        )?;
         if src.checkpoint()? != copy.checkpoint()? {
             return Err(StoreError::Corrupt(
                 "the compacted copy's checkpoint differs; nothing was changed".into(),

@@ -15,8 +15,8 @@ use super::mem::MemStore;
 use super::redb_store::RedbStore;
 use super::sled_store::SledStore;
 use super::{
-    Batch, RecordState, RecordStore, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
-    PostingStore, StoreError, StoreResult, TileStore,
+    Batch, CursorStore, EntryStore, IdempotencyRecord, IdempotencyStore, LeafIndex, LogStore,
+    PostingStore, RecordState, RecordStore, StoreError, StoreResult, TileStore,
 };
 
 /// Makes stores of one engine for the suite.
@@ -290,7 +290,10 @@ impl Expected {
         let live: Vec<_> = self.records.clone().into_iter().collect();
         assert_eq!(store.live_records(0, u64::MAX, usize::MAX).unwrap(), live);
         let erased: Vec<_> = self.erased.clone().into_iter().collect();
-        assert_eq!(store.erased_records(0, u64::MAX, usize::MAX).unwrap(), erased);
+        assert_eq!(
+            store.erased_records(0, u64::MAX, usize::MAX).unwrap(),
+            erased
+        );
         let holds: Vec<_> = self.holds.clone().into_iter().collect();
         assert_eq!(store.holds().unwrap(), holds, "holds");
         for ((level, index), bytes) in &self.tiles {
@@ -430,6 +433,7 @@ pub(crate) fn tiles_replaced_by_wider<F: Factory>(f: &F) {
         let b = complete(Batch {
             old_size: size,
             entries: (size..u64::from(width)).map(leaf).collect(),
+            records: (size..u64::from(width)).map(|i| Some(record(i))).collect(),
             tiles: vec![tile(0, 0, width)],
             ..Batch::default()
         });
@@ -558,6 +562,7 @@ pub(crate) fn large_values<F: Factory>(f: &F) {
             let b = complete(Batch {
                 old_size,
                 entries: (old_size..old_size + 20).map(big).collect(),
+                records: (old_size..old_size + 20).map(|i| Some(big(i))).collect(),
                 tiles: (0..20).map(|k| tile(0, round * 20 + k, 256)).collect(),
                 ..Batch::default()
             });

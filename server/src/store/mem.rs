@@ -215,19 +215,16 @@ impl EntryStore for MemStore {
 impl RecordStore for MemStore {
     fn record(&self, index: u64) -> StoreResult<RecordState> {
         let state = self.lock()?;
-        Ok(match (state.records.get(&index), state.erased.get(&index)) {
-            (Some(r), _) => RecordState::Live(r.clone()),
-            (None, Some(by)) => RecordState::Erased(*by),
-            (None, None) => RecordState::Absent,
-        })
+        Ok(
+            match (state.records.get(&index), state.erased.get(&index)) {
+                (Some(r), _) => RecordState::Live(r.clone()),
+                (None, Some(by)) => RecordState::Erased(*by),
+                (None, None) => RecordState::Absent,
+            },
+        )
     }
 
-    fn live_records(
-        &self,
-        start: u64,
-        end: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+    fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -394,6 +391,8 @@ impl LogStore for MemStore {
     }
 
     fn copy_into(&self, _dir: &std::path::Path) -> StoreResult<u64> {
-        Err(StoreError::Io("the memory store has no files to compact".into()))
+        Err(StoreError::Io(
+            "the memory store has no files to compact".into(),
+        ))
     }
 }

@@ -189,12 +189,7 @@ pub trait RecordStore {
     fn record(&self, index: u64) -> StoreResult<RecordState>;
 
     /// Live records with `start <= index < end`, ascending, at most `limit` of them.
-    fn live_records(
-        &self,
-        start: u64,
-        end: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>>;
 
     /// Tombstones with `start <= index < end`, ascending, at most `limit`: `(index, erasure entry
     /// index)`.

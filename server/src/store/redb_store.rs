@@ -263,12 +263,7 @@ impl RecordStore for RedbStore {
         })
     }
 
-    fn live_records(
-        &self,
-        start: u64,
-        end: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+    fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -636,7 +631,7 @@ pub(crate) mod tests {
         drop(RedbStore::open(tmp.path()).unwrap());
         set_format(tmp.path(), FORMAT_VERSION + 1);
         match RedbStore::open(tmp.path()) {
-            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 2"), "{msg}"),
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 3"), "{msg}"),
             other => panic!("expected a format error, got {other:?}"),
         }
         set_format(tmp.path(), FORMAT_VERSION);

@@ -422,7 +422,10 @@ impl SledStore {
             .take(limit)
             .map(|row| {
                 let (k, v) = row.map_err(sled_err("scan"))?;
-                Ok((super::u64_from("record key", k.get(1..).unwrap_or_default())?, v))
+                Ok((
+                    super::u64_from("record key", k.get(1..).unwrap_or_default())?,
+                    v,
+                ))
             })
             .collect()
     }
@@ -469,12 +472,7 @@ impl RecordStore for SledStore {
         }
     }
 
-    fn live_records(
-        &self,
-        start: u64,
-        end: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+    fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         Ok(self
             .indexed_range(b'd', start, end, limit)?
             .into_iter()
@@ -614,7 +612,7 @@ pub(crate) mod tests {
             db.flush().unwrap();
         }
         match SledStore::open(tmp.path()) {
-            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 2"), "{msg}"),
+            Err(StoreError::Corrupt(msg)) => assert!(msg.contains("format version 3"), "{msg}"),
             other => panic!("expected a format error, got {other:?}"),
         }
     }
