@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use sealtrail_spec::Hash;
 use sealtrail_spec::note::Ed25519Verifier;
+use sha2::Digest as _;
 
 const ORIGIN: &str = "crash.sealtrail.example/log";
 const KILLS_PER_ENGINE: usize = 12;
@@ -51,11 +52,23 @@ fn http(
     ct: &str,
     body: &[u8],
 ) -> std::io::Result<Http> {
+    http_as(addr, method, path, ct, body, "")
+}
+
+/// [`http`] with extra header lines (each ending in CRLF).
+fn http_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ct: &str,
+    body: &[u8],
+    headers: &str,
+) -> std::io::Result<Http> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;
@@ -93,6 +106,10 @@ fn bin() -> &'static str {
 }
 
 fn start(dir: &std::path::Path, engine: &str) -> Node {
+    start_with(dir, engine, &[])
+}
+
+fn start_with(dir: &std::path::Path, engine: &str, extra: &[&std::ffi::OsStr]) -> Node {
     let mut child = Command::new(bin())
         .args([
             "serve",
@@ -105,6 +122,7 @@ fn start(dir: &std::path::Path, engine: &str) -> Node {
         ])
         .arg("--data-dir")
         .arg(dir)
+        .args(extra)
         .args(["--log-format", "text", "--log", "warn"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -327,14 +345,18 @@ fn crash_loop(engine: &str) {
         !seen.lock().unwrap().acked.is_empty(),
         "no entry was ever acknowledged"
     );
-    // Clean stop with SIGTERM (exit 0), then fsck the data directory.
+    stop_and_fsck(node, dir.path(), engine);
+}
+
+/// Clean stop with SIGTERM (exit 0), then fsck the data directory.
+fn stop_and_fsck(mut node: Node, dir: &std::path::Path, engine: &str) {
     unsafe_free_sigterm(&node.child);
     let status = node.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exit status {status}");
     let out = Command::new(bin())
         .args(["fsck", "--store", engine, "--origin", ORIGIN])
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
@@ -354,6 +376,149 @@ fn unsafe_free_sigterm(child: &Child) {
         .unwrap()
         .success();
     assert!(ok, "kill -TERM failed");
+}
+
+// ---- erasure ----
+
+const ADMIN_TOKEN: &str = "stk_crash-test-admin-token-000000000000000000000";
+const ERASE_GROUPS: u64 = 6;
+const ENTRIES_PER_PRINCIPAL: u64 = 5000;
+
+/// The erasure entries' claims and the tombstones must agree: every record an erasure entry
+/// names is erased by it, and every erased record is named by its erasure entry. Returns how
+/// many records are erased.
+fn check_erasures(node: &Node) -> u64 {
+    let (size, _) = checkpoint(node.addr, &node.vkey).expect("checkpoint");
+    let mut claimed: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut erased: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut start = 0;
+    while start < size {
+        let r = http(
+            node.addr,
+            "GET",
+            &format!("/v1/entries?start={start}&limit=1000"),
+            "text/plain",
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        for e in json(&r)["entries"].as_array().unwrap() {
+            let i = e["index"].as_u64().unwrap();
+            if let Some(by) = e["erased"]["erasure_index"].as_u64() {
+                erased.insert(i, by);
+            }
+            if e["event_type"] == "sealtrail.erasure" {
+                let payload = e["record"]["payload"].clone();
+                for item in payload["erasure"]["indices"].as_array().unwrap() {
+                    let (a, b) = match item.as_u64() {
+                        Some(n) => (n, n),
+                        None => (item[0].as_u64().unwrap(), item[1].as_u64().unwrap()),
+                    };
+                    for k in a..=b {
+                        assert!(claimed.insert(k, i).is_none(), "{k} erased twice");
+                    }
+                }
+            }
+        }
+        start += 1000;
+    }
+    assert_eq!(
+        claimed, erased,
+        "erasure entries and erased records disagree (an erasure claimed but not done, or done \
+         without an entry)"
+    );
+    erased.len() as u64
+}
+
+/// SIGKILL while erasures run: after each restart, erasure entries and erased records agree
+/// exactly, and at the end every erasure finishes when repeated and fsck passes.
+fn erasure_crash_loop(engine: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sealtrail.toml");
+    let sha: String = sha2::Sha256::digest(ADMIN_TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        &config,
+        format!("[[auth.tokens]]\nname = \"ops\"\nrole = \"admin\"\nsha256 = \"{sha}\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let mut node = start_with(&data, engine, &args);
+    // Anonymous entries in groups told apart by event type; each erasure selects one group.
+    for p in 0..ERASE_GROUPS {
+        for chunk in 0..ENTRIES_PER_PRINCIPAL / 1000 {
+            let items: Vec<String> = (0..1000)
+                .map(|k| format!("{{\"p\":{p},\"c\":{chunk},\"k\":{k}}}"))
+                .collect();
+            let r = http_as(
+                node.addr,
+                "POST",
+                "/v1/entries/batch",
+                "application/json",
+                format!("[{}]", items.join(",")).as_bytes(),
+                &format!("X-Event-Type: kind{p}\r\n"),
+            )
+            .unwrap();
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+    let mut rng = Rng(0x5eed_0000 ^ engine.len() as u64);
+    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    for p in 0..ERASE_GROUPS {
+        let addr = node.addr;
+        let (h, body) = (
+            admin.clone(),
+            format!("{{\"event_type\":\"kind{p}\",\"reason\":\"crash test\"}}"),
+        );
+        let eraser = std::thread::spawn(move || {
+            http_as(
+                addr,
+                "POST",
+                "/v1/admin/erasures",
+                "application/json",
+                body.as_bytes(),
+                &h,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(rng.below(600)));
+        node.child.kill().unwrap(); // SIGKILL, mid-erasure or not
+        node.child.wait().unwrap();
+        let _ = eraser.join().unwrap();
+        node = start_with(&data, engine, &args);
+        let n = check_erasures(&node);
+        eprintln!(
+            "erasure crash test ({engine}): kill {}: {n} records erased",
+            p + 1
+        );
+    }
+    // Repeating each erasure finishes it.
+    for p in 0..ERASE_GROUPS {
+        let r = http_as(
+            node.addr,
+            "POST",
+            "/v1/admin/erasures",
+            "application/json",
+            format!("{{\"event_type\":\"kind{p}\",\"reason\":\"finish\"}}").as_bytes(),
+            &admin,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(check_erasures(&node), ERASE_GROUPS * ENTRIES_PER_PRINCIPAL);
+    stop_and_fsck(node, &data, engine);
+}
+
+#[test]
+fn erasure_crash_redb() {
+    erasure_crash_loop("redb");
+}
+
+#[test]
+fn erasure_crash_sled() {
+    erasure_crash_loop("sled");
 }
 
 #[test]

@@ -665,3 +665,124 @@ async fn retention_erases_expired_records_except_held_ones() {
     assert!(report.ok(), "{:?}", report.problems);
     log.stop().await;
 }
+
+/// Whether `needle` occurs in any file under `dir`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+async fn erase_then_compact(engine: sealtrail_server::store::Engine) {
+    use sealtrail_server::store::{compact::compact, open};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let marker = format!("{MARKER}-{}", engine.name());
+    let store: Arc<dyn LogStore> = Arc::from(open(engine, &dir).unwrap());
+    let log = TestLog::start(config(), store.clone());
+    for i in 0..300 {
+        let body = if i % 3 == 0 {
+            format!(r#"{{"n":{i},"secret":"{marker}"}}"#)
+        } else {
+            format!(r#"{{"n":{i}}}"#)
+        };
+        append(
+            &log,
+            None,
+            if i % 3 == 0 { "secret" } else { "plain" },
+            &body,
+        )
+        .await;
+    }
+    let r = log
+        .post_json(
+            "/v1/admin/erasures",
+            &serde_json::json!({"event_type": "secret", "reason": "test"}).to_string(),
+        )
+        .await;
+    // The quick start has no admin: erasure needs a token even on loopback.
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let seq = log.server.as_ref().unwrap().state().seq.clone();
+    let indices: Vec<u64> = (0..300).filter(|i| i % 3 == 0).collect();
+    let outcome = seq
+        .admin(sealtrail_server::sequencer::AdminOp::Erase {
+            indices,
+            note: sealtrail_server::privacy::ErasureNote {
+                request_id: "t".into(),
+                part: 1,
+                reason: "test".into(),
+                selector: serde_json::json!({"indices": true}),
+            },
+            requested_by: "token:ops".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        sealtrail_server::sequencer::AdminOutcome::Erased { erased: 100, .. }
+    ));
+    log.stop().await;
+    drop(seq);
+    drop(store);
+    let before = files_containing(&dir, marker.as_bytes());
+    eprintln!(
+        "{}: the marker is in {} file(s) after erasure, before compaction",
+        engine.name(),
+        before.len()
+    );
+    let summary = compact(engine, &dir).unwrap();
+    assert_eq!(summary.size, 301);
+    let after = files_containing(&dir, marker.as_bytes());
+    assert!(
+        after.is_empty(),
+        "marker bytes survive compaction in {after:?}"
+    );
+    // The compacted log is the same log: fsck passes, records and tombstones are all there.
+    let store = open(engine, &dir).unwrap();
+    let report = sealtrail_server::fsck::fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!((report.records, report.erased), (201, 100));
+    assert!(!tmp.path().join("data.compacting").exists());
+    assert!(!tmp.path().join("data.precompact").exists());
+}
+
+#[tokio::test]
+async fn erased_bytes_leave_a_redb_data_directory_after_compaction() {
+    erase_then_compact(sealtrail_server::store::Engine::Redb).await;
+}
+
+#[tokio::test]
+async fn erased_bytes_leave_a_sled_data_directory_after_compaction() {
+    erase_then_compact(sealtrail_server::store::Engine::Sled).await;
+}
+
+#[test]
+fn an_interrupted_compaction_is_finished_or_undone() {
+    use sealtrail_server::store::{Engine, compact::compact, open};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    drop(open(Engine::Redb, &dir).unwrap());
+    // A crash between the two renames leaves only the old directory, under its new name.
+    std::fs::rename(&dir, tmp.path().join("data.precompact")).unwrap();
+    std::fs::create_dir(tmp.path().join("data.compacting")).unwrap();
+    compact(Engine::Redb, &dir).unwrap();
+    assert!(dir.join("log.redb").exists());
+    assert!(!tmp.path().join("data.precompact").exists());
+    assert!(!tmp.path().join("data.compacting").exists());
+    // A running server (an open store) is refused, and nothing changes.
+    let held = open(Engine::Redb, &dir).unwrap();
+    assert!(compact(Engine::Redb, &dir).is_err());
+    drop(held);
+    assert!(!tmp.path().join("data.compacting").exists());
+}
