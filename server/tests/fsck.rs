@@ -9,7 +9,8 @@ use std::sync::Arc;
 use common::*;
 use sealtrail_server::fsck::fsck;
 use sealtrail_server::store::mem::MemStore;
-use sealtrail_server::store::{EntryStore as _, TileStore as _};
+use sealtrail_server::store::{EntryStore as _, RecordState, RecordStore as _, TileStore as _};
+use sealtrail_spec::record::PrivateRecord;
 
 async fn healthy_log(entries: usize) -> Arc<MemStore> {
     let store = Arc::new(MemStore::new());
@@ -192,4 +193,66 @@ async fn damaged_secondary_indexes_are_caught() {
     assert!(indexes_problem(&store).contains("past the tree"));
     store.corrupt_posting(past, None);
     assert!(fsck(store.as_ref(), ORIGIN, &verifier()).unwrap().ok());
+}
+
+#[tokio::test]
+async fn damaged_records_and_erasures_are_caught() {
+    let problems = |store: &MemStore| fsck(store, ORIGIN, &verifier()).unwrap().problems;
+    let has = |ps: &[String], s: &str| ps.iter().any(|p| p.contains(s));
+    let store = healthy_log(20).await;
+    let RecordState::Live(bytes) = store.record(5).unwrap() else {
+        panic!("record 5 is live");
+    };
+    // A record whose payload changed: it no longer matches the leaf's commitment.
+    let mut r = PrivateRecord::decode(&bytes).unwrap();
+    r.payload = b"{\"i\":99}".to_vec();
+    store.corrupt_record(5, RecordState::Live(r.encode()));
+    let ps = problems(&store);
+    assert!(has(&ps, "record of entry 5 does not match its leaf"), "{ps:?}");
+    // A lost record.
+    store.corrupt_record(5, RecordState::Live(bytes));
+    store.corrupt_record(6, RecordState::Absent);
+    assert!(has(&problems(&store), "record of entry 6 is missing"));
+    // A silent erasure: a tombstone no erasure entry claims.
+    let store = healthy_log(20).await;
+    store.corrupt_record(8, RecordState::Erased(15));
+    let ps = problems(&store);
+    assert!(has(&ps, "name entry 15, which is not an erasure entry"), "{ps:?}");
+    store.corrupt_record(8, RecordState::Erased(3));
+    assert!(has(&problems(&store), "cannot have erased it"));
+    // An erasure entry that claims records which are still there.
+    let store = Arc::new(MemStore::new());
+    let log = TestLog::start(config(), store.clone());
+    for i in 0..4 {
+        log.post_json("/v1/entries", &format!("{{\"i\":{i}}}")).await;
+    }
+    let seq = log.server.as_ref().unwrap().state().seq.clone();
+    seq.admin(sealtrail_server::sequencer::AdminOp::Erase {
+        indices: vec![1, 2],
+        note: sealtrail_server::privacy::ErasureNote {
+            request_id: "r".into(),
+            part: 1,
+            reason: "test".into(),
+            selector: serde_json::json!({"indices": true}),
+        },
+        requested_by: "token:ops".into(),
+    })
+    .await
+    .unwrap();
+    log.stop().await;
+    assert!(problems(&store).is_empty());
+    let live = |i: u8| {
+        PrivateRecord {
+            salt: [i; 32],
+            principal: "anonymous".into(),
+            payload: b"{}".to_vec(),
+        }
+        .encode()
+    };
+    store.corrupt_record(2, RecordState::Live(live(2)));
+    let ps = problems(&store);
+    assert!(has(&ps, "erasure entry 4 and the tombstones disagree"), "{ps:?}");
+    store.corrupt_record(1, RecordState::Live(live(1)));
+    let ps = problems(&store);
+    assert!(has(&ps, "none of them is erased"), "{ps:?}");
 }

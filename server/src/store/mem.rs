@@ -148,6 +148,24 @@ impl MemStore {
         }
     }
 
+    /// Sets what the store holds for entry `index`'s record behind the log's back (fault
+    /// injection for `fsck` tests): a live record, a tombstone, or nothing.
+    pub fn corrupt_record(&self, index: u64, state: RecordState) {
+        if let Ok(mut s) = self.state.lock() {
+            s.records.remove(&index);
+            s.erased.remove(&index);
+            match state {
+                RecordState::Live(r) => {
+                    s.records.insert(index, r);
+                }
+                RecordState::Erased(by) => {
+                    s.erased.insert(index, by);
+                }
+                RecordState::Absent => {}
+            }
+        }
+    }
+
     /// Replaces the stored checkpoint behind the log's back (fault injection for `fsck` tests).
     pub fn corrupt_checkpoint(&self, note: Option<Vec<u8>>) {
         if let Ok(mut s) = self.state.lock() {
