@@ -208,7 +208,10 @@ async fn damaged_records_and_erasures_are_caught() {
     r.payload = b"{\"i\":99}".to_vec();
     store.corrupt_record(5, RecordState::Live(r.encode()));
     let ps = problems(&store);
-    assert!(has(&ps, "record of entry 5 does not match its leaf"), "{ps:?}");
+    assert!(
+        has(&ps, "record of entry 5 does not match its leaf"),
+        "{ps:?}"
+    );
     // A lost record.
     store.corrupt_record(5, RecordState::Live(bytes));
     store.corrupt_record(6, RecordState::Absent);
@@ -217,14 +220,18 @@ async fn damaged_records_and_erasures_are_caught() {
     let store = healthy_log(20).await;
     store.corrupt_record(8, RecordState::Erased(15));
     let ps = problems(&store);
-    assert!(has(&ps, "name entry 15, which is not an erasure entry"), "{ps:?}");
+    assert!(
+        has(&ps, "name entry 15, which is not an erasure entry"),
+        "{ps:?}"
+    );
     store.corrupt_record(8, RecordState::Erased(3));
     assert!(has(&problems(&store), "cannot have erased it"));
     // An erasure entry that claims records which are still there.
     let store = Arc::new(MemStore::new());
     let log = TestLog::start(config(), store.clone());
     for i in 0..4 {
-        log.post_json("/v1/entries", &format!("{{\"i\":{i}}}")).await;
+        log.post_json("/v1/entries", &format!("{{\"i\":{i}}}"))
+            .await;
     }
     let seq = log.server.as_ref().unwrap().state().seq.clone();
     seq.admin(sealtrail_server::sequencer::AdminOp::Erase {
@@ -251,7 +258,10 @@ async fn damaged_records_and_erasures_are_caught() {
     };
     store.corrupt_record(2, RecordState::Live(live(2)));
     let ps = problems(&store);
-    assert!(has(&ps, "erasure entry 4 and the tombstones disagree"), "{ps:?}");
+    assert!(
+        has(&ps, "erasure entry 4 and the tombstones disagree"),
+        "{ps:?}"
+    );
     store.corrupt_record(1, RecordState::Live(live(1)));
     let ps = problems(&store);
     assert!(has(&ps, "none of them is erased"), "{ps:?}");

@@ -786,3 +786,73 @@ fn an_interrupted_compaction_is_finished_or_undone() {
     drop(held);
     assert!(!tmp.path().join("data.compacting").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_during_erasures_are_all_answered_and_kept() {
+    let (log, store) = start(config());
+    let seq = log.server.as_ref().unwrap().state().seq.clone();
+    for i in 0..200 {
+        append(&log, None, "x", &format!(r#"{{"i":{i}}}"#)).await;
+    }
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let seq = seq.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..150u64 {
+                    let e = sealtrail_server::sequencer::NewEntry {
+                        principal: format!("w{w}"),
+                        content_type: "application/json".into(),
+                        event_type: None,
+                        payload: format!(r#"{{"w":{w},"i":{i}}}"#).into_bytes(),
+                    };
+                    got.push(
+                        seq.submit(vec![e], None)
+                            .await
+                            .expect("append answered")
+                            .first_index,
+                    );
+                }
+                got
+            })
+        })
+        .collect();
+    // Erasures, one index at a time, racing the appends.
+    for i in 0..40u64 {
+        let outcome = seq
+            .admin(sealtrail_server::sequencer::AdminOp::Erase {
+                indices: vec![i * 5],
+                note: sealtrail_server::privacy::ErasureNote {
+                    request_id: "r".into(),
+                    part: 1,
+                    reason: "race".into(),
+                    selector: serde_json::json!({"indices": true}),
+                },
+                requested_by: "token:ops".into(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            sealtrail_server::sequencer::AdminOutcome::Erased { erased: 1, .. }
+        ));
+    }
+    let mut indices: Vec<u64> = Vec::new();
+    for w in writers {
+        indices.extend(w.await.unwrap());
+    }
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 8 * 150, "every append has its own index");
+    assert_eq!(store.tree_size().unwrap(), 200 + 8 * 150 + 40);
+    for i in indices {
+        assert!(
+            matches!(store.record(i).unwrap(), RecordState::Live(_)),
+            "entry {i}"
+        );
+    }
+    let report = sealtrail_server::fsck::fsck(store.as_ref(), ORIGIN, &verifier()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.erased, 40);
+    log.stop().await;
+}

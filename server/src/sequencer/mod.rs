@@ -520,7 +520,9 @@ impl Gather {
         match &self.open {
             None => true,
             Some(o) => {
-                o.import.is_none() && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
+                o.import.is_none()
+                    && o.admin.is_none()
+                    && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
             }
         }
     }
