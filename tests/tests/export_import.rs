@@ -665,3 +665,101 @@ fn a_backup_taken_before_an_erasure_and_restored_after_it_keeps_those_records_er
         check_restored(dir, &alice, &bob, &erasures);
     }
 }
+
+// Known server bug, kept as an ignored test until `export::import` checks tombstones: a records
+// file line `x E` is accepted whatever entry E is (only E <= the entry's own index is refused),
+// so a damaged or forged backup restores records as "erased" by an entry that is no erasure
+// of them, and fsck then rejects the restored data directory. Import should refuse, naming the
+// file, like every other records file damage.
+#[test]
+#[ignore = "server bug: import accepts a tombstone whose erasure entry does not name the record"]
+fn a_tombstone_naming_no_erasure_of_the_record_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = small_export(tmp.path());
+    let records = out.join(export::RECORDS_DIR).join("1");
+    let good = std::fs::read_to_string(&records).unwrap();
+    // Entry 400 is an ordinary entry; entry 99999 is beyond the export's 600.
+    for (k, forged) in [(5, "x 400"), (6, "x 99999")] {
+        let mut lines: Vec<&str> = good.lines().collect();
+        lines[k] = forged;
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&records, text).unwrap();
+        let target = tmp.path().join(format!("restored-{k}"));
+        refused(&out, &target, "private/records/1");
+    }
+}
+
+/// An export's source whose checkpoint was read before an erasure and whose bundles and records
+/// are read after it, as `HttpSource` reads them when an erasure commits between its
+/// `GET /checkpoint` and its `GET /v1/entries` calls.
+struct ReadAcrossAnErasure {
+    note: Vec<u8>,
+    inner: HttpSource,
+}
+
+impl export::Source for ReadAcrossAnErasure {
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError> {
+        Ok(self.note.clone())
+    }
+
+    fn bundle(&mut self, id: sealtrail_spec::tiles::BundleId) -> Result<Vec<u8>, ExportError> {
+        self.inner.bundle(id)
+    }
+
+    fn records(
+        &mut self,
+        id: sealtrail_spec::tiles::BundleId,
+    ) -> Result<Vec<sealtrail_server::sequencer::ImportRecord>, ExportError> {
+        self.inner.records(id)
+    }
+}
+
+// Known server bug, kept as an ignored test: an export from a running server that races an
+// erasure writes tombstones naming an erasure entry past the exported checkpoint (export
+// accepts any tombstone naming a later entry), import accepts them, and fsck rejects the
+// restored data directory. A backup must never restore into a directory fsck rejects: export
+// should re-read the checkpoint (or refuse) when a record's erasure entry is past it.
+#[test]
+#[ignore = "server bug: a backup taken while an erasure commits restores into a directory fsck rejects"]
+fn an_export_racing_an_erasure_never_restores_into_a_directory_fsck_rejects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let live = Live::start(privacy_config(&data), open(&data), signer());
+    append_as(&live, BOB, KEEP, 0, 100);
+    append_as(&live, ALICE, MARKER, 100, 100);
+    let note = live.get("checkpoint");
+    let r = live
+        .http
+        .post(format!("{}/v1/admin/erasures", live.url))
+        .bearer_auth(OPS)
+        .header("content-type", "application/json")
+        .body(r#"{"principal":"token:alice","reason":"erasure during a backup"}"#)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let mut source = ReadAcrossAnErasure {
+        note,
+        inner: HttpSource::new(&live.url, None).unwrap(),
+    };
+    let out = tmp.path().join("export");
+    let exported = export::export(&mut source, ORIGIN, &signer().verifier(), &out, false);
+    live.stop();
+    let Ok(summary) = exported else {
+        return; // refusing such an export is fine
+    };
+    assert_eq!(summary.size, 200);
+    let restored = tmp.path().join("restored");
+    if export::import(&out, &config(&restored), signer()).is_err() {
+        return; // and so is refusing to import it
+    }
+    let store = open(&restored);
+    let report =
+        sealtrail_server::fsck::fsck(store.as_ref(), ORIGIN, &signer().verifier()).unwrap();
+    let p = &report.problems;
+    assert!(
+        report.ok(),
+        "{} problems, first {:?}",
+        p.len(),
+        &p[..p.len().min(2)]
+    );
+}
