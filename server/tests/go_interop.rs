@@ -2,6 +2,8 @@
 //! `golang.org/x/mod/sumdb/tlog` and `sumdb/note` (`tests/interop/sumdbclient`) verifies a log
 //! served by this server from the static read path alone (`/checkpoint`, hash tiles and entry
 //! bundles), and fails on every kind of tampering a proxy in front of the server introduces.
+//! Erasing records (by principal, through the admin API) changes nothing it reads: the leaves
+//! stay, and the erasure entry is one more leaf it verifies like any other.
 //!
 //! Needs Go and Debian's x/mod sources (`apt-get install golang-go golang-golang-x-mod-dev`); the
 //! test fails, never skips, without them. The client is built in GOPATH mode, offline, against
@@ -342,16 +344,22 @@ async fn append_binary(addr: SocketAddr, leaves: &mut Vec<Hash>, n: u64) {
 
 /// `count` JSON entries in one `POST /v1/entries/batch` (NDJSON).
 async fn append_batch(addr: SocketAddr, leaves: &mut Vec<Hash>, count: u64) {
+    append_batch_as(addr, leaves, count, None).await;
+}
+
+/// [`append_batch`] with a bearer token (the entries' principal is the token's).
+async fn append_batch_as(
+    addr: SocketAddr,
+    leaves: &mut Vec<Hash>,
+    count: u64,
+    token: Option<&str>,
+) {
     let first = leaves.len() as u64;
     let body: String = (first..first + count).map(|i| item(i) + "\n").collect();
-    let r = http(
-        addr,
-        "POST",
-        "/v1/entries/batch",
-        &[("Content-Type", "application/x-ndjson")],
-        body.as_bytes(),
-    )
-    .await;
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/x-ndjson")];
+    headers.extend(auth.as_deref().map(|a| ("Authorization", a)));
+    let r = http(addr, "POST", "/v1/entries/batch", &headers, body.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let j = r.json();
     assert_eq!(j["first_index"], first);
@@ -377,14 +385,7 @@ async fn save_checkpoint(addr: SocketAddr, leaves: &[Hash], saved: &mut Vec<(u64
 /// 1, 255, 256, 300, 1000 and 1300.
 async fn fixture() -> Fixture {
     let client = build_go_client().await;
-    let server = Server::start(config(), Arc::new(MemStore::new()), signer()).unwrap();
-    let state = server.state().clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
+    let (addr, state, tx, task) = serve(config()).await;
 
     let started = Instant::now();
     let mut leaves = Vec::new();
@@ -419,6 +420,27 @@ async fn fixture() -> Fixture {
         checkpoints: saved,
         dir: tempfile::tempdir().unwrap(),
     }
+}
+
+/// A server with `config` on the in-memory store on 127.0.0.1: its address, state, and the
+/// sender and task that stop it.
+async fn serve(
+    config: sealtrail_server::config::Config,
+) -> (
+    SocketAddr,
+    sealtrail_server::api::AppState,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let server = Server::start(config, Arc::new(MemStore::new()), signer()).unwrap();
+    let state = server.state().clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = rx.await;
+    }));
+    (addr, state, tx, task)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -754,4 +776,151 @@ async fn go_sumdb_client_rejects_tampering() {
         .assert_failed("old-checkpoint", "note.Open");
 
     fx.stop().await;
+}
+
+/// A submitter's and an admin's token for the erasure scenario (the server holds their SHA-256).
+const ALICE: &str = "stk_alice-token-for-go-interop-erasure-0000000000";
+const OPS: &str = "stk_ops-admin-token-for-go-interop-erasure-0000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sumdb_client_verifies_the_log_after_an_erasure() {
+    let client = build_go_client().await;
+    let token = |name: &str, role, t: &str| sealtrail_server::auth::TokenEntry {
+        name: name.to_owned(),
+        role,
+        sha256: sha256_hex(t.as_bytes()),
+    };
+    let mut c = config();
+    c.auth.tokens = vec![
+        token("alice", sealtrail_server::auth::Role::Submitter, ALICE),
+        token("ops", sealtrail_server::auth::Role::Admin, OPS),
+    ];
+    let (addr, _state, tx, task) = serve(c).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Anonymous entries and alice's, interleaved across bundle boundaries: 601 entries.
+    let (mut leaves, mut saved) = (Vec::new(), Vec::new());
+    append_batch(addr, &mut leaves, 200).await;
+    append_batch_as(addr, &mut leaves, 100, Some(ALICE)).await; // 200..300
+    append_binary(addr, &mut leaves, 0).await;
+    append_batch_as(addr, &mut leaves, 300, Some(ALICE)).await; // 301..601
+    save_checkpoint(addr, &leaves, &mut saved).await;
+    let before_size = leaves.len() as u64;
+    let alice: Vec<u64> = (200..300).chain(301..601).collect();
+    let j = http(addr, "GET", "/v1/entries/450", &[], b"").await.json();
+    assert_eq!(j["record"]["principal"], "token:alice", "{j}");
+    // The public read path as it was before the erasure.
+    let paths = [
+        "/tile/entries/000",
+        "/tile/entries/001",
+        "/tile/entries/002.p/89",
+        "/tile/0/000",
+        "/tile/0/002.p/89",
+        "/tile/1/000.p/2",
+    ];
+    let mut before = Vec::new();
+    for p in paths {
+        let r = http(addr, "GET", p, &[], b"").await;
+        assert_eq!(r.status, 200, "{p}");
+        before.push(r.body);
+    }
+
+    // Erase alice's records through the admin API, by principal.
+    let body = serde_json::json!({"principal": "token:alice", "reason": "interop erasure test"});
+    let erase = |auth: Option<&'static str>| {
+        let body = body.to_string();
+        async move {
+            let a = auth.map(|t| format!("Bearer {t}"));
+            let mut h = vec![("Content-Type", "application/json")];
+            h.extend(a.as_deref().map(|a| ("Authorization", a)));
+            http(addr, "POST", "/v1/admin/erasures", &h, body.as_bytes()).await
+        }
+    };
+    let r = erase(Some(ALICE)).await;
+    assert_eq!(
+        r.status,
+        403,
+        "a submitter may not erase: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = erase(Some(OPS)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let summary = r.json();
+    assert_eq!(summary["erased"], 400, "{summary}");
+    assert_eq!(
+        summary["erasure_entries"],
+        serde_json::json!([before_size]),
+        "{summary}"
+    );
+    // The erasure entry is one more leaf; its hash is checked against the signed root below
+    // (save_checkpoint recomputes the root from `leaves`).
+    let j = http(addr, "GET", &format!("/v1/entries/{before_size}"), &[], b"")
+        .await
+        .json();
+    assert_eq!(j["event_type"], "sealtrail.erasure", "{j}");
+    leaves.push(Hash::from_hex(j["leaf_hash"].as_str().unwrap()).unwrap());
+    append_batch(addr, &mut leaves, 100).await; // 702: the log goes on
+    save_checkpoint(addr, &leaves, &mut saved).await;
+    for i in [alice[0], alice[150], *alice.last().unwrap()] {
+        let j = http(addr, "GET", &format!("/v1/entries/{i}"), &[], b"")
+            .await
+            .json();
+        assert!(j["record"].is_null(), "{j}");
+        assert_eq!(j["erased"]["erasure_index"], before_size, "{j}");
+    }
+    let j = http(addr, "GET", "/v1/entries/199", &[], b"").await.json();
+    assert_eq!(j["record"]["principal"], "anonymous", "{j}");
+
+    // Nothing of the public read path changed: the leaves stay, only records were destroyed.
+    for (p, old) in paths.iter().zip(&before) {
+        let r = http(addr, "GET", p, &[], b"").await;
+        assert_eq!(r.status, 200, "{p}");
+        assert_eq!(&r.body, old, "{p} changed after the erasure");
+    }
+
+    // The Go client verifies the whole log from tiles alone, every entry and the consistency
+    // of the pre-erasure checkpoint with the current one.
+    let olds: Vec<PathBuf> = saved
+        .iter()
+        .map(|(size, note)| {
+            let p = dir.path().join(format!("checkpoint-{size}"));
+            std::fs::write(&p, note).unwrap();
+            p
+        })
+        .collect();
+    let run = client
+        .run(&format!("http://{addr}"), &verifier().to_vkey(), &olds)
+        .await;
+    let s = run.assert_ok();
+    assert_eq!(s["tree_size"], 702);
+    assert_eq!(s["entries_checked"], 702);
+    assert_eq!(s["bundles_checked"], 3);
+    assert_eq!(s["root_hash"], tree_hash(&leaves).to_base64());
+    let concat: Vec<u8> = leaves.iter().flat_map(|h| h.as_bytes().to_vec()).collect();
+    assert_eq!(s["leaf_hashes_sha256"], sha256_hex(&concat));
+    let checked: Vec<(u64, String)> = s["consistency_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tree_size"].as_u64().unwrap(),
+                c["root_hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            (
+                before_size,
+                tree_hash(&leaves[..before_size as usize]).to_base64()
+            ),
+            (702, tree_hash(&leaves).to_base64())
+        ]
+    );
+    eprintln!("Go client summary after the erasure: {s:#}");
+
+    tx.send(()).unwrap();
+    tokio::time::timeout(GUARD, task).await.unwrap().unwrap();
 }

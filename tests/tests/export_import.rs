@@ -1,7 +1,10 @@
 //! Backup and restore end to end, on redb data directories: export a running log while appends
 //! go on, audit the export with the verifier, import it into a new data directory, and check the
-//! restored log serves the same checkpoint and proofs and continues consistently. Tampered,
-//! truncated and foreign exports are refused and leave nothing behind.
+//! restored log serves the same checkpoint, proofs and private records and continues
+//! consistently. Tampered, truncated and foreign exports (tiles or records files) are refused and
+//! leave nothing behind. A backup taken before an erasure never brings the erased records back,
+//! even with records files older than the erasure, and compaction then removes every byte of
+//! them; a public-only export holds no content at all.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,13 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::Live;
+use sealtrail_server::auth::{Role, TokenEntry};
 use sealtrail_server::config::Config;
 use sealtrail_server::export::{self, DirSource, ExportError, HttpSource};
 use sealtrail_server::store::{self, Engine, LogStore};
 use sealtrail_spec::Hash;
+use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::verify_consistency;
 use sealtrail_spec::note::Ed25519Signer;
+use sealtrail_spec::record::PrivateRecord;
 use sealtrail_verifier::trust::{Trust, WitnessArgs};
 
 const ORIGIN: &str = "backup.sealtrail.example/log";
@@ -109,6 +117,14 @@ fn export_while_appending_audit_import_and_continue() {
     let back = start(&restored);
     // The same checkpoint (the log's signature is deterministic) and the same proofs.
     assert_eq!(back.get("checkpoint"), exported);
+    // The private records came back with the leaves (served anonymously on loopback).
+    let j = back.json("v1/entries/17");
+    assert_eq!(
+        j["record"]["payload"],
+        serde_json::json!({"history": "a", "n": 17}),
+        "{j}"
+    );
+    assert_eq!(j["record"]["principal"], "anonymous", "{j}");
     let j = back.json(&format!("v1/proof/inclusion?index=17&size={size}"));
     let proof: Vec<Hash> = j["proof"]
         .as_array()
@@ -139,10 +155,23 @@ fn export_while_appending_audit_import_and_continue() {
 }
 
 /// Copies the export's files of the tree at `size` (its checkpoint `note`) into `to`: the
-/// first export as it was, before the update.
+/// first export as it was, before the update. Tiles and bundles are never rewritten, so the old
+/// ones are still there; a records file (`private/records/<N>`, one per bundle index whatever
+/// its width) is rewritten when the bundle grows, so the partial bundle's records are its first
+/// `width` lines (no erasure here, so the lines of the first export are unchanged).
 fn copy_export(from: &Path, to: &Path, note: &[u8], size: u64) {
     for b in sealtrail_spec::tiles::all_bundles(size) {
         copy(from, to, &b.path());
+        let rel = format!("{}/{}", export::RECORDS_DIR, b.index);
+        let text = std::fs::read_to_string(from.join(&rel)).unwrap();
+        let lines: String = text
+            .split_inclusive('\n')
+            .take(usize::from(b.width))
+            .collect();
+        assert_eq!(lines.lines().count(), usize::from(b.width), "{rel}");
+        let dst = to.join(&rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::write(dst, lines).unwrap();
     }
     for t in sealtrail_spec::tiles::all_tiles(size) {
         copy(from, to, &t.path());
@@ -196,12 +225,19 @@ fn tampered_truncated_and_foreign_exports_are_refused() {
     let out = small_export(tmp.path());
     let target = tmp.path().join("restored");
 
-    // A payload byte changed inside an entry: the envelope still decodes, the root differs.
+    // A public leaf field changed inside an entry (bundles hold no payload since envelope v2):
+    // a content type byte, still printable ASCII, so the envelope decodes and its record still
+    // matches its commitment, but the root differs.
     let bundle = out.join("tile/entries/001");
     let good = std::fs::read(&bundle).unwrap();
     let mut bad = good.clone();
-    let at = bad.windows(2).position(|w| w == b"\"t").unwrap() + 1;
-    bad[at] = b'u';
+    let at = bad
+        .windows(16)
+        .position(|w| w == b"application/json")
+        .unwrap()
+        + "application/".len();
+    bad[at] = b'k';
+    sealtrail_spec::tiles::decode_bundle(&bad, Some(256)).unwrap();
     std::fs::write(&bundle, &bad).unwrap();
     refused(&out, &target, "root");
     // A truncated bundle.
@@ -211,6 +247,66 @@ fn tampered_truncated_and_foreign_exports_are_refused() {
     std::fs::remove_file(&bundle).unwrap();
     refused(&out, &target, "No such file");
     std::fs::write(&bundle, &good).unwrap();
+
+    // Tampered records files are refused, naming the file: every record is checked against
+    // its leaf's payload size and commitment before anything is restored.
+    let records = out.join(export::RECORDS_DIR).join("1");
+    let good = std::fs::read_to_string(&records).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    assert_eq!(lines.len(), 256);
+    let with_line = |k: usize, line: &str| -> String {
+        let mut l = lines.clone();
+        l[k] = line;
+        l.iter().map(|l| format!("{l}\n")).collect()
+    };
+    let record = |k: usize| -> PrivateRecord {
+        PrivateRecord::decode(&B64.decode(lines[k].strip_prefix("r ").unwrap()).unwrap()).unwrap()
+    };
+    let line = |r: &PrivateRecord| format!("r {}", B64.encode(r.encode()));
+    // One payload byte changed, same length: the commitment differs.
+    let mut r = record(5);
+    assert_eq!(
+        String::from_utf8(r.payload.clone()).unwrap(),
+        "{\"history\":\"t\",\"n\":261}"
+    );
+    let at = r.payload.iter().position(|&b| b == b't').unwrap();
+    r.payload[at] = b'u';
+    std::fs::write(&records, with_line(5, &line(&r))).unwrap();
+    refused(&out, &target, "private/records/1: entry 261");
+    refused(&out, &target, "commitment");
+    // Another principal: the commitment differs.
+    let mut r = record(5);
+    r.principal = "mallory".into();
+    std::fs::write(&records, with_line(5, &line(&r))).unwrap();
+    refused(&out, &target, "private/records/1: entry 261");
+    // A payload of another length: the leaf's payload size differs.
+    let mut r = record(5);
+    r.payload.push(b' ');
+    std::fs::write(&records, with_line(5, &line(&r))).unwrap();
+    refused(&out, &target, "private/records/1: entry 261");
+    // Two records swapped: each is a valid record, of another leaf.
+    let mut swapped = lines.clone();
+    swapped.swap(5, 6);
+    let swapped: String = swapped.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&records, swapped).unwrap();
+    refused(&out, &target, "private/records/1: entry 261");
+    // A record replaced by a tombstone naming an entry that is not after it.
+    std::fs::write(&records, with_line(5, "x 3")).unwrap();
+    refused(&out, &target, "private/records/1: entry 261");
+    // A line that is neither a record nor a tombstone, and a line too few.
+    std::fs::write(&records, with_line(5, "r not-base64!")).unwrap();
+    refused(&out, &target, "private/records/1 line 6");
+    let short: String = lines[1..].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&records, short).unwrap();
+    refused(
+        &out,
+        &target,
+        "private/records/1: 255 lines for 256 entries",
+    );
+    // A missing records file.
+    std::fs::remove_file(&records).unwrap();
+    refused(&out, &target, "No such file");
+    std::fs::write(&records, &good).unwrap();
 
     // A checkpoint from another key (an impostor log with the same origin).
     let note = std::fs::read(out.join("checkpoint")).unwrap();
@@ -263,4 +359,407 @@ fn an_export_of_another_history_is_not_extended() {
     let mut source = DirSource(out.clone());
     let err = export::export(&mut source, ORIGIN, &signer().verifier(), &junk, false).unwrap_err();
     assert!(err.to_string().contains("neither empty"), "{err}");
+}
+
+// Two submitters and an admin for the erasure test: tokens in the server's config by SHA-256.
+const ALICE: &str = "stk_alice-token-for-export-import-tests-000000000";
+const BOB: &str = "stk_bob-token-for-export-import-tests-00000000000";
+const OPS: &str = "stk_ops-admin-token-for-export-import-tests-000000";
+/// In alice's payloads only: what must be gone from every file once her records are erased.
+const MARKER: &str = "ERASE-ME-4c1f9a7e-alice-personal-data";
+/// In bob's payloads only: what must survive (and shows a file scan would find a payload).
+const KEEP: &str = "KEEP-ME-8d02b6c3-bob-data";
+
+fn privacy_config(dir: &Path) -> Config {
+    let token = |name: &str, role, t: &str| TokenEntry {
+        name: name.to_owned(),
+        role,
+        sha256: Hash(sealtrail_spec::hash::sha256(t.as_bytes())).to_hex(),
+    };
+    let mut c = config(dir);
+    c.auth.tokens = vec![
+        token("alice", Role::Submitter, ALICE),
+        token("bob", Role::Submitter, BOB),
+        token("ops", Role::Admin, OPS),
+    ];
+    c
+}
+
+/// Appends `count` JSON entries as the token's principal; returns their indices.
+fn append_as(live: &Live, token: &str, note: &str, first: u64, count: u64) -> Vec<u64> {
+    let body: String = (first..first + count)
+        .map(|n| format!("{{\"n\":{n},\"note\":\"{note}\"}}\n"))
+        .collect();
+    let r = live
+        .http
+        .post(format!("{}/v1/entries/batch?wait=checkpoint", live.url))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let j: serde_json::Value = r.json().unwrap();
+    assert_eq!(j["count"], count, "{j}");
+    let start = j["first_index"].as_u64().unwrap();
+    (start..start + count).collect()
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`, relative to `dir`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, needle, hits);
+            } else if std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    walk(dir, dir, needle.as_bytes(), &mut hits);
+    hits.sort();
+    hits
+}
+
+/// The records of an export, decoded (they are base64 in the files, so a byte scan of the
+/// export cannot see a payload): `(live records' "principal payload" lines, tombstones)`.
+fn export_records(dir: &Path) -> (Vec<String>, usize) {
+    let (mut live, mut erased) = (Vec::new(), 0);
+    for e in std::fs::read_dir(dir.join(export::RECORDS_DIR)).unwrap() {
+        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            match line.split_once(' ').unwrap() {
+                ("r", b64) => {
+                    let r = PrivateRecord::decode(&B64.decode(b64).unwrap()).unwrap();
+                    live.push(format!(
+                        "{} {}",
+                        r.principal,
+                        String::from_utf8_lossy(&r.payload)
+                    ));
+                }
+                ("x", _) => erased += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    (live, erased)
+}
+
+/// How many of `records` hold `needle`.
+fn count(records: &[String], needle: &str) -> usize {
+    records.iter().filter(|r| r.contains(needle)).count()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let path = e.unwrap().path();
+        let dst = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &dst);
+        } else {
+            std::fs::copy(&path, &dst).unwrap();
+        }
+    }
+}
+
+/// Checks a restored data directory: alice's records erased by one of `erasures`, bob's live
+/// and matching their leaves' commitments, the erasure entries in place, and fsck clean.
+fn check_restored(dir: &Path, alice: &[u64], bob: &[u64], erasures: &[u64]) {
+    use sealtrail_server::store::RecordState;
+    let store = open(dir);
+    let leaf = |i: u64| LeafEnvelope::decode(&store.entry(i).unwrap().unwrap()).unwrap();
+    for &i in alice {
+        match store.record(i).unwrap() {
+            RecordState::Erased(by) => assert!(erasures.contains(&by), "entry {i} erased by {by}"),
+            other => panic!(
+                "{}: alice's entry {i} is not erased: {other:?}",
+                dir.display()
+            ),
+        }
+    }
+    for &i in bob {
+        let RecordState::Live(bytes) = store.record(i).unwrap() else {
+            panic!("{}: bob's entry {i} has no live record", dir.display());
+        };
+        let r = PrivateRecord::decode(&bytes).unwrap();
+        assert_eq!(r.check(&leaf(i)), Ok(()), "entry {i}");
+        assert_eq!(r.principal, "token:bob");
+        assert_eq!(
+            String::from_utf8(r.payload).unwrap(),
+            format!("{{\"n\":{i},\"note\":\"{KEEP}\"}}")
+        );
+    }
+    for &e in erasures {
+        assert_eq!(
+            leaf(e).event_type.as_deref(),
+            Some(sealtrail_server::privacy::ERASURE_EVENT_TYPE)
+        );
+        assert!(matches!(store.record(e).unwrap(), RecordState::Live(_)));
+    }
+    let report =
+        sealtrail_server::fsck::fsck(store.as_ref(), ORIGIN, &signer().verifier()).unwrap();
+    assert!(report.ok(), "{}: {:?}", dir.display(), report.problems);
+}
+
+#[test]
+fn a_backup_taken_before_an_erasure_and_restored_after_it_keeps_those_records_erased() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let live = Live::start(privacy_config(&p("data")), open(&p("data")), signer());
+    // 8448 entries (33 full bundles) in alternating runs of 64. The import commits every 8192
+    // entries, so alice's early records are restored in a commit before the one that holds the
+    // erasure entries (re-applied to committed records) and her late ones in the same commit
+    // (replaced before they are written); the erasure entries open bundle 33 of their own.
+    let (mut alice, mut bob) = (Vec::new(), Vec::new());
+    for run in 0..66 {
+        alice.extend(append_as(&live, ALICE, MARKER, run * 128, 64));
+        bob.extend(append_as(&live, BOB, KEEP, run * 128 + 64, 64));
+    }
+    assert_eq!(alice.len() + bob.len(), 8448);
+    // Payloads are what the test says they are (indices and markers), served on loopback.
+    let j = live.json(&format!("v1/entries/{}", bob[3]));
+    assert_eq!(j["record"]["payload"]["note"], KEEP, "{j}");
+    assert_eq!(j["record"]["principal"], "token:bob", "{j}");
+
+    // The backup before the erasure, and a byte copy of it.
+    let a = p("backup");
+    let mut source = HttpSource::new(&live.url, None).unwrap();
+    let first = export::export(&mut source, ORIGIN, &signer().verifier(), &a, false).unwrap();
+    assert_eq!((first.size, first.erased_records), (8448, 0));
+    let a_old = p("backup-old");
+    copy_tree(&a, &a_old);
+    let (records, erased) = export_records(&a_old);
+    assert_eq!(
+        (count(&records, MARKER), count(&records, KEEP), erased),
+        (4224, 4224, 0)
+    );
+    assert_eq!(count(&records, "token:alice"), 4224);
+
+    // Erase alice's records through the admin API (admin role: an anonymous caller is refused).
+    let erase = |token: Option<&str>| {
+        let mut req = live
+            .http
+            .post(format!("{}/v1/admin/erasures", live.url))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"principal": "token:alice", "reason": "erasure request 17"})
+                    .to_string(),
+            );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap()
+    };
+    assert!(erase(None).status().is_client_error());
+    assert!(erase(Some(BOB)).status().is_client_error());
+    let r = erase(Some(OPS));
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let summary: serde_json::Value = r.json().unwrap();
+    assert_eq!(summary["erased"], 64 * 66, "{summary}");
+    // 4224 records: two erasure entries of at most 4096 indices each.
+    let erasures: Vec<u64> = summary["erasure_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_u64().unwrap())
+        .collect();
+    assert_eq!(erasures, vec![8448, 8449], "{summary}");
+    let j = live.json(&format!("v1/entries/{}", alice[0]));
+    assert!(
+        j["record"].is_null() && j["erased"]["erasure_index"].is_u64(),
+        "{j}"
+    );
+
+    // Re-export into the same backup: the records files now hold tombstones.
+    let mut source = HttpSource::new(&live.url, None).unwrap();
+    let again = export::export(&mut source, ORIGIN, &signer().verifier(), &a, false).unwrap();
+    assert_eq!((again.size, again.erased_records), (8450, 4224));
+    let (records, erased) = export_records(&a);
+    assert_eq!(
+        (count(&records, MARKER), count(&records, KEEP), erased),
+        (0, 4224, 4224)
+    );
+    assert_eq!(count(&records, "token:alice"), 0);
+    // The two erasure entries' own records (the admin's, no personal data of alice's).
+    assert_eq!(count(&records, "token:ops"), 2);
+    assert_eq!(files_containing(&a, MARKER), Vec::<String>::new());
+    assert_eq!(audit(&a), 8450);
+
+    // A public-only export (a mirror): no private directory, no content, no principal.
+    let public = p("public");
+    let mut source = HttpSource::new(&live.url, None).unwrap();
+    let s = export::export(&mut source, ORIGIN, &signer().verifier(), &public, true).unwrap();
+    assert_eq!(s.size, 8450);
+    assert!(!public.join("private").exists());
+    for needle in [MARKER, KEEP, "token:alice", "token:bob", "token:ops"] {
+        assert_eq!(files_containing(&public, needle), Vec::<String>::new());
+    }
+    assert_eq!(audit(&public), 8450);
+    live.stop();
+    // A mirror is not a backup: it cannot be imported.
+    refused(&public, &p("from-public"), "No such file");
+
+    // (a) The updated backup restores with alice's records erased and bob's intact.
+    let restored_a = p("restored-a");
+    let s = export::import(&a, &config(&restored_a), signer()).unwrap();
+    assert_eq!(s.size, 8450);
+    check_restored(&restored_a, &alice, &bob, &erasures);
+    // Served, the restored log says so too, and the verifier checks the erasure entry.
+    let back = Live::start(privacy_config(&restored_a), open(&restored_a), signer());
+    let j = back.json(&format!("v1/entries/{}", alice[100]));
+    assert!(j["record"].is_null(), "{j}");
+    assert!(
+        erasures.contains(&j["erased"]["erasure_index"].as_u64().unwrap()),
+        "{j}"
+    );
+    assert_eq!(j["restricted"], false, "{j}");
+    let j = back.json(&format!("v1/entries/{}", bob[100]));
+    assert_eq!(j["record"]["payload"]["note"], KEEP, "{j}");
+    assert!(j["erased"].is_null(), "{j}");
+    let trust = Trust::new(&signer().verifier().to_vkey(), None, WitnessArgs::default()).unwrap();
+    let r = sealtrail_verifier::entry::run(&trust, &back.source(), alice[100]).unwrap();
+    assert_eq!(r.json["record_status"], "erased", "{}", r.json);
+    assert_eq!(
+        r.json["erased"]["erasure_entry_verified"], true,
+        "{}",
+        r.json
+    );
+    let r = sealtrail_verifier::entry::run(&trust, &back.source(), bob[100]).unwrap();
+    assert_eq!(r.json["record_status"], "verified", "{}", r.json);
+    back.stop();
+
+    // (b) Stale records files: the tiles hold the erasure entries, but the records files are
+    // the ones from before the erasure (bundle 33, the erasure entries', is not in the old
+    // backup, so it stays). The import re-applies the erasure entries it restores.
+    let stale = p("backup-stale");
+    copy_tree(&a, &stale);
+    copy_tree(
+        &a_old.join(export::RECORDS_DIR),
+        &stale.join(export::RECORDS_DIR),
+    );
+    let (records, erased) = export_records(&stale);
+    assert_eq!((count(&records, MARKER), erased), (4224, 0));
+    let restored_b = p("restored-b");
+    let s = export::import(&stale, &config(&restored_b), signer()).unwrap();
+    assert_eq!(s.size, 8450);
+    check_restored(&restored_b, &alice, &bob, &erasures);
+
+    // (c) After compaction no file of either restored data directory holds alice's data.
+    for dir in [&restored_a, &restored_b] {
+        let before = files_containing(dir, MARKER);
+        eprintln!(
+            "{}: before compaction the marker is in {before:?}",
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        let c = sealtrail_server::store::compact::compact(Engine::Redb, dir).unwrap();
+        assert_eq!(c.size, 8450);
+        assert_eq!(files_containing(dir, MARKER), Vec::<String>::new());
+        // The scan does see payloads in the store's files: bob's are there.
+        assert!(!files_containing(dir, KEEP).is_empty());
+        check_restored(dir, &alice, &bob, &erasures);
+    }
+}
+
+// Known server bug, kept as an ignored test until `export::import` checks tombstones: a records
+// file line `x E` is accepted whatever entry E is (only E <= the entry's own index is refused),
+// so a damaged or forged backup restores records as "erased" by an entry that is no erasure
+// of them, and fsck then rejects the restored data directory. Import should refuse, naming the
+// file, like every other records file damage.
+#[test]
+#[ignore = "server bug: import accepts a tombstone whose erasure entry does not name the record"]
+fn a_tombstone_naming_no_erasure_of_the_record_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = small_export(tmp.path());
+    let records = out.join(export::RECORDS_DIR).join("1");
+    let good = std::fs::read_to_string(&records).unwrap();
+    // Entry 400 is an ordinary entry; entry 99999 is beyond the export's 600.
+    for (k, forged) in [(5, "x 400"), (6, "x 99999")] {
+        let mut lines: Vec<&str> = good.lines().collect();
+        lines[k] = forged;
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&records, text).unwrap();
+        let target = tmp.path().join(format!("restored-{k}"));
+        refused(&out, &target, "private/records/1");
+    }
+}
+
+/// An export's source whose checkpoint was read before an erasure and whose bundles and records
+/// are read after it, as `HttpSource` reads them when an erasure commits between its
+/// `GET /checkpoint` and its `GET /v1/entries` calls.
+struct ReadAcrossAnErasure {
+    note: Vec<u8>,
+    inner: HttpSource,
+}
+
+impl export::Source for ReadAcrossAnErasure {
+    fn checkpoint(&mut self) -> Result<Vec<u8>, ExportError> {
+        Ok(self.note.clone())
+    }
+
+    fn bundle(&mut self, id: sealtrail_spec::tiles::BundleId) -> Result<Vec<u8>, ExportError> {
+        self.inner.bundle(id)
+    }
+
+    fn records(
+        &mut self,
+        id: sealtrail_spec::tiles::BundleId,
+    ) -> Result<Vec<sealtrail_server::sequencer::ImportRecord>, ExportError> {
+        self.inner.records(id)
+    }
+}
+
+// Known server bug, kept as an ignored test: an export from a running server that races an
+// erasure writes tombstones naming an erasure entry past the exported checkpoint (export
+// accepts any tombstone naming a later entry), import accepts them, and fsck rejects the
+// restored data directory. A backup must never restore into a directory fsck rejects: export
+// should re-read the checkpoint (or refuse) when a record's erasure entry is past it.
+#[test]
+#[ignore = "server bug: a backup taken while an erasure commits restores into a directory fsck rejects"]
+fn an_export_racing_an_erasure_never_restores_into_a_directory_fsck_rejects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let live = Live::start(privacy_config(&data), open(&data), signer());
+    append_as(&live, BOB, KEEP, 0, 100);
+    append_as(&live, ALICE, MARKER, 100, 100);
+    let note = live.get("checkpoint");
+    let r = live
+        .http
+        .post(format!("{}/v1/admin/erasures", live.url))
+        .bearer_auth(OPS)
+        .header("content-type", "application/json")
+        .body(r#"{"principal":"token:alice","reason":"erasure during a backup"}"#)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let mut source = ReadAcrossAnErasure {
+        note,
+        inner: HttpSource::new(&live.url, None).unwrap(),
+    };
+    let out = tmp.path().join("export");
+    let exported = export::export(&mut source, ORIGIN, &signer().verifier(), &out, false);
+    live.stop();
+    let Ok(summary) = exported else {
+        return; // refusing such an export is fine
+    };
+    assert_eq!(summary.size, 200);
+    let restored = tmp.path().join("restored");
+    if export::import(&out, &config(&restored), signer()).is_err() {
+        return; // and so is refusing to import it
+    }
+    let store = open(&restored);
+    let report =
+        sealtrail_server::fsck::fsck(store.as_ref(), ORIGIN, &signer().verifier()).unwrap();
+    let p = &report.problems;
+    assert!(
+        report.ok(),
+        "{} problems, first {:?}",
+        p.len(),
+        &p[..p.len().min(2)]
+    );
 }

@@ -57,13 +57,19 @@ fn a_live_log_verifies_end_to_end() {
     let r = proof::run(&trust(), &p, &Leaf::Hash(leaf)).unwrap();
     assert_eq!(r.json["index"], 257);
 
-    // The entry from the tiles, decoded.
+    // The entry from the tiles, decoded; the leaf holds only public fields and a commitment, so
+    // the content comes from the private record (served anonymously on loopback), checked
+    // against the verified leaf.
     let r = entry::run(&trust(), &live.source(), 257).unwrap();
     assert_eq!(r.json["leaf_hash"], leaf.to_hex());
-    assert_eq!(
-        r.json["envelope"]["payload"]["text"],
-        "{\"history\":\"a\",\"n\":257}"
-    );
+    let payload = "{\"history\":\"a\",\"n\":257}";
+    assert_eq!(r.json["envelope"]["payload_size"], payload.len());
+    assert_eq!(r.json["envelope"]["commitment"], j["commitment"]);
+    assert_eq!(r.json["record_status"], "verified", "{:#}", r.json);
+    assert_eq!(r.json["record"]["payload"]["text"], payload);
+    // No authentication configured: the spec says the principal is `anonymous`.
+    assert_eq!(r.json["record"]["principal"], "anonymous");
+    assert_eq!(j["record"]["principal"], "anonymous");
 
     // The log grows; the new checkpoint extends the old one, proven from the tiles.
     live.append("a", 300, 400);

@@ -353,7 +353,7 @@ async fn a_witness_anchors_cosigned_checkpoints_into_a_second_log() {
     // The anchor log receives the cosigned checkpoint as an entry.
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (index, note) = loop {
+    let (index, note, event_type) = loop {
         let j: serde_json::Value = http
             .get(format!("{anchor_url}/v1/entries?start=0"))
             .send()
@@ -363,9 +363,16 @@ async fn a_witness_anchors_cosigned_checkpoints_into_a_second_log() {
             .await
             .unwrap();
         let hit = j["entries"].as_array().unwrap().iter().find_map(|e| {
-            let text = String::from_utf8(base64_decode(e["payload_base64"].as_str()?)).ok()?;
-            text.starts_with(ORIGIN)
-                .then(|| (e["index"].as_u64().unwrap(), text))
+            // The payload is in the private record, served anonymously on loopback.
+            let text =
+                String::from_utf8(base64_decode(e["record"]["payload_base64"].as_str()?)).ok()?;
+            text.starts_with(ORIGIN).then(|| {
+                (
+                    e["index"].as_u64().unwrap(),
+                    text,
+                    e["event_type"].as_str().map(str::to_owned),
+                )
+            })
         });
         if let Some(hit) = hit {
             break hit;
@@ -376,6 +383,12 @@ async fn a_witness_anchors_cosigned_checkpoints_into_a_second_log() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Under the witness's own event type: `sealtrail.` ones are the log's, refused from clients.
+    assert_eq!(
+        event_type.as_deref(),
+        Some(sealtrail_witness::ANCHOR_EVENT_TYPE)
+    );
+    assert!(!sealtrail_witness::ANCHOR_EVENT_TYPE.starts_with("sealtrail."));
     // What was anchored is a checkpoint of the first log, cosigned by the witness.
     let policy = Policy::k_of_n(
         &[log_signer().verifier().to_vkey()],
@@ -417,8 +430,10 @@ async fn a_witness_anchors_cosigned_checkpoints_into_a_second_log() {
     .await
     .unwrap();
     assert_eq!(report.1["index"], index);
+    // The verifier checked the record it was served against the verified leaf.
+    assert_eq!(report.0["record_status"], "verified", "{}", report.0);
     assert!(
-        report.0["envelope"]["payload"]["text"]
+        report.0["record"]["payload"]["text"]
             .as_str()
             .unwrap()
             .starts_with(ORIGIN),
