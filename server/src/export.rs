@@ -127,6 +127,10 @@ pub enum ExportError {
     /// The source does not hold a valid log: bad signature, bad envelope, wrong root.
     #[error("refused: {0}")]
     Invalid(String),
+    /// The log changed while it was being read (an erasure committed after the checkpoint was
+    /// read): run again, which reads a newer checkpoint.
+    #[error("the log changed during the export: {0}")]
+    Changed(String),
     /// Writing the output failed.
     #[error("writing {path}: {error}")]
     Write {
@@ -447,6 +451,13 @@ pub fn rebuild(
                         records_path(id.index)
                     )));
                 }
+                Some(ImportRecord::Erased(by)) if *by >= size => {
+                    return Err(ExportError::Changed(format!(
+                        "{}: entry {index} was erased by entry {by}, past the checkpoint's size \
+                         {size}",
+                        records_path(id.index)
+                    )));
+                }
                 _ => {}
             }
             if env.time_ms < last_time {
@@ -519,6 +530,27 @@ pub struct ExportSummary {
 /// Everything is durable (one `syncfs`) before `checkpoint` is replaced, so a crash leaves the old
 /// export intact. `public_only` writes no records (a mirror).
 pub fn export(
+    source: &mut dyn Source,
+    origin: &str,
+    log_key: &dyn Verifier,
+    out: &Path,
+    public_only: bool,
+) -> Result<ExportSummary, ExportError> {
+    // An erasure that commits while a running server is read shows as a record erased by an
+    // entry past the checkpoint; reading again starts from a checkpoint that includes it.
+    let mut attempts = 0;
+    loop {
+        match export_once(source, origin, log_key, out, public_only) {
+            Err(ExportError::Changed(why)) if attempts < 4 => {
+                attempts += 1;
+                tracing::info!(%why, attempts, "export: the log changed; reading it again");
+            }
+            other => return other,
+        }
+    }
+}
+
+fn export_once(
     source: &mut dyn Source,
     origin: &str,
     log_key: &dyn Verifier,
@@ -655,6 +687,10 @@ pub struct ImportSummary {
     pub size: u64,
     /// Root hash of the restored log.
     pub root: Hash,
+    /// Records the export still held although a restored erasure entry names them (records
+    /// files older than the erasure): erased again during the import, after which the store was
+    /// compacted so their bytes are not left in its files.
+    pub erased_again: u64,
 }
 
 /// Rebuilds `config.data_dir` (which must not exist yet) from the export in `dir`, with the log's
@@ -690,7 +726,19 @@ pub fn import(
             staging.display()
         )));
     }
-    let result = import_into(&mut source, config, signer, &staging);
+    let result = import_into(&mut source, config, signer, &staging).and_then(|summary| {
+        // Records written and erased again during the import leave bytes in the store's files
+        // until it is rewritten: rewrite it now, before it becomes the data directory.
+        if summary.erased_again > 0 {
+            crate::store::compact::compact(config.store, &staging).map_err(|e| {
+                ExportError::Write {
+                    path: staging.clone(),
+                    error: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        }
+        Ok(summary)
+    });
     match result {
         Ok(summary) => {
             std::fs::rename(&staging, &target).map_err(|error| ExportError::Write {
@@ -725,9 +773,35 @@ struct Pending {
     first: u64,
     entries: Vec<ImportEntry>,
     reapply: Vec<(u64, u64)>,
+    /// Tombstones read from the export: erasure entry index -> the indices they say it erased.
+    claimed: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// What each restored erasure entry says it erased.
+    named: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// Live records of the export that a restored erasure entry names.
+    erased_again: u64,
 }
 
 impl Pending {
+    /// Every tombstone of the export is backed by the erasure entry it names: that entry is an
+    /// erasure entry of the restored log and names the record. Otherwise the export was tampered
+    /// with, or is not a consistent snapshot.
+    fn check_tombstones(&self) -> Result<(), ExportError> {
+        for (by, indices) in &self.claimed {
+            let named = self.named.get(by);
+            if let Some(&i) = indices
+                .iter()
+                .find(|i| named.is_none_or(|n| n.binary_search(i).is_err()))
+            {
+                return Err(invalid(format!(
+                    "{}: entry {i} is marked erased by entry {by}, which is not an erasure entry \
+                     naming it",
+                    records_path(i / u64::from(TILE_WIDTH))
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds an entry; if it is an erasure entry, the records it names are erased again: in this
     /// batch directly, in earlier ones through `reapply`.
     fn push(&mut self, leaf: Vec<u8>, record: ImportRecord) {
@@ -736,8 +810,15 @@ impl Pending {
             ImportRecord::Live(r) if is_erasure(&leaf) => {
                 crate::privacy::erased_indices(&r.payload).unwrap_or_default()
             }
-            _ => Vec::new(),
+            ImportRecord::Erased(by) => {
+                self.claimed.entry(*by).or_default().push(index);
+                Vec::new()
+            }
+            ImportRecord::Live(_) => Vec::new(),
         };
+        if !erased.is_empty() {
+            self.named.insert(index, erased.clone());
+        }
         self.entries.push(ImportEntry { leaf, record });
         for i in erased.into_iter().filter(|i| *i < index) {
             match i.checked_sub(self.first) {
@@ -748,9 +829,13 @@ impl Pending {
                         && matches!(e.record, ImportRecord::Live(_))
                     {
                         e.record = ImportRecord::Erased(index);
+                        self.erased_again += 1;
                     }
                 }
-                None => self.reapply.push((i, index)),
+                None => {
+                    self.reapply.push((i, index));
+                    self.erased_again += 1;
+                }
             }
         }
     }
@@ -821,7 +906,13 @@ fn import_into(
             Ok(())
         },
     );
+    let rebuilt = rebuilt.map_err(|e| match e {
+        // Nothing re-reads a directory: such an export is not a consistent snapshot.
+        ExportError::Changed(why) => invalid(format!("not a consistent snapshot: {why}")),
+        other => other,
+    });
     let outcome = rebuilt.and_then(|r| {
+        pending.check_tombstones()?;
         flush(&mut pending)?;
         let published = seq.published();
         let (size, root) = (
@@ -836,7 +927,11 @@ fn import_into(
                 root.to_base64()
             )));
         }
-        Ok(ImportSummary { size, root })
+        Ok(ImportSummary {
+            size,
+            root,
+            erased_again: pending.erased_again,
+        })
     });
     seq.shutdown();
     let _ = thread.join();

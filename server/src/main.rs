@@ -427,6 +427,13 @@ fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<
         summary.size,
         summary.root.to_base64()
     );
+    if summary.erased_again > 0 {
+        println!(
+            "import: {} records of the export were erased again (its records files predate \
+             erasure entries it holds); the store was compacted",
+            summary.erased_again
+        );
+    }
     let default_key = config.data_dir.join("log.key");
     if let Some(signer) = copy.filter(|_| key_path != default_key) {
         keys::write_new(&default_key, &signer)?;

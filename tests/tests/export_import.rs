@@ -608,7 +608,7 @@ fn a_backup_taken_before_an_erasure_and_restored_after_it_keeps_those_records_er
     // (a) The updated backup restores with alice's records erased and bob's intact.
     let restored_a = p("restored-a");
     let s = export::import(&a, &config(&restored_a), signer()).unwrap();
-    assert_eq!(s.size, 8450);
+    assert_eq!((s.size, s.erased_again), (8450, 0));
     check_restored(&restored_a, &alice, &bob, &erasures);
     // Served, the restored log says so too, and the verifier checks the erasure entry.
     let back = Live::start(privacy_config(&restored_a), open(&restored_a), signer());
@@ -647,8 +647,12 @@ fn a_backup_taken_before_an_erasure_and_restored_after_it_keeps_those_records_er
     assert_eq!((count(&records, MARKER), erased), (4224, 0));
     let restored_b = p("restored-b");
     let s = export::import(&stale, &config(&restored_b), signer()).unwrap();
-    assert_eq!(s.size, 8450);
+    assert_eq!((s.size, s.erased_again), (8450, 4224));
     check_restored(&restored_b, &alice, &bob, &erasures);
+    // The import erased the stale records again and then compacted the new store, so their
+    // bytes are not in its files even before anyone runs `sealtrail compact`.
+    assert_eq!(files_containing(&restored_b, MARKER), Vec::<String>::new());
+    assert!(!files_containing(&restored_b, KEEP).is_empty());
 
     // (c) After compaction no file of either restored data directory holds alice's data.
     for dir in [&restored_a, &restored_b] {
@@ -666,13 +670,10 @@ fn a_backup_taken_before_an_erasure_and_restored_after_it_keeps_those_records_er
     }
 }
 
-// Known server bug, kept as an ignored test until `export::import` checks tombstones: a records
-// file line `x E` is accepted whatever entry E is (only E <= the entry's own index is refused),
-// so a damaged or forged backup restores records as "erased" by an entry that is no erasure
-// of them, and fsck then rejects the restored data directory. Import should refuse, naming the
-// file, like every other records file damage.
+// A records file line `x E` must be backed by entry E: an erasure entry of the restored log that
+// names the record. A damaged or forged backup claiming otherwise is refused, naming the file,
+// like every other records file damage (it would restore into a directory fsck rejects).
 #[test]
-#[ignore = "server bug: import accepts a tombstone whose erasure entry does not name the record"]
 fn a_tombstone_naming_no_erasure_of_the_record_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = small_export(tmp.path());
@@ -714,13 +715,10 @@ impl export::Source for ReadAcrossAnErasure {
     }
 }
 
-// Known server bug, kept as an ignored test: an export from a running server that races an
-// erasure writes tombstones naming an erasure entry past the exported checkpoint (export
-// accepts any tombstone naming a later entry), import accepts them, and fsck rejects the
-// restored data directory. A backup must never restore into a directory fsck rejects: export
-// should re-read the checkpoint (or refuse) when a record's erasure entry is past it.
+// An export from a running server that races an erasure sees tombstones naming an erasure entry
+// past the exported checkpoint. A backup must never restore into a directory fsck rejects: the
+// export reads again (here the source keeps serving the old checkpoint, so it refuses).
 #[test]
-#[ignore = "server bug: a backup taken while an erasure commits restores into a directory fsck rejects"]
 fn an_export_racing_an_erasure_never_restores_into_a_directory_fsck_rejects() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

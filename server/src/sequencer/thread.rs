@@ -99,7 +99,7 @@ impl Sequencer {
                     self.queued.fetch_sub(sub.entries.len(), Ordering::AcqRel);
                     added |= self.accept(sub);
                 }
-                Some(Waiting::Import(leaves, reply)) => added |= self.import(leaves, reply),
+                Some(Waiting::Import(batch, reply)) => added |= self.import(*batch, reply),
                 Some(Waiting::Admin(op, reply)) => added |= self.admin(op, reply),
                 None => break,
             }
@@ -166,8 +166,8 @@ impl Sequencer {
 
     /// Checks verbatim leaves (see [`SequencerHandle::import_blocking`]) and opens a batch of
     /// them alone, or answers why not. Returns whether a batch opened.
-    fn import(&mut self, batch: Box<ImportBatch>, reply: ImportReply) -> bool {
-        let (leaves, reapply) = *batch;
+    fn import(&mut self, batch: ImportBatch, reply: ImportReply) -> bool {
+        let (leaves, reapply) = batch;
         // Nothing is open (imports wait for that) and nothing is accepted elsewhere while the
         // import counts in `with_thread`, so the next index and the time floor stay put.
         let (old_size, floor) = {
