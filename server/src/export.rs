@@ -832,6 +832,11 @@ impl Pending {
                         self.erased_again += 1;
                     }
                 }
+                // Committed already: erased again unless the export has its tombstone.
+                None if self
+                    .claimed
+                    .get(&index)
+                    .is_some_and(|c| c.binary_search(&i).is_ok()) => {}
                 None => {
                     self.reapply.push((i, index));
                     self.erased_again += 1;
