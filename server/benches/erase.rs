@@ -27,7 +27,7 @@ fn entry(i: u64) -> NewEntry {
     p.resize(254, b'x');
     p.extend_from_slice(b"\"}");
     NewEntry {
-        principal: if i % 10 == 0 {
+        principal: if i.is_multiple_of(10) {
             "subject".into()
         } else {
             format!("user-{}", i % 1000)
