@@ -128,6 +128,7 @@ async fn run(total: u64) {
         after as i64 - before as i64,
         (after as f64 - before as f64) / erased as f64
     );
+    drop(seq);
     server.stop().await;
     let t = Instant::now();
     let c = store::compact::compact(Engine::Redb, &dir).expect("compact");

@@ -154,10 +154,15 @@ impl Hold {
 
     /// The payload of the entry that places it: no principal value.
     pub fn entry_payload(&self) -> Vec<u8> {
+        Self::entry_payload_for(&self.covers, &self.reason)
+    }
+
+    /// The payload of the entry that places a hold covering `covers` for `reason`.
+    pub fn entry_payload_for(covers: &Conditions, reason: &str) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "hold": {
-                "covers": self.covers.public(),
-                "reason": self.reason,
+                "covers": covers.public(),
+                "reason": reason,
             }
         }))
         .unwrap_or_default()

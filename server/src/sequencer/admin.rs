@@ -1,11 +1,14 @@
-//! Erasures and legal holds in the sequencer: each runs alone in its batch, prepared only once
-//! every earlier batch is committed and answered (so the store it reads is current and no other
-//! erasure or hold is in flight), and commits its own entry together with what it changes.
+//! Erasures and legal holds in the sequencer. One admin operation at a time (the handle holds a
+//! lock from planning to the answer): it is **planned** off the sequencer thread against the
+//! committed store (the slow part, reading every named record and its leaf, so appends keep
+//! flowing meanwhile), then **applied** on the sequencer thread, where its entry gets its index
+//! and time and commits alone in its batch together with what it changes.
 //!
-//! An erasure chunk reads each named record and its leaf, skips records already erased and
-//! records a hold covers, and builds one erasure entry naming exactly the records it erases.
-//! The store removes those records, writes their tombstones and rewrites the principal posting
-//! rows in the same transaction as the entry: after a crash either all of it exists or none.
+//! An erasure part reads each named record and its leaf, skips records already erased, the
+//! log's own entries and records a hold covers, and builds one erasure entry naming exactly the
+//! records it erases. The store removes those records, writes their tombstones and rewrites the
+//! principal posting rows in the same transaction as the entry: after a crash either all of it
+//! exists or none.
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -81,7 +84,7 @@ pub enum AdminOutcome {
 
 pub(super) type AdminReply = oneshot::Sender<Result<AdminOutcome, SequenceError>>;
 
-/// What a prepared admin batch changes besides appending its entry.
+/// What a committed admin batch changes besides appending its entry.
 pub(super) struct Effects {
     pub(super) outcome: AdminOutcome,
     pub(super) erased: Vec<(u64, u64)>,
@@ -90,8 +93,8 @@ pub(super) struct Effects {
     pub(super) hold_released: Option<u64>,
 }
 
-/// Whom to answer and what to change in the sequencer's hold list once an admin batch is
-/// durable (its erasures travel in the `Open` itself).
+/// Whom to answer and what to change in the hold list once an admin batch is durable (its
+/// erasures travel in the `Open` itself).
 pub(super) struct AdminWork {
     pub(super) reply: AdminReply,
     pub(super) outcome: AdminOutcome,
@@ -99,10 +102,35 @@ pub(super) struct AdminWork {
     pub(super) hold_released: Option<u64>,
 }
 
-/// A prepared operation: nothing to write (answered at once), or one entry and its effects.
-pub(super) enum Prepared {
+/// An operation planned against the committed store: nothing to write (answered at once), or
+/// the entry to append and what it changes.
+pub(super) enum Plan {
     Nothing(AdminOutcome),
-    Batch(Box<(EncodedLeaf, Effects)>),
+    Apply(Box<Planned>),
+}
+
+/// Everything of an admin batch that does not depend on where it lands: made off the sequencer
+/// thread (the slow part: reading the records), applied on it.
+pub(crate) struct Planned {
+    principal: String,
+    event_type: &'static str,
+    payload: Vec<u8>,
+    kind: PlannedKind,
+}
+
+enum PlannedKind {
+    Erase {
+        indices: Vec<u64>,
+        postings: PostingChanges,
+        held: Vec<u64>,
+        already: u64,
+        protected: u64,
+    },
+    Hold {
+        covers: Conditions,
+        reason: String,
+    },
+    Release(u64),
 }
 
 fn read_error(e: StoreError) -> SequenceError {
@@ -113,124 +141,129 @@ fn corrupt(index: u64, e: &dyn std::fmt::Display) -> SequenceError {
     read_error(StoreError::Corrupt(format!("entry {index}: {e}")))
 }
 
-/// Builds the log's own entry: a fresh salt, JSON content.
-fn own_entry(
-    principal: &str,
-    event_type: &str,
-    payload: Vec<u8>,
-    time_ms: u64,
-) -> Result<EncodedLeaf, SequenceError> {
-    let mut salt = [0u8; SALT_LEN];
-    getrandom::fill(&mut salt)
-        .map_err(|e| SequenceError::Unavailable(Unavailable::Random(e.to_string())))?;
-    encode_one(
-        NewEntry {
-            principal: principal.to_owned(),
-            content_type: ADMIN_CONTENT_TYPE.to_owned(),
-            event_type: Some(event_type.to_owned()),
-            payload,
-        },
-        salt,
-        time_ms,
-    )
-}
-
-/// Prepares `op` on a store of `size` entries (all committed), with `holds` in force; the new
-/// entry, if any, goes at index `size` with sequencing time `time_ms`.
-pub(super) fn prepare(
+/// Plans `op` on the committed entries below `size`, with `holds` in force. Callers serialise
+/// admin operations (one plan-and-apply at a time), so nothing it read about records and holds
+/// changes before the plan is applied; appends may commit meanwhile, which it does not read.
+pub(super) fn plan(
     store: &dyn LogStore,
     holds: &[Hold],
     op: AdminOp,
     size: u64,
-    time_ms: u64,
-) -> Result<Prepared, SequenceError> {
+) -> Result<Plan, SequenceError> {
+    let planned = |principal: String, event_type, payload, kind| {
+        Plan::Apply(Box::new(Planned {
+            principal,
+            event_type,
+            payload,
+            kind,
+        }))
+    };
     match op {
         AdminOp::Erase {
             indices,
             note,
             requested_by,
-        } => prepare_erase(store, holds, &indices, &note, &requested_by, size, time_ms),
+        } => plan_erase(store, holds, &indices, &note, requested_by, size),
         AdminOp::PlaceHold { covers, reason, by } => {
-            let hold = Hold {
-                id: size,
-                covers,
-                reason,
-                placed_by: by,
-                placed_at_ms: time_ms,
-            };
-            own_entry(
-                &hold.placed_by,
+            let payload = Hold::entry_payload_for(&covers, &reason);
+            Ok(planned(
+                by,
                 HOLD_EVENT_TYPE,
-                hold.entry_payload(),
-                time_ms,
-            )
-            .map(|leaf| {
-                Prepared::Batch(Box::new((
-                    leaf,
-                    work(
-                        AdminOutcome::HoldPlaced(hold.clone()),
-                        Vec::new(),
-                        PostingChanges::default(),
-                        Some(hold),
-                        None,
-                    ),
-                )))
-            })
+                payload,
+                PlannedKind::Hold { covers, reason },
+            ))
         }
         AdminOp::ReleaseHold { id, reason, by } => {
             if holds.iter().all(|h| h.id != id) {
-                Err(SequenceError::Invalid(format!(
+                return Err(SequenceError::Invalid(format!(
                     "no legal hold {id} is in force"
-                )))
-            } else {
-                own_entry(
-                    &by,
-                    RELEASE_EVENT_TYPE,
-                    release_payload(id, &reason),
-                    time_ms,
-                )
-                .map(|leaf| {
-                    Prepared::Batch(Box::new((
-                        leaf,
-                        work(
-                            AdminOutcome::HoldReleased { entry: size },
-                            Vec::new(),
-                            PostingChanges::default(),
-                            None,
-                            Some(id),
-                        ),
-                    )))
-                })
+                )));
             }
+            Ok(planned(
+                by,
+                RELEASE_EVENT_TYPE,
+                release_payload(id, &reason),
+                PlannedKind::Release(id),
+            ))
         }
     }
 }
 
-fn work(
-    outcome: AdminOutcome,
-    erased: Vec<(u64, u64)>,
-    postings: PostingChanges,
-    hold_placed: Option<Hold>,
-    hold_released: Option<u64>,
-) -> Effects {
-    Effects {
+/// The entry of a plan, at index `index` and sequencing time `time_ms`, and what it changes.
+pub(super) fn apply(
+    p: Planned,
+    index: u64,
+    time_ms: u64,
+) -> Result<(EncodedLeaf, Effects), SequenceError> {
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt)
+        .map_err(|e| SequenceError::Unavailable(Unavailable::Random(e.to_string())))?;
+    let leaf = encode_one(
+        NewEntry {
+            principal: p.principal.clone(),
+            content_type: ADMIN_CONTENT_TYPE.to_owned(),
+            event_type: Some(p.event_type.to_owned()),
+            payload: p.payload,
+        },
+        salt,
+        time_ms,
+    )?;
+    let none = |outcome| Effects {
         outcome,
-        erased,
-        postings,
-        hold_placed,
-        hold_released,
-    }
+        erased: Vec::new(),
+        postings: PostingChanges::default(),
+        hold_placed: None,
+        hold_released: None,
+    };
+    let effects = match p.kind {
+        PlannedKind::Erase {
+            indices,
+            postings,
+            held,
+            already,
+            protected,
+        } => Effects {
+            outcome: AdminOutcome::Erased {
+                entry: Some(index),
+                erased: indices.len() as u64,
+                held,
+                already,
+                protected,
+            },
+            erased: indices.into_iter().map(|i| (i, index)).collect(),
+            postings,
+            hold_placed: None,
+            hold_released: None,
+        },
+        PlannedKind::Hold { covers, reason } => {
+            let hold = Hold {
+                id: index,
+                covers,
+                reason,
+                placed_by: p.principal,
+                placed_at_ms: time_ms,
+            };
+            Effects {
+                hold_placed: Some(hold.clone()),
+                ..none(AdminOutcome::HoldPlaced(hold))
+            }
+        }
+        PlannedKind::Release(id) => Effects {
+            hold_released: Some(id),
+            ..none(AdminOutcome::HoldReleased { entry: index })
+        },
+    };
+    Ok((leaf, effects))
 }
 
-fn prepare_erase(
+fn plan_erase(
     store: &dyn LogStore,
     holds: &[Hold],
     indices: &[u64],
     note: &ErasureNote,
-    requested_by: &str,
+    requested_by: String,
     size: u64,
-    time_ms: u64,
-) -> Result<Prepared, SequenceError> {
+) -> Result<Plan, SequenceError> {
     let mut erase: Vec<(u64, String)> = Vec::new();
     let (mut held, mut already, mut protected) = (Vec::new(), 0u64, 0u64);
     for &index in indices {
@@ -275,7 +308,7 @@ fn prepare_erase(
         erase.push((index, record.principal));
     }
     if erase.is_empty() {
-        return Ok(Prepared::Nothing(AdminOutcome::Erased {
+        return Ok(Plan::Nothing(AdminOutcome::Erased {
             entry: None,
             erased: 0,
             held,
@@ -283,26 +316,20 @@ fn prepare_erase(
             protected,
         }));
     }
-    let erased_indices: Vec<u64> = erase.iter().map(|(i, _)| *i).collect();
-    let leaf = own_entry(
-        requested_by,
-        ERASURE_EVENT_TYPE,
-        note.payload(&erased_indices),
-        time_ms,
-    )?;
+    let indices: Vec<u64> = erase.iter().map(|(i, _)| *i).collect();
     let postings = crate::query::remove_principal_postings(store, &erase).map_err(read_error)?;
-    let outcome = AdminOutcome::Erased {
-        entry: Some(size),
-        erased: erase.len() as u64,
-        held,
-        already,
-        protected,
-    };
-    let tombstones = erased_indices.into_iter().map(|i| (i, size)).collect();
-    Ok(Prepared::Batch(Box::new((
-        leaf,
-        work(outcome, tombstones, postings, None, None),
-    ))))
+    Ok(Plan::Apply(Box::new(Planned {
+        principal: requested_by,
+        event_type: ERASURE_EVENT_TYPE,
+        payload: note.payload(&indices),
+        kind: PlannedKind::Erase {
+            indices,
+            postings,
+            held,
+            already,
+            protected,
+        },
+    })))
 }
 
 /// The selector an erasure entry records for an explicit index list.

@@ -208,9 +208,8 @@ enum Msg {
     Submit(Submission),
     /// Entries appended verbatim (restoring an export), and erasures to re-apply.
     Import(Box<ImportBatch>, ImportReply),
-    /// An erasure or a legal hold: alone in its batch, prepared once every earlier batch is
-    /// committed.
-    Admin(AdminOp, AdminReply),
+    /// A planned erasure or legal hold: alone in its batch.
+    Admin(Box<admin::Planned>, AdminReply),
     Shutdown,
     /// From the writer: a batch is done, to be answered.
     Done(Box<Done>),
@@ -229,7 +228,15 @@ pub struct SequencerHandle {
     shared: Arc<Shared>,
     store: Arc<dyn LogStore>,
     max_batch: usize,
+    /// Held from planning an admin operation to its answer: one at a time.
+    admin_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The legal holds in force, as of the last committed admin batch.
+    holds: SharedHolds,
 }
+
+/// The legal holds in force, shared by the handle (which plans) and the sequencer thread (which
+/// updates them once a hold's batch is durable).
+type SharedHolds = Arc<Mutex<Vec<crate::privacy::Hold>>>;
 
 impl std::fmt::Debug for SequencerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -355,27 +362,38 @@ impl SequencerHandle {
             .unwrap_or(Err(SequenceError::ShuttingDown))
     }
 
-    /// Runs an erasure chunk or a hold operation: alone in its batch, after every batch before
-    /// it is durable; answers once its entry is durable (or why nothing was written).
+    /// Runs an erasure part or a hold operation and answers once its entry is durable (or why
+    /// nothing was written). One at a time: planned on a blocking thread against the published
+    /// tree (appends go on meanwhile), then committed alone in its batch.
     pub async fn admin(&self, op: AdminOp) -> Result<AdminOutcome, SequenceError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(SequenceError::Unavailable(Unavailable::EarlierFailure));
         }
+        let _one_at_a_time = self.admin_lock.lock().await;
+        let store = self.store.clone();
+        let holds = self
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let size = self.published().size;
+        let planned =
+            tokio::task::spawn_blocking(move || admin::plan(store.as_ref(), &holds, op, size))
+                .await
+                .map_err(|e| {
+                    SequenceError::Unavailable(Unavailable::Read(Arc::new(StoreError::Io(
+                        format!("planning task: {e}"),
+                    ))))
+                })??;
+        let planned = match planned {
+            admin::Plan::Nothing(outcome) => return Ok(outcome),
+            admin::Plan::Apply(p) => p,
+        };
         let (reply, rx) = oneshot::channel();
-        if !self.to_thread(Msg::Admin(op, reply)) {
+        if !self.to_thread(Msg::Admin(planned, reply)) {
             return Err(SequenceError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(SequenceError::ShuttingDown))
-    }
-
-    /// [`admin`](Self::admin) for callers off the async runtime.
-    pub fn admin_blocking(&self, op: AdminOp) -> Result<AdminOutcome, SequenceError> {
-        let (reply, rx) = oneshot::channel();
-        if !self.to_thread(Msg::Admin(op, reply)) {
-            return Err(SequenceError::ShuttingDown);
-        }
-        rx.blocking_recv()
-            .unwrap_or(Err(SequenceError::ShuttingDown))
     }
 
     /// The latest published tree.
@@ -638,7 +656,7 @@ struct Done {
 enum Waiting {
     Submit(Submission),
     Import(Box<ImportBatch>, ImportReply),
-    Admin(AdminOp, AdminReply),
+    Admin(Box<admin::Planned>, AdminReply),
 }
 
 /// The sequencer thread: receives submissions, encodes and hashes them into the open batch,
@@ -646,7 +664,7 @@ enum Waiting {
 struct Sequencer {
     store: Arc<dyn LogStore>,
     /// The legal holds in force (the store's, as of the last committed batch).
-    holds: Vec<crate::privacy::Hold>,
+    holds: SharedHolds,
     shared: Arc<Shared>,
     max_batch: usize,
     waiting: VecDeque<Waiting>,

@@ -73,6 +73,7 @@ pub fn start(
                 .map_err(|e| StartError::Inconsistent(format!("legal hold {id}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let holds = Arc::new(Mutex::new(holds));
     let mut run_hashes = unfinished_run(store.as_ref(), size)
         .map_err(|e| StartError::Inconsistent(format!("reading the leaf-index tail: {e}")))?;
     run_hashes.reserve_exact((crate::leafindex::RUN as usize).saturating_sub(run_hashes.len()));
@@ -100,6 +101,8 @@ pub fn start(
         shared: shared.clone(),
         store: store.clone(),
         max_batch: config.commit_max_entries,
+        admin_lock: Arc::new(tokio::sync::Mutex::new(())),
+        holds: holds.clone(),
     };
     let writer = Writer {
         store: store.clone(),

@@ -66,7 +66,7 @@ impl Sequencer {
             }
             Msg::Submit(s) => self.waiting.push_back(Waiting::Submit(s)),
             Msg::Import(leaves, reply) => self.waiting.push_back(Waiting::Import(leaves, reply)),
-            Msg::Admin(op, reply) => self.waiting.push_back(Waiting::Admin(op, reply)),
+            Msg::Admin(planned, reply) => self.waiting.push_back(Waiting::Admin(planned, reply)),
         }
     }
 
@@ -82,8 +82,7 @@ impl Sequencer {
                 let mut g = self.shared.lock();
                 let fits = match front {
                     Waiting::Import(..) => g.open.is_none(),
-                    // Every earlier batch committed and answered: the store is current.
-                    Waiting::Admin(..) => g.open.is_none() && g.outstanding == 0,
+                    Waiting::Admin(..) => g.open.is_none(),
                     Waiting::Submit(s) => g.fits(s.entries.len(), self.max_batch),
                 };
                 if !fits {
@@ -100,7 +99,7 @@ impl Sequencer {
                     added |= self.accept(sub);
                 }
                 Some(Waiting::Import(batch, reply)) => added |= self.import(*batch, reply),
-                Some(Waiting::Admin(op, reply)) => added |= self.admin(op, reply),
+                Some(Waiting::Admin(planned, reply)) => added |= self.admin(*planned, reply),
                 None => break,
             }
         }
@@ -196,22 +195,21 @@ impl Sequencer {
         }
     }
 
-    /// Prepares an erasure or hold (see `admin`) and opens a batch of its entry alone, or
-    /// answers at once when there is nothing to write. Returns whether a batch opened.
-    fn admin(&mut self, op: AdminOp, reply: admin::AdminReply) -> bool {
-        // Nothing is open or outstanding (admin work waits for that) and nothing is accepted
-        // elsewhere while this counts in `with_thread`: the store is current and stays so.
+    /// Gives a planned erasure or hold (see `admin`) its index and time, and opens a batch of
+    /// its entry alone. Returns whether a batch opened.
+    fn admin(&mut self, planned: admin::Planned, reply: admin::AdminReply) -> bool {
+        // Nothing is open (admin work waits for that) and nothing is accepted elsewhere while
+        // this counts in `with_thread`, so the next index and the time floor stay put.
         let (size, time_ms) = {
             let mut g = self.shared.lock();
             g.last_time_ms = unix_millis().max(g.last_time_ms);
             (g.next_size, g.last_time_ms)
         };
-        let prepared = admin::prepare(self.store.as_ref(), &self.holds, op, size, time_ms);
+        let applied = admin::apply(planned, size, time_ms);
         let mut g = self.shared.lock();
         g.with_thread -= 1;
-        match prepared {
-            Ok(admin::Prepared::Batch(b)) => {
-                let (leaf, effects) = *b;
+        match applied {
+            Ok((leaf, effects)) => {
                 let mut open = Open::new(size);
                 open.entries.push(leaf.bytes);
                 open.records.push(Some(leaf.record));
@@ -229,11 +227,6 @@ impl Sequencer {
                 g.outstanding += 1;
                 true
             }
-            Ok(admin::Prepared::Nothing(outcome)) => {
-                drop(g);
-                let _ = reply.send(Ok(outcome));
-                false
-            }
             Err(e) => {
                 drop(g);
                 let _ = reply.send(Err(e));
@@ -250,12 +243,18 @@ impl Sequencer {
             Err(e) => return answer_error(open, &e),
         };
         if let Some(work) = open.admin.take() {
+            // Before the answer: the next admin operation, planned after it, sees the change.
+            let mut holds = self
+                .holds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(hold) = work.hold_placed {
-                self.holds.push(hold);
+                holds.push(hold);
             }
             if let Some(id) = work.hold_released {
-                self.holds.retain(|h| h.id != id);
+                holds.retain(|h| h.id != id);
             }
+            drop(holds);
             let _ = work.reply.send(Ok(work.outcome));
             return;
         }
