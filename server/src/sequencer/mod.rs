@@ -538,9 +538,7 @@ impl Gather {
         match &self.open {
             None => true,
             Some(o) => {
-                o.import.is_none()
-                    && o.admin.is_none()
-                    && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
+                o.import.is_none() && (o.entries.is_empty() || o.entries.len() + count <= max_batch)
             }
         }
     }
@@ -577,7 +575,7 @@ struct Open {
     payload_bytes: u64,
     /// An import: verbatim leaves, alone in their batch.
     import: Option<ImportReply>,
-    /// An erasure or hold: its entry is the batch's only entry.
+    /// An erasure or hold: its entry is the batch's first; appends may follow it.
     admin: Option<AdminWork>,
 }
 

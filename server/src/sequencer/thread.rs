@@ -255,8 +255,8 @@ impl Sequencer {
                 holds.retain(|h| h.id != id);
             }
             drop(holds);
+            // Appends that joined the batch after the admin entry are answered below.
             let _ = work.reply.send(Ok(work.outcome));
-            return;
         }
         if let Some(reply) = open.import.take() {
             let _ = reply.send(Ok(published));
