@@ -94,7 +94,8 @@ async fn run(total: u64) {
     // The same writers without an erasure, for comparison.
     let (base_from, t) = (appended.load(Ordering::Relaxed), Instant::now());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let baseline = (appended.load(Ordering::Relaxed) - base_from) as f64 / t.elapsed().as_secs_f64();
+    let baseline =
+        (appended.load(Ordering::Relaxed) - base_from) as f64 / t.elapsed().as_secs_f64();
     slowest.store(0, Ordering::Relaxed);
     let (appended_before, t) = (appended.load(Ordering::Relaxed), Instant::now());
     let answer = erase(

@@ -320,6 +320,27 @@ pub fn record_states(store: &dyn LogStore, start: u64, end: u64) -> StoreResult<
     Ok(out)
 }
 
+/// The disk engines keep an entry and its live record in one row: the leaf's length (u32 BE),
+/// the leaf, then the record (nothing once it is erased). One B-tree insert per entry instead of
+/// two: a separate records table cost 45% of the commit path (BENCHMARKS.md, issue 19).
+pub(crate) fn join_row(leaf: &[u8], record: Option<&[u8]>) -> Vec<u8> {
+    let record = record.unwrap_or_default();
+    let mut row = Vec::with_capacity(4 + leaf.len() + record.len());
+    row.extend_from_slice(&u32::try_from(leaf.len()).unwrap_or(u32::MAX).to_be_bytes());
+    row.extend_from_slice(leaf);
+    row.extend_from_slice(record);
+    row
+}
+
+/// Splits a [`join_row`] row into the leaf and the record (`None` when it has none).
+pub(crate) fn split_row(row: &[u8]) -> StoreResult<(&[u8], Option<&[u8]>)> {
+    let bad = || StoreError::Corrupt(format!("entry row of {} bytes", row.len()));
+    let (len, rest) = row.split_first_chunk::<4>().ok_or_else(bad)?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| bad())?;
+    let (leaf, record) = rest.split_at_checked(len).ok_or_else(bad)?;
+    Ok((leaf, (!record.is_empty()).then_some(record)))
+}
+
 /// Checks what every engine checks before writing a batch: one record per entry.
 pub(crate) fn check_batch_shape(batch: &Batch) -> StoreResult<()> {
     if batch.records.len() != batch.entries.len() {

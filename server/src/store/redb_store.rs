@@ -5,8 +5,8 @@
 //! lowered here) has been `fdatasync`ed when `commit` returns. That is the whole durability story
 //! of this engine: each [`LogStore::commit`] is one write transaction.
 //!
-//! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → leaf bytes),
-//! `records` (u64 index → private record), `erased` (u64 index → erasure entry index), `holds`
+//! Layout (format version [`FORMAT_VERSION`]): table `entries` (u64 index → the leaf and its
+//! live private record, one row: see `super::join_row`), `erased` (u64 index → erasure entry index), `holds`
 //! (hold id → encoded hold), `tiles` ((level, index) → hash tile bytes), `idempotency` (key
 //! digest → 16-byte [`IdempotencyRecord`]), `leaf_runs` ((run, bucket) → leaf-index row), `postings` (opaque
 //! secondary-index key → row, see `crate::query`), `sink_cursors` (sink name → u64, written with
@@ -40,7 +40,6 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const TILES: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("tiles");
 const IDEMPOTENCY: TableDefinition<[u8; 32], [u8; 16]> = TableDefinition::new("idempotency");
-const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const ERASED: TableDefinition<u64, u64> = TableDefinition::new("erased");
 const HOLDS: TableDefinition<u64, &[u8]> = TableDefinition::new("holds");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -144,7 +143,6 @@ impl RedbStore {
             txn.open_table(POSTINGS)
                 .map_err(redb_err("open postings"))?;
             txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
-            txn.open_table(RECORDS).map_err(redb_err("open records"))?;
             txn.open_table(ERASED).map_err(redb_err("open erased"))?;
             txn.open_table(HOLDS).map_err(redb_err("open holds"))?;
         }
@@ -195,7 +193,6 @@ impl RedbStore {
         let mut n = 0;
         n += copy_table(&r, &w, META)?;
         n += copy_table(&r, &w, ENTRIES)?;
-        n += copy_table(&r, &w, RECORDS)?;
         n += copy_table(&r, &w, ERASED)?;
         n += copy_table(&r, &w, HOLDS)?;
         n += copy_table(&r, &w, TILES)?;
@@ -222,7 +219,9 @@ impl EntryStore for RedbStore {
         let txn = self.read()?;
         let table = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
         let value = table.get(index).map_err(redb_err("read entry"))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        value
+            .map(|v| super::split_row(v.value()).map(|(leaf, _)| leaf.to_vec()))
+            .transpose()
     }
 
     fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
@@ -239,7 +238,7 @@ impl EntryStore for RedbStore {
             if key.value() != expected {
                 break;
             }
-            out.push(value.value().to_vec());
+            out.push(super::split_row(value.value())?.0.to_vec());
             expected += 1;
         }
         if expected != end {
@@ -252,9 +251,11 @@ impl EntryStore for RedbStore {
 impl RecordStore for RedbStore {
     fn record(&self, index: u64) -> StoreResult<RecordState> {
         let txn = self.read()?;
-        let records = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
-        if let Some(v) = records.get(index).map_err(redb_err("read record"))? {
-            return Ok(RecordState::Live(v.value().to_vec()));
+        let entries = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+        if let Some(v) = entries.get(index).map_err(redb_err("read record"))?
+            && let (_, Some(record)) = super::split_row(v.value())?
+        {
+            return Ok(RecordState::Live(record.to_vec()));
         }
         let erased = txn.open_table(ERASED).map_err(redb_err("open erased"))?;
         Ok(match erased.get(index).map_err(redb_err("read erased"))? {
@@ -268,15 +269,18 @@ impl RecordStore for RedbStore {
             return Ok(Vec::new());
         }
         let txn = self.read()?;
-        let table = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
-        let range = table.range(start..end).map_err(redb_err("scan records"))?;
-        range
-            .take(limit)
-            .map(|r| {
-                r.map(|(k, v)| (k.value(), v.value().to_vec()))
-                    .map_err(redb_err("scan records"))
-            })
-            .collect()
+        let table = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
+        let mut out = Vec::new();
+        for row in table.range(start..end).map_err(redb_err("scan records"))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row.map_err(redb_err("scan records"))?;
+            if let (_, Some(record)) = super::split_row(v.value())? {
+                out.push((k.value(), record.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
@@ -420,31 +424,30 @@ impl LogStore for RedbStore {
                 });
             }
             let mut entries = txn.open_table(ENTRIES).map_err(redb_err("open entries"))?;
-            for (index, entry) in (batch.old_size..).zip(&batch.entries) {
+            for ((index, entry), record) in
+                (batch.old_size..).zip(&batch.entries).zip(&batch.records)
+            {
+                let row = super::join_row(entry, record.as_deref());
                 entries
-                    .insert(index, entry.as_slice())
+                    .insert(index, row.as_slice())
                     .map_err(redb_err("write entry"))?;
-            }
-            let mut records = txn.open_table(RECORDS).map_err(redb_err("open records"))?;
-            for (index, record) in (batch.old_size..).zip(&batch.records) {
-                if let Some(record) = record {
-                    records
-                        .insert(index, record.as_slice())
-                        .map_err(redb_err("write record"))?;
-                }
             }
             let mut erased = txn.open_table(ERASED).map_err(redb_err("open erased"))?;
             for &(index, by) in &batch.tombstones {
                 erased.insert(index, by).map_err(redb_err("write erased"))?;
             }
             for &(index, by) in &batch.erased {
-                if records
-                    .remove(index)
-                    .map_err(redb_err("erase record"))?
-                    .is_none()
-                {
-                    return Err(super::not_live(index));
-                }
+                // The row is written again without its record: the leaf stays.
+                let leaf = match entries.get(index).map_err(redb_err("read entry"))? {
+                    Some(v) => match super::split_row(v.value())? {
+                        (leaf, Some(_)) => leaf.to_vec(),
+                        (_, None) => return Err(super::not_live(index)),
+                    },
+                    None => return Err(super::not_live(index)),
+                };
+                entries
+                    .insert(index, super::join_row(&leaf, None).as_slice())
+                    .map_err(redb_err("erase record"))?;
                 erased.insert(index, by).map_err(redb_err("write erased"))?;
             }
             let mut holds = txn.open_table(HOLDS).map_err(redb_err("open holds"))?;

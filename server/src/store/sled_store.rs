@@ -2,7 +2,8 @@
 //!
 //! All log state lives in ONE sled tree (the default tree) so that a batch is one
 //! `Tree::apply_batch`, which sled makes atomic for one tree. Keys (format version
-//! [`FORMAT_VERSION`]): `e` + index (u64 BE) → leaf bytes; `d` + index → private record; `x` +
+//! [`FORMAT_VERSION`]): `e` + index (u64 BE) → the leaf and its live private record (one value,
+//! see `super::join_row`); `x` +
 //! index → erasure entry index (u64 BE, the tombstone of an erased record); `h` + hold id (u64
 //! BE) → encoded legal hold; `t` + level + index (u64 BE) → hash tile
 //! bytes; `i` + key digest (32 bytes) → 16-byte [`IdempotencyRecord`]; `r` + run (u64 BE) + bucket →
@@ -110,9 +111,7 @@ fn prefixed(tag: u8, key: &[u8]) -> Vec<u8> {
 }
 
 fn entry_key(index: u64) -> [u8; 9] {
-    let mut k = [b'e'; 9];
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
+    indexed_key(b'e', index)
 }
 
 fn indexed_key(tag: u8, index: u64) -> [u8; 9] {
@@ -307,7 +306,8 @@ impl EntryStore for SledStore {
             .tree
             .get(entry_key(index))
             .map_err(sled_err("read entry"))?;
-        Ok(v.map(|v| v.to_vec()))
+        v.map(|v| super::split_row(&v).map(|(leaf, _)| leaf.to_vec()))
+            .transpose()
     }
 
     fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
@@ -322,7 +322,7 @@ impl EntryStore for SledStore {
             if key.as_ref() != entry_key(expected) {
                 break;
             }
-            out.push(value.to_vec());
+            out.push(super::split_row(&value)?.0.to_vec());
             expected += 1;
         }
         if expected != end {
@@ -457,10 +457,11 @@ impl RecordStore for SledStore {
     fn record(&self, index: u64) -> StoreResult<RecordState> {
         if let Some(v) = self
             .tree
-            .get(indexed_key(b'd', index))
+            .get(entry_key(index))
             .map_err(sled_err("read record"))?
+            && let (_, Some(record)) = super::split_row(&v)?
         {
-            return Ok(RecordState::Live(v.to_vec()));
+            return Ok(RecordState::Live(record.to_vec()));
         }
         match self
             .tree
@@ -473,11 +474,21 @@ impl RecordStore for SledStore {
     }
 
     fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
-        Ok(self
-            .indexed_range(b'd', start, end, limit)?
-            .into_iter()
-            .map(|(i, v)| (i, v.to_vec()))
-            .collect())
+        let mut out = Vec::new();
+        if start >= end {
+            return Ok(out);
+        }
+        for row in self.tree.range(entry_key(start)..entry_key(end)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row.map_err(sled_err("scan records"))?;
+            if let (_, Some(record)) = super::split_row(&v)? {
+                let index = super::u64_from("entry key", k.get(1..).unwrap_or_default())?;
+                out.push((index, record.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
@@ -528,27 +539,28 @@ impl LogStore for SledStore {
             });
         }
         let mut writes = sled::Batch::default();
-        for (index, entry) in (batch.old_size..).zip(&batch.entries) {
-            writes.insert(&entry_key(index)[..], entry.as_slice());
-        }
-        for (index, record) in (batch.old_size..).zip(&batch.records) {
-            if let Some(record) = record {
-                writes.insert(&indexed_key(b'd', index)[..], record.as_slice());
-            }
+        for ((index, entry), record) in (batch.old_size..).zip(&batch.entries).zip(&batch.records) {
+            writes.insert(
+                &entry_key(index)[..],
+                super::join_row(entry, record.as_deref()),
+            );
         }
         for &(index, by) in &batch.tombstones {
             writes.insert(&indexed_key(b'x', index)[..], &by.to_be_bytes()[..]);
         }
         for &(index, by) in &batch.erased {
-            // The one writer holds the mutex, so the record cannot change before apply_batch.
-            if !self
+            // The one writer holds the mutex, so the row cannot change before apply_batch. It is
+            // written again without its record: the leaf stays.
+            let row = self
                 .tree
-                .contains_key(indexed_key(b'd', index))
+                .get(entry_key(index))
                 .map_err(sled_err("read record"))?
-            {
-                return Err(super::not_live(index));
-            }
-            writes.remove(&indexed_key(b'd', index)[..]);
+                .ok_or_else(|| super::not_live(index))?;
+            let leaf = match super::split_row(&row)? {
+                (leaf, Some(_)) => super::join_row(leaf, None),
+                (_, None) => return Err(super::not_live(index)),
+            };
+            writes.insert(&entry_key(index)[..], leaf);
             writes.insert(&indexed_key(b'x', index)[..], &by.to_be_bytes()[..]);
         }
         for (id, hold) in &batch.holds_placed {
