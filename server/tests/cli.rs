@@ -413,3 +413,90 @@ fn export_and_import_from_the_command_line() {
         std::fs::read(&key).unwrap()
     );
 }
+
+#[test]
+fn erase_hold_and_compact_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // An admin token, as `sealtrail token create` prints it.
+    let created = sealtrail(&["token", "create", "--name", "ops", "--role", "admin"]);
+    assert!(created.status.success());
+    let token = text(&created.stdout).trim().to_owned();
+    let config = tmp.path().join("sealtrail.toml");
+    let stanza = text(&created.stderr);
+    let stanza = &stanza[stanza.find("[[auth.tokens]]").unwrap()..];
+    std::fs::write(&config, stanza).unwrap();
+    let (child, seen) = serve(&data, &["--config", config.to_str().unwrap()]);
+    let url = url_of(&seen);
+    for i in 0..6 {
+        curl_post(
+            &format!("{url}/v1/entries"),
+            "application/json",
+            &format!(r#"{{"n":{i},"secret":"cli-marker-{i}"}}"#),
+        );
+    }
+    let admin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", &url, "--token", &token]);
+        sealtrail(&all)
+    };
+    // Hold the principal, then try to erase some of its records.
+    let placed = admin(&[
+        "hold",
+        "place",
+        "--principal",
+        "anonymous",
+        "--reason",
+        "case 9",
+    ]);
+    assert!(placed.status.success(), "{}", text(&placed.stderr));
+    let hold: serde_json::Value = serde_json::from_slice(&placed.stdout).unwrap();
+    assert_eq!(hold["id"], 6);
+    let listed = admin(&["hold", "list"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["holds"][0]["covers"]["principal"], "anonymous");
+    let held = admin(&["erase", "--index", "0,1", "--reason", "DSR-1"]);
+    assert!(held.status.success(), "{}", text(&held.stderr));
+    let held: serde_json::Value = serde_json::from_slice(&held.stdout).unwrap();
+    assert_eq!(
+        (held["erased"].as_u64(), held["held"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let released = admin(&["hold", "release", "6", "--reason", "closed"]);
+    assert!(released.status.success(), "{}", text(&released.stderr));
+    let erased = admin(&["erase", "--index", "0,1", "--reason", "DSR-1"]);
+    assert!(erased.status.success(), "{}", text(&erased.stderr));
+    let erased: serde_json::Value = serde_json::from_slice(&erased.stdout).unwrap();
+    assert_eq!(erased["erased"], 2, "{erased}");
+    // Without the admin token: refused, exit 2 with the server's message.
+    let refused = sealtrail(&["erase", "--index", "2", "--reason", "x", "--url", &url]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("401"),
+        "{}",
+        text(&refused.stderr)
+    );
+    stop(child);
+    // Offline: compaction, then fsck.
+    let compacted = sealtrail(&["compact", "--data-dir", data.to_str().unwrap()]);
+    assert!(compacted.status.success(), "{}", text(&compacted.stderr));
+    assert!(
+        text(&compacted.stdout).contains("compact:"),
+        "{}",
+        text(&compacted.stdout)
+    );
+    for f in std::fs::read_dir(&data).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        for gone in ["cli-marker-0", "cli-marker-1"] {
+            assert!(!bytes.windows(gone.len()).any(|w| w == gone.as_bytes()));
+        }
+    }
+    let fsck = sealtrail(&["fsck", "--data-dir", data.to_str().unwrap()]);
+    assert!(fsck.status.success(), "{}", text(&fsck.stdout));
+    // Six entries, the hold, its release and the erasure: seven live records, two erased.
+    assert!(
+        text(&fsck.stdout).contains("7 records checked, 2 erased"),
+        "{}",
+        text(&fsck.stdout)
+    );
+}

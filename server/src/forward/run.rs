@@ -444,6 +444,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_logs_own_entries_are_forwarded_unless_turned_off_and_erased_content_never() {
+        let store = Arc::new(MemStore::new());
+        let erasure = PrivateRecord {
+            salt: [9; 32],
+            principal: "token:ops".into(),
+            payload: br#"{"erasure":{"indices":[1]}}"#.to_vec(),
+        };
+        let erased = record(1);
+        store
+            .commit(&Batch {
+                old_size: 0,
+                entries: vec![
+                    leaf(0),
+                    erased
+                        .leaf(1_001, "application/json", None)
+                        .encode()
+                        .unwrap(),
+                    erasure
+                        .leaf(1_002, "application/json", Some("sealtrail.erasure"))
+                        .encode()
+                        .unwrap(),
+                ],
+                records: vec![Some(record(0).encode()), None, Some(erasure.encode())],
+                tombstones: vec![(1, 2)],
+                ..Batch::default()
+            })
+            .unwrap();
+        let (_p, published_rx) = watch::channel(published(3));
+        let (_s, stop_rx) = watch::channel(false);
+        let ctx = Ctx {
+            store,
+            origin: ORIGIN.into(),
+            published: published_rx,
+            stop: stop_rx,
+        };
+        let docs = |events: Vec<ForwardEvent>| -> Vec<serde_json::Value> {
+            events
+                .into_iter()
+                .map(|e| match e {
+                    ForwardEvent::Entry(e) => e.json,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let all = docs(read_events(&ctx, 0, 3, 3, true).await.unwrap());
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0]["payload"]["n"], 0);
+        assert_eq!(all[1]["erased"]["erasure_index"], 2);
+        assert!(all[1].get("payload").is_none() && all[1].get("principal").is_none());
+        assert_eq!(all[2]["event_type"], "sealtrail.erasure");
+        assert_eq!(all[2]["payload"]["erasure"]["indices"][0], 1);
+        let without = docs(read_events(&ctx, 0, 3, 3, false).await.unwrap());
+        let indices: Vec<_> = without.iter().map(|d| d["index"].clone()).collect();
+        assert_eq!(indices, [0, 1]);
+    }
+
+    #[tokio::test]
     async fn each_step_sends_one_batch_and_stores_the_cursor_after_it() {
         let mut h = harness(5, None).await;
         assert_eq!((h.task.cursor, h.task.acked), (0, 0));
