@@ -38,6 +38,12 @@ fn entry(i: u64) -> NewEntry {
     }
 }
 
+fn live_bytes(dir: &std::path::Path) -> u64 {
+    store::redb_store::RedbStore::open(dir)
+        .and_then(|s| s.live_bytes())
+        .expect("store stats")
+}
+
 fn file_len(dir: &std::path::Path) -> u64 {
     std::fs::metadata(dir.join("log.redb")).map_or(0, |m| m.len())
 }
@@ -68,6 +74,21 @@ async fn run(total: u64) {
         started.elapsed().as_secs_f64(),
         file_len(&dir)
     );
+    // The live bytes before the erasure, as redb counts them.
+    drop(seq);
+    server.stop().await;
+    let live0 = live_bytes(&dir);
+    let per_entry = live0 as f64 / total as f64;
+    println!("live bytes before the erasure: {live0} ({per_entry:.0} per entry)");
+    let st: Arc<dyn store::LogStore> = Arc::from(store::open(Engine::Redb, &dir).expect("reopen"));
+    let mut config = Config {
+        origin: "bench.sealtrail.example/log".into(),
+        ..Config::default()
+    };
+    config.limits.queue_entries = 1_000_000;
+    let signer = Ed25519Signer::from_seed(&config.origin, [1; 32]).unwrap();
+    let server = Server::start(config, st, signer).expect("restart");
+    let seq = server.sequencer().clone();
     let before = file_len(&dir);
     // Appends go on during the erasure.
     let stop = Arc::new(AtomicBool::new(false));
@@ -134,8 +155,10 @@ async fn run(total: u64) {
         after as i64 - before as i64,
         (after as f64 - before as f64) / erased as f64
     );
+    let appended_total = appended.load(Ordering::Relaxed);
     drop(seq);
     server.stop().await;
+    let live1 = live_bytes(&dir);
     let t = Instant::now();
     let c = store::compact::compact(Engine::Redb, &dir).expect("compact");
     println!(
@@ -143,6 +166,14 @@ async fn run(total: u64) {
         t.elapsed().as_secs_f64(),
         c.bytes_before,
         c.bytes_after
+    );
+    // Live bytes after, less the appends made since (at the log's bytes per entry): what the
+    // erasure itself changed, per erased record (negative: the records' bytes left the store).
+    let erasure = live1 as f64 - live0 as f64 - appended_total as f64 * per_entry;
+    println!(
+        "live bytes {live0} -> {live1}: {:+.0} per erased record ({appended_total} appends \
+         discounted at {per_entry:.0} bytes each)",
+        erasure / erased as f64
     );
 }
 

@@ -149,6 +149,14 @@ impl RedbStore {
         txn.commit().map_err(redb_err("commit"))
     }
 
+    /// Bytes of live data the store holds (redb's `stored_bytes` plus its metadata), without
+    /// free or fragmented pages: what benchmarks compare. Opens (and aborts) a write transaction.
+    pub fn live_bytes(&self) -> StoreResult<u64> {
+        let txn = self.db.begin_write().map_err(redb_err("begin write"))?;
+        let stats = txn.stats().map_err(redb_err("stats"))?;
+        Ok(stats.stored_bytes() + stats.metadata_bytes())
+    }
+
     fn read(&self) -> StoreResult<redb::ReadTransaction> {
         self.db.begin_read().map_err(redb_err("begin read"))
     }
