@@ -48,7 +48,7 @@ pub struct Config {
     pub witnessing: WitnessingConfig,
     /// Retention rules (`[[retention]]` sections): how long records are kept, by event type.
     /// None: records are kept until erased.
-    pub retention: Vec<crate::privacy::retention::RetentionRule>,
+    pub retention: Vec<crate::retention::RetentionRule>,
     /// Seconds between two runs of the retention job.
     pub retention_interval_secs: u64,
 }
@@ -243,7 +243,7 @@ impl Config {
                 self.origin
             ));
         }
-        if let Err(e) = crate::privacy::retention::validate(&self.retention) {
+        if let Err(e) = crate::retention::validate(&self.retention) {
             return bad(e);
         }
         if self.retention_interval_secs == 0 {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod privacy;
 pub mod published;
 pub mod query;
+pub mod retention;
 pub mod sequencer;
 pub mod serve;
 pub mod space;

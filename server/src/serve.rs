@@ -136,7 +136,7 @@ impl Server {
             .witnessing
             .spawn(self.state.seq.clone(), self.state.store.clone());
         let retention = (!self.state.config.retention.is_empty()).then(|| {
-            crate::privacy::retention::spawn(
+            crate::retention::spawn(
                 self.state.store.clone(),
                 self.state.seq.clone(),
                 self.state.config.retention.clone(),

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
 use sealtrail_server::auth::{AnonymousAccess, Role, TokenEntry};
 use sealtrail_server::config::Config;
-use sealtrail_server::privacy::retention::{RetentionRule, run_once};
+use sealtrail_server::retention::{RetentionRule, run_once};
 use sealtrail_server::store::mem::MemStore;
 use sealtrail_server::store::{EntryStore as _, LogStore, RecordState, RecordStore as _};
 use sealtrail_spec::envelope::LeafEnvelope;

@@ -13,8 +13,6 @@
 //! Out of scope here: how the records are stored (`crate::store`), sequencing (`crate::sequencer`),
 //! who may erase (the `admin` role, `crate::auth`).
 
-pub mod retention;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use sealtrail_spec::envelope::LeafEnvelope;
 
-use super::{ERASURE_CHUNK, ErasureNote, RETENTION_PRINCIPAL, new_request_id};
+use crate::privacy::{ERASURE_CHUNK, ErasureNote, RETENTION_PRINCIPAL, new_request_id};
 use crate::sequencer::{AdminOp, AdminOutcome, SequencerHandle};
 use crate::store::LogStore;
 
