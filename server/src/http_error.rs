@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The witnesses did not cosign in time (the write itself succeeded).
     #[error("{0}")]
     WitnessTimeout(String),
+    /// A request feature the server does not implement (a transfer coding other than chunked).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A failure inside the server. The message is logged, not sent.
     #[error("{0}")]
     Internal(String),
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::DiskFull(_) => (StatusCode::SERVICE_UNAVAILABLE, "disk_full"),
             ApiError::WitnessTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "witness_timeout"),
+            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -375,6 +375,15 @@ async fn hs256_jwts_are_checked_claim_by_claim() {
             hs256(b"another-secret-of-at-least-32-bytes!!"),
         ),
     ));
+    // RFC 7515 section 4.1.11: critical extensions the server does not understand.
+    bad.push((
+        "crit",
+        jwt(
+            serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp-ext"], "exp-ext": 1}),
+            &good,
+            &sign,
+        ),
+    ));
     bad.push((
         "alg none",
         jwt(serde_json::json!({"alg": "none"}), &good, |_| Vec::new()),

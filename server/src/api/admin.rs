@@ -11,7 +11,7 @@
 //! erased are counted, not erased twice).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -309,11 +309,12 @@ pub(super) async fn post_hold(
 pub(super) async fn release_hold(
     State(st): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: super::read::PathParam,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let by = who(caller)?;
+    let id = super::read::path_param(id)?;
     let id = sealtrail_spec::parse_decimal(&id)
         .ok_or_else(|| ApiError::BadRequest(format!("hold id {id:?} is not a number")))?;
     let req: ReleaseRequest = json_body(&st, &headers, body).await?;

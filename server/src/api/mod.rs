@@ -130,11 +130,82 @@ pub fn router(state: AppState) -> Router {
             state.guard.clone(),
             crate::auth::guard,
         ))
+        .layer(axum::middleware::from_fn(canonical))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
         .with_state(state)
+}
+
+/// Refuses, before authentication and any handler, requests that could mean two things: a header
+/// that decides something given twice (two `Authorization` headers must not let the first one
+/// win), a repeated query parameter, a transfer coding other than chunked (its bytes would be
+/// stored as if they were the payload), a content coding, and percent-encoded tlog-tiles paths
+/// (not what a static file server would find). See `spec/docs/http-api.md`, "Conventions".
+async fn canonical(req: Request, next: Next) -> Response {
+    match check_canonical(&req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_canonical(req: &Request) -> Result<(), ApiError> {
+    let h = req.headers();
+    for name in [
+        header::AUTHORIZATION.as_str(),
+        header::CONTENT_TYPE.as_str(),
+        "x-event-type",
+        "idempotency-key",
+    ] {
+        if h.get_all(name).iter().nth(1).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "the {name} header is given more than once"
+            )));
+        }
+    }
+    for v in h.get_all(header::TRANSFER_ENCODING) {
+        let codings = v.to_str().unwrap_or("?");
+        if let Some(c) = codings
+            .split(',')
+            .map(str::trim)
+            .find(|c| !c.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(ApiError::NotImplemented(format!(
+                "Transfer-Encoding {c:?} is not supported: send the body as it is (chunked \
+                 framing only)"
+            )));
+        }
+    }
+    for v in h.get_all(header::CONTENT_ENCODING) {
+        if !v
+            .to_str()
+            .unwrap_or("?")
+            .trim()
+            .eq_ignore_ascii_case("identity")
+        {
+            return Err(ApiError::UnsupportedMediaType(
+                "Content-Encoding is not supported: send the payload uncompressed".into(),
+            ));
+        }
+    }
+    if let Some(q) = req.uri().query() {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter {k:?} is given more than once"
+            )));
+        }
+    }
+    let path = req.uri().path();
+    if (path == "/checkpoint" || path.starts_with("/tile/")) && path.contains('%') {
+        return Err(ApiError::NotFound(
+            "no such resource: tlog-tiles paths are canonical, without percent-encoding".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn not_found() -> ApiError {

@@ -112,9 +112,9 @@ pub(super) async fn checkpoint(State(st): State<AppState>) -> Response {
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]` (tlog-tiles).
 pub(super) async fn tile(
     State(st): State<AppState>,
-    Path(rest): Path<String>,
+    rest: PathParam,
 ) -> Result<Response, ApiError> {
-    let path = format!("tile/{rest}");
+    let path = format!("tile/{}", path_param(rest)?);
     let parsed = TilePath::parse(&path).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let size = st.seq.published().size;
     let w = u64::from(TILE_WIDTH);
@@ -166,10 +166,14 @@ async fn bundle(st: &AppState, index: u64, width: u16, full: bool) -> Result<Vec
 }
 
 /// `GET /v1/log`: what a client needs to know about this log.
-pub(super) async fn log_info(State(st): State<AppState>) -> Response {
+pub(super) async fn log_info(
+    State(st): State<AppState>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
+    query(q, &[])?;
     let p = st.seq.published();
     let l = &st.config.limits;
-    axum::Json(serde_json::json!({
+    Ok(axum::Json(serde_json::json!({
         "origin": st.config.origin,
         "verifier_key": st.verifier_key.as_ref(),
         "tree_size": p.size,
@@ -188,7 +192,7 @@ pub(super) async fn log_info(State(st): State<AppState>) -> Response {
             "private_reads": st.config.auth.private_reads,
         },
     }))
-    .into_response()
+    .into_response())
 }
 
 /// What a caller sees of an entry's private record: `None` when they may not read content.
@@ -263,14 +267,24 @@ fn parse_index(v: &str) -> Result<u64, ApiError> {
     parse_u64("index", v)
 }
 
+/// A path parameter, or the extractor's refusal (e.g. `%ff`, not UTF-8) as a JSON 400.
+pub(super) type PathParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+pub(super) fn path_param(p: PathParam) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::BadRequest(format!("bad path: {}", e.body_text())))
+}
+
 /// `GET /v1/entries/{index}`: one entry, decoded.
 pub(super) async fn get_entry(
     State(st): State<AppState>,
     caller: Caller,
-    Path(index): Path<String>,
+    index: PathParam,
+    q: QueryResult,
 ) -> Result<Response, ApiError> {
+    query(q, &[])?;
     let content = may_read_content(&st, &caller);
-    let index = parse_index(&index)?;
+    let index = parse_index(&path_param(index)?)?;
     let size = st.seq.published().size;
     if index >= size {
         return Err(ApiError::NotFound(format!(
@@ -477,9 +491,11 @@ pub(super) async fn consistency(
 /// `GET /v1/proof/{index}`: a c2sp.org/tlog-proof@v1 for the entry against the latest checkpoint.
 pub(super) async fn tlog_proof(
     State(st): State<AppState>,
-    Path(index): Path<String>,
+    index: PathParam,
+    q: QueryResult,
 ) -> Result<Response, ApiError> {
-    let index = parse_index(&index)?;
+    query(q, &[])?;
+    let index = parse_index(&path_param(index)?)?;
     let published = st.seq.published();
     if index >= published.size {
         return Err(ApiError::NotFound(format!(

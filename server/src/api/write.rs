@@ -253,8 +253,7 @@ pub(super) async fn post_entry(
         ));
     }
     if is_json {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
-            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        json_text(&payload, "the body")?;
     }
     let et = event_type.as_deref().unwrap_or("");
     let idem = idempotency(key, &principal, &[ct.as_bytes(), et.as_bytes(), &payload]);
@@ -312,6 +311,16 @@ struct AppendReply {
 
 /// Splits a batch body into raw JSON items: a JSON array, or NDJSON (one value per line; empty
 /// lines are skipped).
+/// Checks that `bytes` are one JSON text: UTF-8 (RFC 8259 section 8.1; the parser alone lets
+/// invalid bytes inside strings through) and well-formed.
+fn json_text(bytes: &[u8], what: &str) -> Result<(), ApiError> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: not UTF-8 ({e})")))?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| ApiError::BadRequest(format!("{what} is not valid JSON: {e}")))
+}
+
 fn batch_items<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, ApiError> {
     if ndjson {
         let mut items = Vec::new();
@@ -320,9 +329,7 @@ fn batch_items<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, ApiErr
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            serde_json::from_slice::<serde::de::IgnoredAny>(line).map_err(|e| {
-                ApiError::BadRequest(format!("line {} is not valid JSON: {e}", n + 1))
-            })?;
+            json_text(line, &format!("line {}", n + 1))?;
             items.push(line);
         }
         Ok(items)

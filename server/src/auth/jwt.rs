@@ -87,6 +87,22 @@ fn ring_verifier(
     Ok(Box::new(RingVerifier { alg: *alg, key }))
 }
 
+/// Whether the token's protected header has a `crit` member (any value; an unreadable header is
+/// left to the decoder to refuse).
+fn has_crit(token: &str) -> bool {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+        .is_some_and(|h| h.contains_key("crit"))
+}
+
 /// Installs [`RING`] as `jsonwebtoken`'s process-wide provider, unless one already is.
 fn install_provider() {
     // Err means a provider is already installed (ours, or an embedding program's choice).
@@ -167,6 +183,15 @@ impl JwtAuth {
 
     /// Verifies a token; returns its principal claim and the role it grants (if any).
     pub(crate) fn verify(&self, token: &str) -> Result<(String, Option<Role>), String> {
+        // RFC 7515 section 4.1.11: a recipient that does not understand every extension named
+        // in `crit` must reject the token. This server understands none.
+        if has_crit(token) {
+            return Err(
+                "invalid JWT: its header names critical extensions (crit), which this server \
+                 does not support"
+                    .into(),
+            );
+        }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| format!("invalid JWT: {e}"))?;
         let claims = data.claims;
