@@ -15,17 +15,27 @@ use sealtrail_server::store::mem::MemStore;
 use sha2::{Digest, Sha256};
 
 const SUBMITTER: &str = "stk_submitter-token-for-ambiguity-tests-00000000";
+const ADMIN: &str = "stk_admin-token-for-ambiguity-tests-000000000000";
 
-fn start() -> (TestLog, Arc<MemStore>) {
-    let mut c = config();
-    c.auth.tokens = vec![TokenEntry {
-        name: "ingest".into(),
-        role: Role::Submitter,
-        sha256: Sha256::digest(SUBMITTER.as_bytes())
+fn token(name: &str, role: Role, t: &str) -> TokenEntry {
+    TokenEntry {
+        name: name.into(),
+        role,
+        sha256: Sha256::digest(t.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
-    }];
+    }
+}
+
+fn start() -> (TestLog, Arc<MemStore>) {
+    let mut c = config();
+    c.limits.ip_rate_per_sec = 0.0;
+    c.limits.principal_rate_per_sec = 0.0;
+    c.auth.tokens = vec![
+        token("ingest", Role::Submitter, SUBMITTER),
+        token("ops", Role::Admin, ADMIN),
+    ];
     let store = Arc::new(MemStore::new());
     (TestLog::start(c, store.clone()), store)
 }
@@ -211,5 +221,53 @@ async fn encoded_bodies_are_never_stored_as_payloads() {
     ];
     let r = log.req(Method::POST, "/v1/entries", &chunked, b"{}").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_auth_failures_hides_no_other_security_event() {
+    let (log, _) = start();
+    let auth = |t: &str| format!("Bearer {t}");
+    let forbidden = log
+        .req(
+            Method::GET,
+            "/v1/admin/holds",
+            &[("authorization", auth(SUBMITTER).as_str())],
+            b"",
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    // 1,200 cheap 401s: more than the view keeps of any one kind.
+    for n in 0..1200 {
+        let bogus = auth(&format!("stk_bogus-{}", n % 2));
+        let r = log
+            .req(
+                Method::POST,
+                "/v1/entries",
+                &[
+                    ("authorization", bogus.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                b"{}",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let view = log
+        .req(
+            Method::GET,
+            "/v1/admin/security-events?limit=1000",
+            &[("authorization", auth(ADMIN).as_str())],
+            b"",
+        )
+        .await
+        .json();
+    let events = view["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["kind"] == "forbidden"),
+        "the forbidden attempt is still in view"
+    );
+    assert_eq!(view["counts"]["auth_failure"], 1200, "{}", view["counts"]);
+    assert_eq!(view["counts"]["forbidden"], 1);
     log.stop().await;
 }

@@ -2,9 +2,11 @@
 //! oversized or malformed requests, failed TLS handshakes.
 //!
 //! [`SecurityEvents::record`] logs each event as a structured `tracing` event (target
-//! `sealtrail::security`), counts it in `sealtrail_security_events_total{kind}`, keeps it in a
-//! bounded ring of recent events (served to admins at `GET /v1/admin/security-events`), and
-//! broadcasts it to subscribers ([`SecurityEvents::subscribe`], e.g. a SIEM forwarder). A slow
+//! `sealtrail::security`), counts it in `sealtrail_security_events_total{kind}` and per kind
+//! here, keeps it in a bounded ring **per kind** of recent events (served to admins at
+//! `GET /v1/admin/security-events`; a flood of one kind cannot push another kind out, and a
+//! repeat of the newest event of its kind only counts as a repeat of it), and broadcasts it to
+//! subscribers ([`SecurityEvents::subscribe`], e.g. a SIEM forwarder). A slow
 //! subscriber misses events (it sees `RecvError::Lagged`); it never slows the server down.
 
 use std::collections::VecDeque;
@@ -87,6 +89,11 @@ pub struct SecurityEvent {
     pub path: String,
     /// Why, for a human.
     pub detail: String,
+    /// Later occurrences coalesced into this one: the same kind, principal, address, method,
+    /// path and detail, each arriving while this was the newest event of its kind (0: none).
+    pub repeats: u64,
+    /// Time of the latest of them, ms since the Unix epoch (`time_ms` if none).
+    pub last_time_ms: u64,
 }
 
 impl SecurityEvent {
@@ -108,6 +115,8 @@ impl SecurityEvent {
             method: cut(method).to_owned(),
             path: cut(path).to_owned(),
             detail: cut(detail).to_owned(),
+            repeats: 0,
+            last_time_ms: time_ms,
         }
     }
 }
@@ -123,25 +132,47 @@ fn cut(s: &str) -> &str {
     &s[..end]
 }
 
-/// The recent-events ring, the broadcast channel and the counter.
+/// The recent events of each kind, and how many of each kind were recorded.
+#[derive(Debug, Default)]
+struct Recent {
+    by_kind: [VecDeque<SecurityEvent>; SecurityEventKind::ALL.len()],
+    counts: [u64; SecurityEventKind::ALL.len()],
+}
+
+/// The per-kind recent-events rings, the broadcast channel and the counter.
 #[derive(Debug)]
 pub struct SecurityEvents {
-    recent: Mutex<VecDeque<SecurityEvent>>,
-    capacity: usize,
+    recent: Mutex<Recent>,
+    per_kind: usize,
     tx: broadcast::Sender<SecurityEvent>,
     counter: Option<IntCounterVec>,
 }
 
+fn same_source(a: &SecurityEvent, b: &SecurityEvent) -> bool {
+    a.principal == b.principal
+        && a.client_ip == b.client_ip
+        && a.method == b.method
+        && a.path == b.path
+        && a.detail == b.detail
+}
+
 impl SecurityEvents {
-    /// Keeps the last `capacity` events; counts into `counter` (label `kind`) when given.
+    /// Keeps the last `capacity` events of each kind (repeats coalesced); counts into `counter`
+    /// (label `kind`) when given.
     pub fn new(capacity: usize, counter: Option<IntCounterVec>) -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         SecurityEvents {
-            recent: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
-            capacity: capacity.max(1),
+            recent: Mutex::new(Recent::default()),
+            per_kind: capacity.max(1),
             tx,
             counter,
         }
+    }
+
+    /// Events recorded since start, by kind (every kind listed).
+    pub fn counts(&self) -> Vec<(SecurityEventKind, u64)> {
+        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        SecurityEventKind::ALL.into_iter().zip(r.counts).collect()
     }
 
     /// Logs, counts, keeps and broadcasts one event.
@@ -161,22 +192,37 @@ impl SecurityEvents {
         }
         {
             let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if r.len() == self.capacity {
-                r.pop_front();
+            let k = SecurityEventKind::ALL
+                .iter()
+                .position(|k| *k == ev.kind)
+                .unwrap_or_default();
+            r.counts[k] += 1;
+            let ring = &mut r.by_kind[k];
+            match ring.back_mut() {
+                Some(last) if same_source(last, &ev) => {
+                    last.repeats += 1;
+                    last.last_time_ms = ev.time_ms;
+                }
+                _ => {
+                    if ring.len() == self.per_kind {
+                        ring.pop_front();
+                    }
+                    ring.push_back(ev.clone());
+                }
             }
-            r.push_back(ev.clone());
         }
         // Err only means nobody is subscribed.
         let _ = self.tx.send(ev);
     }
 
-    /// The most recent events, oldest first, at most `limit`.
+    /// The most recent events of every kind, oldest first (by their latest occurrence), at most
+    /// `limit`.
     pub fn recent(&self, limit: usize) -> Vec<SecurityEvent> {
         let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        r.iter()
-            .skip(r.len().saturating_sub(limit))
-            .cloned()
-            .collect()
+        let mut all: Vec<SecurityEvent> = r.by_kind.iter().flatten().cloned().collect();
+        all.sort_by_key(|e| e.last_time_ms);
+        let skip = all.len().saturating_sub(limit);
+        all.split_off(skip)
     }
 
     /// A stream of every event recorded from now on.
@@ -211,6 +257,46 @@ mod tests {
         assert_eq!(paths, ["/2", "/3", "/4"]);
         assert_eq!(e.recent(1)[0].path, "/4");
         assert_eq!(rx.try_recv().unwrap().path, "/0");
+    }
+
+    #[test]
+    fn a_flood_of_one_kind_hides_no_other_and_repeats_coalesce() {
+        let e = SecurityEvents::new(3, None);
+        let forbidden = ev(1);
+        e.record(forbidden.clone());
+        let flood = |n: usize| {
+            SecurityEvent::new(
+                SecurityEventKind::AuthFailure,
+                None,
+                Some("10.0.0.9".parse().unwrap()),
+                "POST",
+                "/v1/entries",
+                &format!("unknown API token {}", n % 2),
+            )
+        };
+        // Alternating details: no coalescing, the ring of that kind rolls over.
+        for n in 0..1000 {
+            e.record(flood(n));
+        }
+        let recent = e.recent(1000);
+        assert_eq!(recent.len(), 4, "3 auth failures and the forbidden one");
+        assert!(
+            recent
+                .iter()
+                .any(|x| x.kind == SecurityEventKind::Forbidden)
+        );
+        // The same event again and again: one entry, counted.
+        let same = SecurityEvents::new(3, None);
+        for _ in 0..1000 {
+            same.record(flood(0));
+        }
+        let recent = same.recent(10);
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].repeats, 999);
+        assert!(recent[0].last_time_ms >= recent[0].time_ms);
+        let counts = same.counts();
+        assert_eq!(counts[0], (SecurityEventKind::AuthFailure, 1000));
+        assert!(counts[1..].iter().all(|(_, n)| *n == 0));
     }
 
     #[test]

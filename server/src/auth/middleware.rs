@@ -169,7 +169,13 @@ pub async fn security_events(
             as usize,
     };
     let events = guard.events.recent(limit);
-    Ok(axum::Json(serde_json::json!({ "events": events })).into_response())
+    let counts: serde_json::Map<String, serde_json::Value> = guard
+        .events
+        .counts()
+        .into_iter()
+        .map(|(k, n)| (k.as_str().to_owned(), n.into()))
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "events": events, "counts": counts })).into_response())
 }
 
 #[cfg(test)]
