@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Engine;
 
+/// Largest body of an admin request (erasures, holds).
+pub const ADMIN_BODY_BYTES: usize = 2 << 20;
+
 /// Default maximum payload size in bytes. Payloads live in private records, not in the leaves,
 /// so the limit is a policy choice up to `sealtrail_spec::record::MAX_PAYLOAD_LEN` (1 MiB).
 pub const DEFAULT_MAX_PAYLOAD: usize = 64_000;
@@ -134,6 +137,11 @@ pub struct Limits {
     /// refused with 503 before the store is touched, so the store never meets a full disk and
     /// reads go on. 0 disables the check.
     pub min_free_bytes: u64,
+    /// Request body bytes all requests together may be receiving at once. A body is counted at
+    /// its `Content-Length` (or at its route's limit when chunked) from before it is read until
+    /// it is; a request that does not fit is answered 503 with `Retry-After` without reading it,
+    /// so clients that send bodies slowly or never finish them cannot hold unbounded memory.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for Config {
@@ -177,6 +185,7 @@ impl Default for Limits {
             ip_burst: 10_000,
             rate_limit_max_keys: 100_000,
             min_free_bytes: 256 << 20,
+            max_inflight_body_bytes: 64 << 20,
         }
     }
 }
@@ -254,6 +263,17 @@ impl Config {
             return bad(format!(
                 "limits.max_payload_bytes must be 1..={} (the largest private record payload)",
                 sealtrail_spec::record::MAX_PAYLOAD_LEN
+            ));
+        }
+        let largest_body = l
+            .max_payload_bytes
+            .max(l.max_batch_bytes)
+            .max(ADMIN_BODY_BYTES);
+        if l.max_inflight_body_bytes < largest_body {
+            return bad(format!(
+                "limits.max_inflight_body_bytes ({}) must hold the largest single body \
+                 ({largest_body} bytes: max_batch_bytes, max_payload_bytes or an admin request)",
+                l.max_inflight_body_bytes
             ));
         }
         let positive = [

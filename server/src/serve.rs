@@ -78,6 +78,10 @@ impl Server {
         let forward = crate::forward::Prepared::new(&config.forward)
             .map_err(|e| StartError::Forward(e.to_string()))?;
         let security_events = forward.security_events();
+        let body_budget = config
+            .limits
+            .max_inflight_body_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -91,6 +95,7 @@ impl Server {
                 reads: Arc::new(ReadPath::default()),
                 witnessing,
                 guard: Arc::new(guard),
+                body_budget: Arc::new(tokio::sync::Semaphore::new(body_budget)),
             }),
             sequencer,
             tls,

@@ -26,8 +26,7 @@ use crate::privacy::{
 use crate::query::{QueryError, SearchQuery, search};
 use crate::sequencer::{AdminOp, AdminOutcome, indices_selector};
 
-/// Largest admin request body.
-const MAX_ADMIN_BODY: usize = 2 << 20;
+use crate::config::ADMIN_BODY_BYTES as MAX_ADMIN_BODY;
 
 /// `POST /v1/admin/erasures`.
 #[derive(Debug, Deserialize)]
@@ -73,13 +72,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(
-        body,
-        headers,
-        MAX_ADMIN_BODY,
-        st.config.limits.request_timeout(),
-    )
-    .await?;
+    let bytes = read_body(st, body, headers, MAX_ADMIN_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
 

@@ -14,7 +14,7 @@ mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -84,6 +84,8 @@ pub struct SharedState {
     pub witnessing: Arc<crate::witnessing::Witnessing>,
     /// Access control, rate limits and security events.
     pub guard: Arc<crate::auth::Guard>,
+    /// Request body bytes that may be arriving at once (`limits.max_inflight_body_bytes`).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -284,22 +286,40 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     resp
 }
 
-/// Reads a request body of at most `limit` bytes within `timeout`.
+/// Reads a request body of at most `limit` bytes within the request timeout, counted in the
+/// server's in-flight body budget (`limits.max_inflight_body_bytes`) while it arrives: a body
+/// that does not fit is refused with 503 before a byte of it is read.
 pub(crate) async fn read_body(
+    st: &AppState,
     body: Body,
     headers: &axum::http::HeaderMap,
     limit: usize,
-    timeout: Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
+    let timeout = st.config.limits.request_timeout();
     let too_large = || ApiError::TooLarge(format!("request body exceeds {limit} bytes"));
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
+    let reserve = declared.map_or(limit, |len| usize::try_from(len).unwrap_or(limit));
+    let _budget = match u32::try_from(reserve) {
+        Ok(0) => None,
+        Ok(n) => Some(
+            st.body_budget
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| {
+                    st.metrics.errors.with_label_values(&["body_budget"]).inc();
+                    ApiError::Busy(
+                        "too many request bodies are arriving at once; retry shortly".into(),
+                    )
+                })?,
+        ),
+        Err(_) => return Err(too_large()),
+    };
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::Timeout(
             "request body not received in time".into(),

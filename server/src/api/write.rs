@@ -240,13 +240,7 @@ pub(super) async fn post_entry(
     let principal = principal_of(caller)?;
     let (ct, is_json) = content_type(&headers)?;
     let limits = &st.config.limits;
-    let payload = read_body(
-        body,
-        &headers,
-        limits.max_payload_bytes,
-        limits.request_timeout(),
-    )
-    .await?;
+    let payload = read_body(&st, body, &headers, limits.max_payload_bytes).await?;
     if payload.is_empty() {
         return Err(ApiError::BadRequest(
             "empty body: the payload is the request body".into(),
@@ -370,13 +364,7 @@ pub(super) async fn post_batch(
         }
     };
     let limits = &st.config.limits;
-    let raw = read_body(
-        body,
-        &headers,
-        limits.max_batch_bytes,
-        limits.request_timeout(),
-    )
-    .await?;
+    let raw = read_body(&st, body, &headers, limits.max_batch_bytes).await?;
     let items = batch_items(&raw, ndjson)?;
     if items.is_empty() {
         return Err(ApiError::BadRequest("the batch holds no entries".into()));
