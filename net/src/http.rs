@@ -1,5 +1,6 @@
 //! The HTTP/1.1 accept loop: at most `max_connections` connections (more wait in the kernel's
-//! accept queue), a header-read timeout against slow clients, optional TLS with a bounded
+//! accept queue, and the caller is told), at most `max_connections_per_ip` from one address (more
+//! are closed at once), a header-read timeout against slow clients, optional TLS with a bounded
 //! handshake, and a graceful shutdown that lets in-flight requests finish within a grace period.
 //!
 //! Every request carries a [`ConnInfo`] extension: the peer address and, with mutual TLS, the
@@ -51,6 +52,9 @@ pub struct HttpOptions {
     pub header_timeout: Duration,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// Most concurrent connections from one IP address (0: no cap, e.g. behind a proxy whose
+    /// one address carries every client). More are closed as soon as they are accepted.
+    pub max_connections_per_ip: usize,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_grace: Duration,
     /// Time a TLS handshake may take.
@@ -69,6 +73,66 @@ pub type RefusedFn = dyn Fn(SocketAddr, &str) + Send + Sync;
 /// Called when hyper ends a connection with an error (header timeout, malformed or oversized
 /// request head, ...), with the peer.
 pub type ConnErrorFn = dyn Fn(SocketAddr, &hyper::Error) + Send + Sync;
+
+/// Which connection limit was reached (see [`ConnLimitFn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnLimit {
+    /// `max_connections`: new connections wait in the kernel's accept queue.
+    Total,
+    /// `max_connections_per_ip`: this address's new connection was closed.
+    PerIp(std::net::IpAddr),
+}
+
+/// Told when a connection limit is reached: `Total` once each time the server fills up, `PerIp`
+/// for every connection refused.
+pub type ConnLimitFn = dyn Fn(ConnLimit) + Send + Sync;
+
+/// Open connections per client address, for `max_connections_per_ip`.
+#[derive(Default)]
+struct PerIp(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl PerIp {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a new connection from `ip`, unless it already has `cap` (then `false`).
+    fn enter(&self, ip: std::net::IpAddr, cap: usize) -> bool {
+        let mut m = self.lock();
+        let n = m.entry(ip).or_insert(0);
+        if cap > 0 && *n >= cap {
+            if *n == 0 {
+                m.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, ip: std::net::IpAddr) {
+        let mut m = self.lock();
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A connection counted in [`PerIp`], uncounted when dropped (whatever ends the task).
+struct IpSlot(Arc<PerIp>, std::net::IpAddr);
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        self.0.leave(self.1);
+    }
+}
 
 /// TLS for [`serve`].
 #[derive(Clone)]
@@ -98,6 +162,7 @@ pub async fn serve(
     opts: HttpOptions,
     tls: Option<TlsSetup>,
     on_error: Option<Arc<ConnErrorFn>>,
+    on_limit: Option<Arc<ConnLimitFn>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -107,14 +172,37 @@ pub async fn serve(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let limit = |l: ConnLimit| {
+        if let Some(f) = &on_limit {
+            f(l);
+        }
+    };
+    // Whether the server is full: the limit is reported once each time it fills up.
+    let mut full = false;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => {
+                full = false;
+                p
+            }
+            Err(_) => {
+                if !std::mem::replace(&mut full, true) {
+                    tracing::warn!(
+                        max_connections = opts.max_connections,
+                        "connection limit reached: new connections wait in the accept queue"
+                    );
+                    limit(ConnLimit::Total);
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    p = connections.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -128,6 +216,13 @@ pub async fn serve(
                 }
             },
         };
+        let ip = peer.ip();
+        if !per_ip.enter(ip, opts.max_connections_per_ip) {
+            tracing::debug!(%ip, "per-address connection limit reached: connection closed");
+            limit(ConnLimit::PerIp(ip));
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             app: app.clone(),
@@ -138,11 +233,13 @@ pub async fn serve(
         };
         let tls = tls.clone();
         let handshake = opts.tls_handshake_timeout;
+        let slot = IpSlot(per_ip.clone(), ip);
         tokio::spawn(async move {
             match tls {
                 None => conn.serve(stream, None).await,
                 Some(tls) => conn.serve_tls(stream, &tls, handshake).await,
             }
+            drop(slot);
             drop(permit);
         });
     }

@@ -20,6 +20,7 @@ fn opts() -> HttpOptions {
     HttpOptions {
         header_timeout: Duration::from_secs(5),
         max_connections: 16,
+        max_connections_per_ip: 0,
         shutdown_grace: Duration::from_secs(5),
         tls_handshake_timeout: Duration::from_millis(300),
     }
@@ -49,7 +50,7 @@ async fn start(tls: Option<TlsSetup>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, app(), opts(), tls, None, async {
+    let task = tokio::spawn(serve(listener, app(), opts(), tls, None, None, async {
         let _ = rx.await;
     }));
     Running { addr, stop, task }
@@ -63,6 +64,17 @@ impl Running {
             .expect("graceful shutdown")
             .unwrap();
     }
+}
+
+/// [`get`] over a new connection to `addr`, or `None` if the server closed it first.
+async fn try_get(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /who HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
 }
 
 /// One HTTP/1.1 GET over any stream; the whole response.
@@ -243,4 +255,67 @@ async fn silent_handshakes_time_out_and_certificates_reload() {
     assert!(tls.reload().is_err());
     assert!(tls_get(r.addr, &new_ca, None).await.is_ok());
     r.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let seen = hits.clone();
+    let on_limit: Arc<sealtrail_net::http::ConnLimitFn> = Arc::new(move |l| {
+        seen.lock().unwrap().push(l);
+    });
+    let mut o = opts();
+    o.max_connections_per_ip = 2;
+    let task = tokio::spawn(serve(
+        listener,
+        app(),
+        o,
+        None,
+        None,
+        Some(on_limit),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    // Two idle connections from 127.0.0.1 fill its share; the third is closed at once.
+    let _a = TcpStream::connect(addr).await.unwrap();
+    let _b = TcpStream::connect(addr).await.unwrap();
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        .await
+        .expect("closed, not left waiting")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection from one address is closed");
+    assert_eq!(
+        hits.lock().unwrap().as_slice(),
+        [sealtrail_net::http::ConnLimit::PerIp(
+            "127.0.0.1".parse().unwrap()
+        )]
+    );
+    // Another address is served meanwhile (any 127.0.0.0/8 address is loopback on Linux).
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let body = get(other.connect(addr).await.unwrap()).await;
+    assert!(body.ends_with("127.0.0.2 -"), "{body}");
+    // When one of the first two ends, the address may connect again (the server notices the
+    // end on its own time: bounded retries, each refused connection is closed at once).
+    drop(_a);
+    let mut served = None;
+    for _ in 0..1000 {
+        served = try_get(addr).await.filter(|b| b.ends_with("127.0.0.1 -"));
+        if served.is_some() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served.is_some(), "the address was never let in again");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

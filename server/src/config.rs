@@ -117,6 +117,9 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Most concurrent client connections; more wait in the accept queue.
     pub max_connections: usize,
+    /// Most concurrent connections from one IP address; more are closed at once (0: no cap, for
+    /// a server behind a proxy whose one address carries every client).
+    pub max_connections_per_ip: usize,
     /// Seconds to wait for in-flight requests on shutdown before closing them.
     pub shutdown_grace_secs: u64,
     /// Seconds a client may take to complete the TLS handshake.
@@ -176,6 +179,7 @@ impl Default for Limits {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 4096,
+            max_connections_per_ip: 512,
             shutdown_grace_secs: 30,
             tls_handshake_timeout_secs: 10,
             max_concurrent_requests: 1024,

@@ -151,6 +151,7 @@ impl Server {
         let opts = sealtrail_net::http::HttpOptions {
             header_timeout: limits.header_timeout(),
             max_connections: limits.max_connections,
+            max_connections_per_ip: limits.max_connections_per_ip,
             shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
             tls_handshake_timeout: limits.tls_handshake_timeout(),
         };
@@ -193,7 +194,40 @@ impl Server {
                 &e.to_string(),
             ));
         });
-        sealtrail_net::http::serve(listener, app, opts, tls, Some(on_error), shutdown).await;
+        let limit_events = self.state.guard.events.clone();
+        let limit_metrics = self.state.metrics.clone();
+        let on_limit: Arc<sealtrail_net::http::ConnLimitFn> = Arc::new(move |l| match l {
+            sealtrail_net::http::ConnLimit::Total => {
+                limit_metrics
+                    .errors
+                    .with_label_values(&["connection_limit"])
+                    .inc();
+            }
+            sealtrail_net::http::ConnLimit::PerIp(ip) => {
+                limit_metrics
+                    .errors
+                    .with_label_values(&["connection_limit_ip"])
+                    .inc();
+                limit_events.record(SecurityEvent::new(
+                    SecurityEventKind::Overloaded,
+                    None,
+                    Some(ip),
+                    "",
+                    "",
+                    "per-address connection limit reached: connection closed",
+                ));
+            }
+        });
+        sealtrail_net::http::serve(
+            listener,
+            app,
+            opts,
+            tls,
+            Some(on_error),
+            Some(on_limit),
+            shutdown,
+        )
+        .await;
         witness_tasks.abort_all();
         security_feed.abort();
         if let Some(r) = retention {

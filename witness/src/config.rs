@@ -110,6 +110,8 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Most concurrent client connections.
     pub max_connections: usize,
+    /// Most concurrent connections from one IP address (0: no cap, behind a proxy).
+    pub max_connections_per_ip: usize,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
 }
@@ -212,6 +214,7 @@ impl Default for Limits {
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             max_connections: 1024,
+            max_connections_per_ip: 128,
             shutdown_grace_secs: 10,
         }
     }

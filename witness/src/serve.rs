@@ -260,6 +260,7 @@ async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Futu
     let opts = sealtrail_net::http::HttpOptions {
         header_timeout: Duration::from_secs(limits.header_timeout_secs),
         max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
         tls_handshake_timeout: Duration::from_secs(limits.header_timeout_secs),
     };
@@ -276,7 +277,12 @@ async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Futu
         .clone()
         .map(|t| tokio::spawn(sealtrail_net::signal::reload_on_sighup(t)));
     let app = crate::api::router(core.clone());
-    sealtrail_net::http::serve(listener, app, opts, tls, None, shutdown).await;
+    let on_limit: Arc<sealtrail_net::http::ConnLimitFn> = Arc::new(|l| {
+        if let sealtrail_net::http::ConnLimit::PerIp(ip) = l {
+            tracing::warn!(%ip, "per-address connection limit reached: connection closed");
+        }
+    });
+    sealtrail_net::http::serve(listener, app, opts, tls, None, Some(on_limit), shutdown).await;
     if let Some(r) = reloader {
         r.abort();
     }
