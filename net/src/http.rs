@@ -57,6 +57,10 @@ pub struct HttpOptions {
     pub max_connections_per_ip: usize,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Time a write to the client may stay blocked (the client reads nothing) before the
+    /// connection is closed, so clients that never read their answers cannot hold the server's
+    /// memory and connections.
+    pub write_timeout: Duration,
     /// Time a TLS handshake may take.
     pub tls_handshake_timeout: Duration,
 }
@@ -230,6 +234,7 @@ pub async fn serve(
             graceful: graceful.watcher(),
             peer,
             on_error: on_error.clone(),
+            write_timeout: opts.write_timeout,
         };
         let tls = tls.clone();
         let handshake = opts.tls_handshake_timeout;
@@ -264,6 +269,7 @@ struct Connection {
     graceful: hyper_util::server::graceful::Watcher,
     peer: SocketAddr,
     on_error: Option<Arc<ConnErrorFn>>,
+    write_timeout: Duration,
 }
 
 impl Connection {
@@ -278,6 +284,7 @@ impl Connection {
             graceful,
             peer,
             on_error,
+            write_timeout,
         } = self;
         let info = ConnInfo {
             addr: peer,
@@ -287,6 +294,7 @@ impl Connection {
             req.extensions_mut().insert(info.clone());
             app.clone().oneshot(req)
         });
+        let io = WriteTimeout::new(io, write_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         if let Err(e) = conn.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -309,5 +317,102 @@ impl Connection {
         };
         tracing::debug!(%peer, reason = %why, "TLS connection refused");
         (tls.refused)(peer, &why);
+    }
+}
+
+/// A connection whose writes fail with `TimedOut` once one has been blocked (the peer's receive
+/// window full) for longer than the timeout: hyper then closes the connection and frees what the
+/// response held. Progress of any size restarts the clock.
+struct WriteTimeout<I> {
+    io: I,
+    timeout: Duration,
+    blocked: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteTimeout<I> {
+    fn new(io: I, timeout: Duration) -> Self {
+        WriteTimeout {
+            io,
+            timeout,
+            blocked: None,
+        }
+    }
+
+    /// After the inner write returned `r`: clear the clock on progress, run it while blocked.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match r {
+            Poll::Ready(v) => {
+                self.blocked = None;
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .blocked
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client did not read its answer in time",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, r)
     }
 }

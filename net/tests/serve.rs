@@ -22,6 +22,7 @@ fn opts() -> HttpOptions {
         max_connections: 16,
         max_connections_per_ip: 0,
         shutdown_grace: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(30),
         tls_handshake_timeout: Duration::from_millis(300),
     }
 }
@@ -313,6 +314,48 @@ async fn one_address_cannot_take_every_connection() {
         tokio::task::yield_now().await;
     }
     assert!(served.is_some(), "the address was never let in again");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answer_is_let_go() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    // One connection at a time: the next one is served only once the stalled one is closed.
+    let mut o = opts();
+    o.max_connections = 1;
+    o.write_timeout = Duration::from_millis(300);
+    let big = axum::Router::new()
+        .route(
+            "/big",
+            axum::routing::get(|| async { vec![b'x'; 32 << 20] }),
+        )
+        .merge(app());
+    let task = tokio::spawn(serve(listener, big, o, None, None, None, async {
+        let _ = rx.await;
+    }));
+    // A client with a tiny receive window asks for 32 MiB and reads nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Without the write timeout this waits forever for the only connection slot.
+    let body = tokio::time::timeout(
+        Duration::from_secs(20),
+        get(TcpStream::connect(addr).await.unwrap()),
+    )
+    .await
+    .expect("the stalled connection was closed and this one served");
+    assert!(body.ends_with("127.0.0.1 -"), "{body}");
+    drop(stalled);
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), task)
         .await

@@ -115,6 +115,9 @@ pub struct Limits {
     pub header_timeout_secs: u64,
     /// Seconds a whole request may take, body included, before 408.
     pub request_timeout_secs: u64,
+    /// Seconds a write to a client may stay blocked because the client reads nothing; then the
+    /// connection is closed and what its answer held is freed.
+    pub write_timeout_secs: u64,
     /// Most concurrent client connections; more wait in the accept queue.
     pub max_connections: usize,
     /// Most concurrent connections from one IP address; more are closed at once (0: no cap, for
@@ -178,6 +181,7 @@ impl Default for Limits {
             max_page_entries: 1000,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            write_timeout_secs: 30,
             max_connections: 4096,
             max_connections_per_ip: 512,
             shutdown_grace_secs: 30,
@@ -288,6 +292,7 @@ impl Config {
             ("limits.max_page_entries", l.max_page_entries),
             ("limits.header_timeout_secs", l.header_timeout_secs),
             ("limits.request_timeout_secs", l.request_timeout_secs),
+            ("limits.write_timeout_secs", l.write_timeout_secs),
             ("limits.max_connections", l.max_connections as u64),
             (
                 "limits.tls_handshake_timeout_secs",

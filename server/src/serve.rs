@@ -153,6 +153,7 @@ impl Server {
             max_connections: limits.max_connections,
             max_connections_per_ip: limits.max_connections_per_ip,
             shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+            write_timeout: Duration::from_secs(limits.write_timeout_secs),
             tls_handshake_timeout: limits.tls_handshake_timeout(),
         };
         let events = self.state.guard.events.clone();

@@ -262,6 +262,8 @@ async fn serve_http(core: &Arc<Core>, listener: TcpListener, shutdown: impl Futu
         max_connections: limits.max_connections,
         max_connections_per_ip: limits.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
+        // A client that reads nothing of its answer for a whole request timeout is let go.
+        write_timeout: Duration::from_secs(limits.request_timeout_secs),
         tls_handshake_timeout: Duration::from_secs(limits.header_timeout_secs),
     };
     let tls = core.tls.clone().map(|tls| sealtrail_net::http::TlsSetup {
