@@ -38,6 +38,18 @@ fn entry(i: u64) -> NewEntry {
     }
 }
 
+/// The server, in process, on the redb store in `dir` (created or reopened).
+fn start(dir: &std::path::Path) -> Server {
+    let st: Arc<dyn store::LogStore> = Arc::from(store::open(Engine::Redb, dir).expect("open"));
+    let mut config = Config {
+        origin: "bench.sealtrail.example/log".into(),
+        ..Config::default()
+    };
+    config.limits.queue_entries = 1_000_000;
+    let signer = Ed25519Signer::from_seed(&config.origin, [1; 32]).unwrap();
+    Server::start(config, st, signer).expect("start")
+}
+
 fn live_bytes(dir: &std::path::Path) -> u64 {
     store::redb_store::RedbStore::open(dir)
         .and_then(|s| s.live_bytes())
@@ -51,14 +63,7 @@ fn file_len(dir: &std::path::Path) -> u64 {
 async fn run(total: u64) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
-    let st: Arc<dyn store::LogStore> = Arc::from(store::open(Engine::Redb, &dir).expect("open"));
-    let mut config = Config {
-        origin: "bench.sealtrail.example/log".into(),
-        ..Config::default()
-    };
-    config.limits.queue_entries = 1_000_000;
-    let signer = Ed25519Signer::from_seed(&config.origin, [1; 32]).unwrap();
-    let server = Server::start(config, st, signer).expect("start");
+    let server = start(&dir);
     let seq = server.sequencer().clone();
     let started = Instant::now();
     let mut n = 0;
@@ -80,14 +85,7 @@ async fn run(total: u64) {
     let live0 = live_bytes(&dir);
     let per_entry = live0 as f64 / total as f64;
     println!("live bytes before the erasure: {live0} ({per_entry:.0} per entry)");
-    let st: Arc<dyn store::LogStore> = Arc::from(store::open(Engine::Redb, &dir).expect("reopen"));
-    let mut config = Config {
-        origin: "bench.sealtrail.example/log".into(),
-        ..Config::default()
-    };
-    config.limits.queue_entries = 1_000_000;
-    let signer = Ed25519Signer::from_seed(&config.origin, [1; 32]).unwrap();
-    let server = Server::start(config, st, signer).expect("restart");
+    let server = start(&dir);
     let seq = server.sequencer().clone();
     let before = file_len(&dir);
     // Appends go on during the erasure.

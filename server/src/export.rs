@@ -816,11 +816,8 @@ impl Pending {
             }
             ImportRecord::Live(_) => Vec::new(),
         };
-        if !erased.is_empty() {
-            self.named.insert(index, erased.clone());
-        }
         self.entries.push(ImportEntry { leaf, record });
-        for i in erased.into_iter().filter(|i| *i < index) {
+        for &i in erased.iter().filter(|i| **i < index) {
             match i.checked_sub(self.first) {
                 Some(k) => {
                     if let Some(e) = self
@@ -842,6 +839,9 @@ impl Pending {
                     self.erased_again += 1;
                 }
             }
+        }
+        if !erased.is_empty() {
+            self.named.insert(index, erased);
         }
     }
 }

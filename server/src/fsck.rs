@@ -279,13 +279,16 @@ fn check_postings(
         from.push(0);
         for (key, row) in &rows {
             let Some((field, value, last)) = parse_posting_key(key) else {
-                report.problem(format!("posting key {} is malformed", hex(key)));
+                report.problem(format!(
+                    "posting key {} is malformed",
+                    sealtrail_spec::to_hex(key)
+                ));
                 continue;
             };
             let idx = match decode_row(row) {
                 Ok(idx) => idx,
                 Err(e) => {
-                    report.problem(format!("posting row {}: {e}", hex(key)));
+                    report.problem(format!("posting row {}: {e}", sealtrail_spec::to_hex(key)));
                     continue;
                 }
             };
@@ -295,7 +298,7 @@ fn check_postings(
             {
                 report.problem(format!(
                     "posting row {} does not match its key or lies past the tree",
-                    hex(key)
+                    sealtrail_spec::to_hex(key)
                 ));
                 continue;
             }
@@ -306,7 +309,7 @@ fn check_postings(
             {
                 report.problem(format!(
                     "posting row {} overlaps the previous one",
-                    hex(key)
+                    sealtrail_spec::to_hex(key)
                 ));
             }
             for &i in &idx {
@@ -322,10 +325,6 @@ fn check_postings(
         ));
     }
     Ok(())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The stored leaf-index rows of a completed run are exactly those rebuilt from its leaves.

@@ -150,7 +150,6 @@ pub fn remove_principal_postings(
         let key = match cached {
             Some(key) => key,
             None => {
-                let prefix = value_prefix(FIELD_PRINCIPAL, principal.as_bytes());
                 let mut end = posting_key(FIELD_PRINCIPAL, principal.as_bytes(), u64::MAX);
                 end.push(0);
                 let from = posting_key(FIELD_PRINCIPAL, principal.as_bytes(), index);
@@ -158,7 +157,6 @@ pub fn remove_principal_postings(
                 else {
                     continue;
                 };
-                debug_assert!(key.starts_with(&prefix));
                 let indices = decode_row(&row)?;
                 let last = *indices.last().unwrap_or(&index);
                 fetched

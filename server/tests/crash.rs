@@ -230,16 +230,10 @@ fn writer(
     }
 }
 
-/// After a restart: everything acknowledged is there, every old checkpoint is consistent.
-fn verify(node: &Node, seen: &Seen) {
-    let (size, root) = checkpoint(node.addr, &node.vkey).expect("checkpoint after restart");
-    let max_acked = seen.acked.keys().next_back().map_or(0, |i| i + 1);
-    assert!(
-        size >= max_acked,
-        "tree size {size} lost acknowledged entries up to {max_acked}"
-    );
+/// Calls `f` on every entry below `end`, as `GET /v1/entries` pages of 1000 answer them.
+fn for_each_entry(node: &Node, end: u64, mut f: impl FnMut(&serde_json::Value)) {
     let mut start = 0;
-    while start < max_acked {
+    while start < end {
         let r = http(
             node.addr,
             "GET",
@@ -249,19 +243,33 @@ fn verify(node: &Node, seen: &Seen) {
         )
         .unwrap();
         assert_eq!(r.status, 200);
-        let j = json(&r);
-        for e in j["entries"].as_array().unwrap() {
-            let i = e["index"].as_u64().unwrap();
-            if let Some(want) = seen.acked.get(&i) {
-                assert_eq!(
-                    e["leaf_hash"].as_str().unwrap(),
-                    want.to_hex(),
-                    "entry {i} changed"
-                );
-            }
-        }
+        json(&r)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .for_each(&mut f);
         start += 1000;
     }
+}
+
+/// After a restart: everything acknowledged is there, every old checkpoint is consistent.
+fn verify(node: &Node, seen: &Seen) {
+    let (size, root) = checkpoint(node.addr, &node.vkey).expect("checkpoint after restart");
+    let max_acked = seen.acked.keys().next_back().map_or(0, |i| i + 1);
+    assert!(
+        size >= max_acked,
+        "tree size {size} lost acknowledged entries up to {max_acked}"
+    );
+    for_each_entry(node, max_acked, |e| {
+        let i = e["index"].as_u64().unwrap();
+        if let Some(want) = seen.acked.get(&i) {
+            assert_eq!(
+                e["leaf_hash"].as_str().unwrap(),
+                want.to_hex(),
+                "entry {i} changed"
+            );
+        }
+    });
     for &(m, old_root) in &seen.checkpoints {
         assert!(
             m <= size,
@@ -391,37 +399,24 @@ fn check_erasures(node: &Node) -> u64 {
     let (size, _) = checkpoint(node.addr, &node.vkey).expect("checkpoint");
     let mut claimed: BTreeMap<u64, u64> = BTreeMap::new();
     let mut erased: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut start = 0;
-    while start < size {
-        let r = http(
-            node.addr,
-            "GET",
-            &format!("/v1/entries?start={start}&limit=1000"),
-            "text/plain",
-            b"",
-        )
-        .unwrap();
-        assert_eq!(r.status, 200);
-        for e in json(&r)["entries"].as_array().unwrap() {
-            let i = e["index"].as_u64().unwrap();
-            if let Some(by) = e["erased"]["erasure_index"].as_u64() {
-                erased.insert(i, by);
-            }
-            if e["event_type"] == "sealtrail.erasure" {
-                let payload = e["record"]["payload"].clone();
-                for item in payload["erasure"]["indices"].as_array().unwrap() {
-                    let (a, b) = match item.as_u64() {
-                        Some(n) => (n, n),
-                        None => (item[0].as_u64().unwrap(), item[1].as_u64().unwrap()),
-                    };
-                    for k in a..=b {
-                        assert!(claimed.insert(k, i).is_none(), "{k} erased twice");
-                    }
+    for_each_entry(node, size, |e| {
+        let i = e["index"].as_u64().unwrap();
+        if let Some(by) = e["erased"]["erasure_index"].as_u64() {
+            erased.insert(i, by);
+        }
+        if e["event_type"] == "sealtrail.erasure" {
+            let payload = &e["record"]["payload"];
+            for item in payload["erasure"]["indices"].as_array().unwrap() {
+                let (a, b) = match item.as_u64() {
+                    Some(n) => (n, n),
+                    None => (item[0].as_u64().unwrap(), item[1].as_u64().unwrap()),
+                };
+                for k in a..=b {
+                    assert!(claimed.insert(k, i).is_none(), "{k} erased twice");
                 }
             }
         }
-        start += 1000;
-    }
+    });
     assert_eq!(
         claimed, erased,
         "erasure entries and erased records disagree (an erasure claimed but not done, or done \

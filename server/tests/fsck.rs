@@ -234,18 +234,7 @@ async fn damaged_records_and_erasures_are_caught() {
             .await;
     }
     let seq = log.server.as_ref().unwrap().state().seq.clone();
-    seq.admin(sealtrail_server::sequencer::AdminOp::Erase {
-        indices: vec![1, 2],
-        note: sealtrail_server::privacy::ErasureNote {
-            request_id: "r".into(),
-            part: 1,
-            reason: "test".into(),
-            selector: serde_json::json!({"indices": true}),
-        },
-        requested_by: "token:ops".into(),
-    })
-    .await
-    .unwrap();
+    erase_indices(&seq, vec![1, 2]).await;
     log.stop().await;
     assert!(problems(&store).is_empty());
     let live = |i: u8| {

@@ -715,19 +715,7 @@ async fn erase_then_compact(engine: sealtrail_server::store::Engine) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let seq = log.server.as_ref().unwrap().state().seq.clone();
     let indices: Vec<u64> = (0..300).filter(|i| i % 3 == 0).collect();
-    let outcome = seq
-        .admin(sealtrail_server::sequencer::AdminOp::Erase {
-            indices,
-            note: sealtrail_server::privacy::ErasureNote {
-                request_id: "t".into(),
-                part: 1,
-                reason: "test".into(),
-                selector: serde_json::json!({"indices": true}),
-            },
-            requested_by: "token:ops".into(),
-        })
-        .await
-        .unwrap();
+    let outcome = erase_indices(&seq, indices).await;
     assert!(matches!(
         outcome,
         sealtrail_server::sequencer::AdminOutcome::Erased { erased: 100, .. }
@@ -819,19 +807,7 @@ async fn appends_during_erasures_are_all_answered_and_kept() {
         .collect();
     // Erasures, one index at a time, racing the appends.
     for i in 0..40u64 {
-        let outcome = seq
-            .admin(sealtrail_server::sequencer::AdminOp::Erase {
-                indices: vec![i * 5],
-                note: sealtrail_server::privacy::ErasureNote {
-                    request_id: "r".into(),
-                    part: 1,
-                    reason: "race".into(),
-                    selector: serde_json::json!({"indices": true}),
-                },
-                requested_by: "token:ops".into(),
-            })
-            .await
-            .unwrap();
+        let outcome = erase_indices(&seq, vec![i * 5]).await;
         assert!(matches!(
             outcome,
             sealtrail_server::sequencer::AdminOutcome::Erased { erased: 1, .. }

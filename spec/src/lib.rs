@@ -41,4 +41,4 @@ mod text;
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 /// The strict C2SP decimal rule (ASCII digits, no sign, no leading zeros but `0`), for callers
 /// that parse sizes and indices outside the formats here (URLs, query strings).
-pub use text::parse_decimal;
+pub use text::{parse_decimal, rfc3339_ms, to_hex};

@@ -1,5 +1,5 @@
-//! Small text helpers shared by the format modules: canonical base64, hex, and the strict
-//! decimal rule (ASCII digits, no sign, no leading zeros except `0` itself) that every C2SP format
+//! Small text helpers shared by the format modules and their users: canonical base64, hex, RFC
+//! 3339 times, and the strict decimal rule (ASCII digits, no sign, no leading zeros except `0` itself) that every C2SP format
 //! uses for sizes and indices.
 
 use base64::Engine as _;
@@ -16,7 +16,8 @@ pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -47,6 +48,30 @@ pub fn parse_decimal(text: &str) -> Option<u64> {
         return None;
     }
     text.parse().ok()
+}
+
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` for `ms` milliseconds since the Unix epoch (RFC 3339, UTC,
+/// proleptic Gregorian), for any `u64`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, days_from_civil's
+    // inverse); `days` is below 2^64 / 86_400_000, so the arithmetic fits in u64.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 #[cfg(test)]

@@ -130,28 +130,9 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Milliseconds since the Unix epoch as an RFC 3339 UTC time, e.g. `2023-11-14T22:13:20.000Z`
-/// (proleptic Gregorian calendar, leap seconds not counted, as Unix time).
+/// `YYYY-MM-DDThh:mm:ss.mmmZ` (see [`sealtrail_spec::rfc3339_ms`]).
 pub(crate) fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, days_from_civil's
-    // inverse); `days` is below 2^64 / 86_400_000, so the arithmetic fits in u64.
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    sealtrail_spec::rfc3339_ms(ms)
 }
 
 #[cfg(test)]

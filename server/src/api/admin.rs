@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::read::{Caller, blocking};
+use super::read::{Caller, blocking, principal_of};
 use super::write::sequence_error;
 use super::{ApiError, AppState, read_body};
 use crate::privacy::{
@@ -59,12 +59,6 @@ pub(super) struct HoldRequest {
 pub(super) struct ReleaseRequest {
     /// Why.
     pub reason: String,
-}
-
-fn who(caller: Caller) -> Result<String, ApiError> {
-    caller
-        .map(|axum::Extension(p)| p.name)
-        .ok_or_else(|| ApiError::Internal("admin route reached without the auth guard".into()))
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(
@@ -248,7 +242,7 @@ pub(super) async fn post_erasure(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let by = who(caller)?;
+    let by = principal_of(caller)?;
     let req: EraseRequest = json_body(&st, &headers, body).await?;
     let v = erase(&st, req, by).await?;
     Ok(axum::Json(v).into_response())
@@ -275,7 +269,7 @@ pub(super) async fn post_hold(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let by = who(caller)?;
+    let by = principal_of(caller)?;
     let req: HoldRequest = json_body(&st, &headers, body).await?;
     check_reason(&req.reason).map_err(ApiError::BadRequest)?;
     req.covers.validate().map_err(ApiError::BadRequest)?;
@@ -306,7 +300,7 @@ pub(super) async fn release_hold(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let by = who(caller)?;
+    let by = principal_of(caller)?;
     let id = super::read::path_param(id)?;
     let id = sealtrail_spec::parse_decimal(&id)
         .ok_or_else(|| ApiError::BadRequest(format!("hold id {id:?} is not a number")))?;

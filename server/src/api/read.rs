@@ -201,6 +201,13 @@ pub(super) type Content = Option<RecordState>;
 /// The caller, as the auth guard identified them (absent only on routes the guard skips).
 pub(super) type Caller = Option<axum::Extension<crate::auth::Principal>>;
 
+/// The caller's principal name, on routes the guard runs on (every write and admin route).
+pub(super) fn principal_of(caller: Caller) -> Result<String, ApiError> {
+    caller
+        .map(|axum::Extension(p)| p.name)
+        .ok_or_else(|| ApiError::Internal("route reached without the auth guard".into()))
+}
+
 /// Whether the caller may read private records.
 pub(super) fn may_read_content(st: &AppState, caller: &Caller) -> bool {
     caller
@@ -225,7 +232,7 @@ pub(super) fn entry_json(
         "content_type": env.content_type,
         "event_type": env.event_type,
         "payload_size": env.payload_size,
-        "commitment": hex(&env.commitment),
+        "commitment": sealtrail_spec::to_hex(&env.commitment),
         "record": null,
         "erased": null,
         "restricted": content.is_none(),
@@ -239,7 +246,7 @@ pub(super) fn entry_json(
                 .then(|| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
                 .flatten();
             v["record"] = serde_json::json!({
-                "salt": hex(&r.salt),
+                "salt": sealtrail_spec::to_hex(&r.salt),
                 "principal": r.principal,
                 "payload_base64": B64.encode(&r.payload),
                 "payload": json_payload,
@@ -256,11 +263,6 @@ pub(super) fn entry_json(
         None => {}
     }
     Ok(v)
-}
-
-/// Lowercase hex.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_index(v: &str) -> Result<u64, ApiError> {

@@ -18,17 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::read::inclusion_proof_at;
 use super::{ApiError, AppState, QueryResult, is_json_media, media_essence, read_body};
-use crate::auth::Principal;
 use crate::sequencer::{Idempotency, NewEntry, SequenceError, Sequenced};
 
-/// The authenticated principal, set by the `auth::guard` middleware on every write route.
-type Caller = Option<axum::Extension<Principal>>;
-
-fn principal_of(caller: Caller) -> Result<String, ApiError> {
-    caller
-        .map(|axum::Extension(p)| p.name)
-        .ok_or_else(|| ApiError::Internal("write route reached without the auth guard".into()))
-}
+use super::read::{Caller, principal_of};
 
 /// Content type recorded when a client sends none.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";

@@ -93,16 +93,7 @@ pub use sealtrail_net::http::ConnInfo as Peer;
 /// [`MAX_PRINCIPAL_LEN`](sealtrail_spec::envelope::MAX_PRINCIPAL_LEN) bytes, no control
 /// characters).
 pub fn check_principal(p: &str) -> Result<(), String> {
-    if p.is_empty() || p.len() > sealtrail_spec::envelope::MAX_PRINCIPAL_LEN {
-        return Err(format!(
-            "a principal is 1 to {} bytes",
-            sealtrail_spec::envelope::MAX_PRINCIPAL_LEN
-        ));
-    }
-    if p.chars().any(char::is_control) {
-        return Err("a principal has no control characters".into());
-    }
-    Ok(())
+    sealtrail_spec::record::check_principal(p).map_err(|e| e.to_string())
 }
 
 /// A new random API token and the lowercase hex SHA-256 that goes into the configuration.
@@ -114,15 +105,11 @@ pub fn generate_token() -> Result<(String, String), getrandom::Error> {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
     let hash = token_hash(&token);
-    Ok((token, hex(&hash)))
+    Ok((token, sealtrail_spec::to_hex(&hash)))
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<[u8; 32]> {

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealtrail_spec::rfc3339_ms;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::TlsConnector;
@@ -345,30 +346,6 @@ pub fn format_message(facility: u8, hostname: &str, event: &ForwardEvent) -> Vec
     .into_bytes();
     msg.extend_from_slice(&serde_json::to_vec(event.json()).unwrap_or_default());
     msg
-}
-
-/// `YYYY-MM-DDThh:mm:ss.mmmZ` for ms since the Unix epoch (proleptic Gregorian, UTC).
-pub fn rfc3339_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Days to civil date (H. Hinnant's algorithm), valid for every u64-ms day count we reach.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]

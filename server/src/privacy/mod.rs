@@ -257,7 +257,7 @@ pub fn erased_indices(payload: &[u8]) -> Option<Vec<u64>> {
 pub fn new_request_id() -> Result<String, String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| format!("the OS random number generator failed: {e}"))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(sealtrail_spec::to_hex(&b))
 }
 
 #[cfg(test)]

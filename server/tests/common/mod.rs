@@ -136,6 +136,26 @@ impl TestLog {
     }
 }
 
+/// Erases records `indices` as one erasure part through the sequencer (what the admin API does
+/// for each part), by `token:ops`.
+pub async fn erase_indices(
+    seq: &sealtrail_server::sequencer::SequencerHandle,
+    indices: Vec<u64>,
+) -> sealtrail_server::sequencer::AdminOutcome {
+    seq.admin(sealtrail_server::sequencer::AdminOp::Erase {
+        indices,
+        note: sealtrail_server::privacy::ErasureNote {
+            request_id: "test".into(),
+            part: 1,
+            reason: "test".into(),
+            selector: serde_json::json!({"indices": true}),
+        },
+        requested_by: "token:ops".into(),
+    })
+    .await
+    .unwrap()
+}
+
 pub fn cp(v: &VerifiedCheckpoint) -> &Checkpoint {
     v.checkpoint()
 }
