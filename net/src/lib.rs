@@ -4,7 +4,8 @@
 //! certificate reload ([`tls`]); SIGTERM/SIGINT/SIGHUP handling ([`signal`]); and files that hold
 //! secrets, created 0600 and refused when others can read them ([`secret`]); TOML configuration
 //! files ([`config`]) and structured logs ([`logging`]). Both also sign with a key kept in a
-//! secret file ([`keyfile`]), limit request rates with token buckets ([`ratelimit`]), retry with
+//! secret file ([`keyfile`]), limit request rates with token buckets ([`ratelimit`]), bound what clients can make them hold
+//! ([`budget`], [`body`]), retry with
 //! exponential back-off ([`backoff`]) and stamp Unix time ([`clock`]).
 //!
 //! Nothing here knows about logs, witnesses or authentication: callers pass an axum router and,
@@ -12,6 +13,8 @@
 //! knows are `sealtrail-spec`'s key formats, to store keys.
 
 pub mod backoff;
+pub mod body;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -148,6 +148,18 @@ pub struct Limits {
     /// it is; a request that does not fit is answered 503 with `Retry-After` without reading it,
     /// so clients that send bodies slowly or never finish them cannot hold unbounded memory.
     pub max_inflight_body_bytes: usize,
+    /// Of those, the bytes one client address may hold, so that one client cannot take the room
+    /// of the others (0: no share, for a server behind a proxy whose one address carries every
+    /// client). At least the largest single body.
+    pub max_inflight_body_bytes_per_ip: usize,
+    /// Response bytes the server may hold at once for clients that have not read them yet. A
+    /// whole answer of 16 KiB or more counts its size until it is written (over the budget it is
+    /// answered 503 with `Retry-After`); pages of entries are streamed and count only the chunk
+    /// being written. With the write timeout, this bounds what clients that never read can cost.
+    pub max_inflight_response_bytes: usize,
+    /// Of those, the bytes held for one client address (0: no share, behind a proxy). At least
+    /// the largest single answer.
+    pub max_inflight_response_bytes_per_ip: usize,
 }
 
 impl Default for Config {
@@ -194,6 +206,9 @@ impl Default for Limits {
             rate_limit_max_keys: 100_000,
             min_free_bytes: 256 << 20,
             max_inflight_body_bytes: 64 << 20,
+            max_inflight_response_bytes: 64 << 20,
+            max_inflight_body_bytes_per_ip: 16 << 20,
+            max_inflight_response_bytes_per_ip: 16 << 20,
         }
     }
 }
@@ -277,12 +292,39 @@ impl Config {
             .max_payload_bytes
             .max(l.max_batch_bytes)
             .max(ADMIN_BODY_BYTES);
-        if l.max_inflight_body_bytes < largest_body {
-            return bad(format!(
-                "limits.max_inflight_body_bytes ({}) must hold the largest single body \
-                 ({largest_body} bytes: max_batch_bytes, max_payload_bytes or an admin request)",
-                l.max_inflight_body_bytes
-            ));
+        for (name, v) in [
+            ("max_inflight_body_bytes", l.max_inflight_body_bytes),
+            (
+                "max_inflight_body_bytes_per_ip",
+                l.max_inflight_body_bytes_per_ip,
+            ),
+        ] {
+            if v < largest_body && !(v == 0 && name.ends_with("per_ip")) {
+                return bad(format!(
+                    "limits.{name} ({v}) must hold the largest single body ({largest_body} \
+                     bytes: max_batch_bytes, max_payload_bytes or an admin request)"
+                ));
+            }
+        }
+        // One entry's answer: its payload as base64 and, for JSON, re-encoded (escapes of
+        // control characters take up to six bytes each), plus the envelope fields.
+        let largest_answer = l
+            .max_payload_bytes
+            .saturating_mul(8)
+            .saturating_add(64 << 10);
+        for (name, v) in [
+            ("max_inflight_response_bytes", l.max_inflight_response_bytes),
+            (
+                "max_inflight_response_bytes_per_ip",
+                l.max_inflight_response_bytes_per_ip,
+            ),
+        ] {
+            if v < largest_answer && !(v == 0 && name.ends_with("per_ip")) {
+                return bad(format!(
+                    "limits.{name} ({v}) must hold the largest single answer ({largest_answer} \
+                     bytes: eight times max_payload_bytes, plus 64 KiB)"
+                ));
+            }
         }
         let positive = [
             ("limits.max_batch_entries", l.max_batch_entries as u64),
@@ -366,6 +408,11 @@ impl Limits {
     /// Whole-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// How long a write to a client may stay blocked.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 
     /// TLS handshake timeout.

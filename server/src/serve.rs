@@ -78,10 +78,15 @@ impl Server {
         let forward = crate::forward::Prepared::new(&config.forward)
             .map_err(|e| StartError::Forward(e.to_string()))?;
         let security_events = forward.security_events();
-        let body_budget = config
-            .limits
-            .max_inflight_body_bytes
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let l = &config.limits;
+        let body_budget = sealtrail_net::budget::Budget::new(
+            l.max_inflight_body_bytes,
+            l.max_inflight_body_bytes_per_ip,
+        );
+        let outbound = crate::api::ResponseBudget::new(
+            l.max_inflight_response_bytes,
+            l.max_inflight_response_bytes_per_ip,
+        );
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
         Ok(Server {
@@ -95,7 +100,8 @@ impl Server {
                 reads: Arc::new(ReadPath::default()),
                 witnessing,
                 guard: Arc::new(guard),
-                body_budget: Arc::new(tokio::sync::Semaphore::new(body_budget)),
+                body_budget,
+                outbound,
             }),
             sequencer,
             tls,
@@ -153,7 +159,7 @@ impl Server {
             max_connections: limits.max_connections,
             max_connections_per_ip: limits.max_connections_per_ip,
             shutdown_grace: Duration::from_secs(limits.shutdown_grace_secs),
-            write_timeout: Duration::from_secs(limits.write_timeout_secs),
+            write_timeout: limits.write_timeout(),
             tls_handshake_timeout: limits.tls_handshake_timeout(),
         };
         let events = self.state.guard.events.clone();

@@ -8,9 +8,11 @@
 //! so a failure can be replayed with `SEALTRAIL_CRASH_SEED`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,30 +66,8 @@ fn http_as(
     body: &[u8],
     headers: &str,
 ) -> std::io::Result<Http> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    Ok(Http {
-        status,
-        body: buf[split + 4..].to_vec(),
-    })
+    let (status, body) = common::raw_http(addr, method, path, ct, headers, body)?;
+    Ok(Http { status, body })
 }
 
 fn json(r: &Http) -> serde_json::Value {
@@ -99,6 +79,14 @@ struct Node {
     child: Child,
     addr: SocketAddr,
     vkey: String,
+}
+
+/// A failed test never leaves its server running (it would hold the test's output open).
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn bin() -> &'static str {

@@ -4,6 +4,7 @@
 //! | check | answer |
 //! |---|---|
 //! | body larger than `limits.max_body_bytes` | 413 (in the handler) |
+//! | no room in `limits.max_inflight_body_bytes` for the body | 503, `Retry-After: 1`, body unread |
 //! | overall rate limit | 429 + `Retry-After` (in the handler) |
 //! | body or checkpoint malformed | 400 |
 //! | origin not configured | 404 |
@@ -68,6 +69,10 @@ pub enum AddError {
     /// The checkpoint is not consistent with the stored one.
     #[error("{0}")]
     Inconsistent(String),
+    /// Too many request bodies are arriving at once (`limits.max_inflight_body_bytes`); nothing
+    /// of this one was read.
+    #[error("too many request bodies are arriving at once; retry shortly")]
+    Busy,
     /// Too many requests; retry after this many seconds.
     #[error("too many requests; retry in {0}s")]
     RateLimited(u64),
@@ -87,6 +92,7 @@ impl AddError {
             AddError::Conflict(_) => 409,
             AddError::Inconsistent(_) => 422,
             AddError::RateLimited(_) => 429,
+            AddError::Busy => 503,
             AddError::Internal(_) => 500,
         }
     }
@@ -102,6 +108,7 @@ impl AddError {
             AddError::Conflict(_) => "conflict",
             AddError::Inconsistent(_) => "inconsistent",
             AddError::RateLimited(_) => "rate_limited",
+            AddError::Busy => "busy",
             AddError::Internal(_) => "internal",
         }
     }

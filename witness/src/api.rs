@@ -64,7 +64,12 @@ fn error_response(e: &AddError) -> Response {
         }
         other => text(status, format!("{other}\n")),
     };
-    if let AddError::RateLimited(secs) = e
+    let retry = match e {
+        AddError::RateLimited(secs) => Some(*secs),
+        AddError::Busy => Some(1),
+        _ => None,
+    };
+    if let Some(secs) = retry
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -74,14 +79,16 @@ fn error_response(e: &AddError) -> Response {
 
 async fn post_add_checkpoint(
     State(core): State<Arc<Core>>,
+    peer: Option<axum::Extension<sealtrail_net::http::ConnInfo>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let peer = peer.map(|axum::Extension(c)| c.addr.ip());
     let result = async {
         core.total
             .check(&(), Instant::now())
             .map_err(|w| AddError::RateLimited(retry_after_secs(w)))?;
-        let bytes = read_body(body, &headers, core.config.limits.max_body_bytes).await?;
+        let bytes = read_body(&core, peer, body, &headers).await?;
         add_checkpoint(&core, &bytes).await
     }
     .await;
@@ -96,27 +103,30 @@ async fn post_add_checkpoint(
     }
 }
 
-/// Reads at most `limit` bytes of body; more is [`AddError::TooLarge`].
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, AddError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(AddError::TooLarge(limit));
-    }
-    match axum::body::to_bytes(body, limit).await {
+/// Reads at most `limit` bytes of body within the request timeout, counted in the witness's
+/// in-flight body budget while it arrives.
+async fn read_body(
+    core: &Core,
+    peer: Option<std::net::IpAddr>,
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, AddError> {
+    use sealtrail_net::body::{BodyError, read_limited};
+    let l = &core.config.limits;
+    let timeout = std::time::Duration::from_secs(l.request_timeout_secs);
+    match read_limited(
+        body,
+        headers,
+        l.max_body_bytes,
+        (&core.body_budget, peer),
+        timeout,
+    )
+    .await
+    {
         Ok(b) => Ok(b.to_vec()),
-        Err(e) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit");
-            if over {
-                Err(AddError::TooLarge(limit))
-            } else {
-                Err(AddError::BadRequest(format!("reading the body: {e}")))
-            }
-        }
+        Err(BodyError::TooLarge(n)) => Err(AddError::TooLarge(n)),
+        Err(BodyError::Busy) => Err(AddError::Busy),
+        Err(e) => Err(AddError::BadRequest(e.to_string())),
     }
 }
 

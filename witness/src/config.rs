@@ -114,6 +114,13 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Request body bytes all requests together may be receiving at once, each counted at its
+    /// `Content-Length` (chunked: at `max_body_bytes`) until it has arrived; a request that does
+    /// not fit gets 503 with `Retry-After` before its body is read. At least `max_body_bytes`.
+    pub max_inflight_body_bytes: usize,
+    /// Of those, the bytes one client address may hold (0: no share, behind a proxy). At least
+    /// `max_body_bytes`.
+    pub max_inflight_body_bytes_per_ip: usize,
 }
 
 /// Token buckets on `add-checkpoint`: `per_second` tokens are added up to `burst`; a request
@@ -216,6 +223,8 @@ impl Default for Limits {
             max_connections: 1024,
             max_connections_per_ip: 128,
             shutdown_grace_secs: 10,
+            max_inflight_body_bytes: 16 << 20,
+            max_inflight_body_bytes_per_ip: 1 << 20,
         }
     }
 }
@@ -304,6 +313,20 @@ impl Config {
                 "limits.max_body_bytes must be 1..={}",
                 sealtrail_spec::witness::MAX_REQUEST_SIZE
             ));
+        }
+        for (name, v) in [
+            ("max_inflight_body_bytes", l.max_inflight_body_bytes),
+            (
+                "max_inflight_body_bytes_per_ip",
+                l.max_inflight_body_bytes_per_ip,
+            ),
+        ] {
+            if v < l.max_body_bytes && !(v == 0 && name.ends_with("per_ip")) {
+                return bad(format!(
+                    "limits.{name} ({v}) must hold one body of limits.max_body_bytes ({})",
+                    l.max_body_bytes
+                ));
+            }
         }
         for (name, v) in [
             ("limits.request_timeout_secs", l.request_timeout_secs),
@@ -462,6 +485,8 @@ mod tests {
             "name = \"has space\"\nkey_file = \"k\"\n".to_owned(),
             format!("{MIN}[limits]\nmax_body_bytes = 0\n"),
             format!("{MIN}[limits]\nmax_body_bytes = 100000000\n"),
+            format!("{MIN}[limits]\nmax_inflight_body_bytes = 1000\n"),
+            format!("{MIN}[limits]\nmax_inflight_body_bytes_per_ip = 1000\n"),
             format!("{MIN}{LOG}{LOG}"),
             format!("{MIN}[[logs]]\norigin = \"o\"\nkeys = []\n"),
             format!("{MIN}[[logs]]\norigin = \"o\"\nkeys = [\"nonsense\"]\n"),

@@ -159,6 +159,10 @@ impl Witness {
             client,
             anchors,
             tls,
+            body_budget: sealtrail_net::budget::Budget::new(
+                config.limits.max_inflight_body_bytes,
+                config.limits.max_inflight_body_bytes_per_ip,
+            ),
             config,
         };
         Ok(Witness {

@@ -55,6 +55,9 @@ pub(crate) struct Core {
     pub(crate) latest: watch::Sender<LatestMap>,
     pub(crate) client: reqwest::Client,
     pub(crate) anchors: Vec<Anchor>,
+    /// Request body bytes that may be arriving at once (`limits.max_inflight_body_bytes`, with a share per
+    /// client address).
+    pub(crate) body_budget: sealtrail_net::budget::Budget,
     /// TLS for the listener, when configured.
     pub(crate) tls: Option<Arc<sealtrail_net::tls::Tls>>,
 }

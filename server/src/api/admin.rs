@@ -63,10 +63,11 @@ pub(super) struct ReleaseRequest {
 
 async fn json_body<T: serde::de::DeserializeOwned>(
     st: &AppState,
+    peer: super::ClientIp,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(st, body, headers, MAX_ADMIN_BODY).await?;
+    let bytes = read_body(st, peer, body, headers, MAX_ADMIN_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
 
@@ -239,11 +240,12 @@ pub async fn erase(
 pub(super) async fn post_erasure(
     State(st): State<AppState>,
     caller: Caller,
+    peer: super::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let by = principal_of(caller)?;
-    let req: EraseRequest = json_body(&st, &headers, body).await?;
+    let req: EraseRequest = json_body(&st, peer, &headers, body).await?;
     let v = erase(&st, req, by).await?;
     Ok(axum::Json(v).into_response())
 }
@@ -266,11 +268,12 @@ pub(super) async fn list_holds(State(st): State<AppState>) -> Result<Response, A
 pub(super) async fn post_hold(
     State(st): State<AppState>,
     caller: Caller,
+    peer: super::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let by = principal_of(caller)?;
-    let req: HoldRequest = json_body(&st, &headers, body).await?;
+    let req: HoldRequest = json_body(&st, peer, &headers, body).await?;
     check_reason(&req.reason).map_err(ApiError::BadRequest)?;
     req.covers.validate().map_err(ApiError::BadRequest)?;
     if req.covers.is_empty() {
@@ -297,6 +300,7 @@ pub(super) async fn release_hold(
     State(st): State<AppState>,
     caller: Caller,
     id: super::read::PathParam,
+    peer: super::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -304,7 +308,7 @@ pub(super) async fn release_hold(
     let id = super::read::path_param(id)?;
     let id = sealtrail_spec::parse_decimal(&id)
         .ok_or_else(|| ApiError::BadRequest(format!("hold id {id:?} is not a number")))?;
-    let req: ReleaseRequest = json_body(&st, &headers, body).await?;
+    let req: ReleaseRequest = json_body(&st, peer, &headers, body).await?;
     check_reason(&req.reason).map_err(ApiError::BadRequest)?;
     let op = AdminOp::ReleaseHold {
         id,

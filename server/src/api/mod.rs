@@ -6,6 +6,7 @@
 
 mod admin;
 mod cache;
+mod outbound;
 mod proof_nodes;
 mod read;
 mod read_path;
@@ -33,6 +34,7 @@ pub use crate::http_error::ApiError;
 pub(crate) use crate::http_error::{ErrorCategory, QueryResult};
 pub use admin::{EraseRequest, erase};
 pub use cache::TileCache;
+pub use outbound::ResponseBudget;
 pub use read_path::ReadPath;
 use sealtrail_net::http::{is_json_media, media_essence};
 
@@ -85,7 +87,9 @@ pub struct SharedState {
     /// Access control, rate limits and security events.
     pub guard: Arc<crate::auth::Guard>,
     /// Request body bytes that may be arriving at once (`limits.max_inflight_body_bytes`).
-    pub body_budget: Arc<tokio::sync::Semaphore>,
+    pub body_budget: sealtrail_net::budget::Budget,
+    /// Response bytes held for clients that have not read them (`limits.max_inflight_response_bytes`).
+    pub outbound: ResponseBudget,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -128,6 +132,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/holds/{id}/release", post(admin::release_hold))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            outbound::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             crate::auth::guard,
@@ -286,56 +294,49 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     resp
 }
 
+/// The client's address (from the connection), when known; the share of the memory budgets
+/// ([`sealtrail_net::budget`]) is per address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<sealtrail_net::http::ConnInfo>()
+                .map(|c| c.addr.ip()),
+        ))
+    }
+}
+
 /// Reads a request body of at most `limit` bytes within the request timeout, counted in the
-/// server's in-flight body budget (`limits.max_inflight_body_bytes`) while it arrives: a body
+/// server's in-flight body budget (`limits.max_inflight_body_bytes`, and the client address's share
+/// of it) while it arrives: a body
 /// that does not fit is refused with 503 before a byte of it is read.
 pub(crate) async fn read_body(
     st: &AppState,
+    ClientIp(ip): ClientIp,
     body: Body,
     headers: &axum::http::HeaderMap,
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
+    use sealtrail_net::body::{BodyError, read_limited};
     let timeout = st.config.limits.request_timeout();
-    let too_large = || ApiError::TooLarge(format!("request body exceeds {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    let reserve = declared.map_or(limit, |len| usize::try_from(len).unwrap_or(limit));
-    let _budget = match u32::try_from(reserve) {
-        Ok(0) => None,
-        Ok(n) => Some(
-            st.body_budget
-                .clone()
-                .try_acquire_many_owned(n)
-                .map_err(|_| {
-                    st.metrics.errors.with_label_values(&["body_budget"]).inc();
-                    ApiError::Busy(
-                        "too many request bodies are arriving at once; retry shortly".into(),
-                    )
-                })?,
-        ),
-        Err(_) => return Err(too_large()),
-    };
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(ApiError::Timeout(
-            "request body not received in time".into(),
-        )),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if is_limit {
-                Err(too_large())
-            } else {
-                Err(ApiError::BadRequest(format!(
-                    "reading the request body: {e}"
-                )))
+    read_limited(body, headers, limit, (&st.body_budget, ip), timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => ApiError::TooLarge(e.to_string()),
+            BodyError::Busy => {
+                st.metrics.errors.with_label_values(&["body_budget"]).inc();
+                ApiError::Busy(e.to_string())
             }
-        }
-    }
+            BodyError::Timeout => ApiError::Timeout(e.to_string()),
+            BodyError::Read(_) => ApiError::BadRequest(e.to_string()),
+        })
 }

@@ -308,6 +308,7 @@ pub(super) async fn get_entry(
 pub(super) async fn list_entries(
     State(st): State<AppState>,
     caller: Caller,
+    peer: super::ClientIp,
     q: QueryResult,
 ) -> Result<Response, ApiError> {
     let content = may_read_content(&st, &caller);
@@ -320,33 +321,19 @@ pub(super) async fn list_entries(
     }
     let size = st.seq.published().size;
     let end = start.saturating_add(limit).min(size);
-    let entries = if start < end {
-        blocking(&st, move |store, _| {
-            let entries = store.entries(start, end)?;
-            let mut records = match content {
-                true => crate::store::record_states(store, start, end)?
-                    .into_iter()
-                    .map(Some)
-                    .collect(),
-                false => vec![None; entries.len()],
-            };
-            entries
-                .iter()
-                .zip(start..)
-                .zip(records.drain(..))
-                .map(|((b, i), r)| entry_json(i, b, r))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?
-    } else {
-        Vec::new()
-    };
-    Ok(axum::Json(serde_json::json!({
-        "entries": entries,
-        "tree_size": size,
-        "next": (end < size && start < end).then_some(end),
-    }))
-    .into_response())
+    let mut head = serde_json::Map::new();
+    head.insert("tree_size".into(), size.into());
+    head.insert(
+        "next".into(),
+        (end < size && start < end).then_some(end).into(),
+    );
+    Ok(super::outbound::entries_page(
+        &st,
+        peer,
+        head,
+        super::outbound::Indices::Range(start, end.max(start)),
+        content,
+    ))
 }
 
 /// `GET /v1/proof/inclusion?index=|leaf_hash=&size=`.

@@ -6,9 +6,10 @@
 //! itself is `crate::query`.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use super::read::{Caller, blocking, entry_json, may_read_content, param, query};
+use super::outbound::{Indices, entries_page};
+use super::read::{Caller, blocking, may_read_content, param, query};
 use super::{ApiError, AppState, QueryResult};
 use crate::query::{QueryError, SearchQuery, search as run_search};
 
@@ -26,6 +27,7 @@ const PARAMS: [&str; 7] = [
 pub(super) async fn search(
     State(st): State<AppState>,
     caller: Caller,
+    peer: super::ClientIp,
     q: QueryResult,
 ) -> Result<Response, ApiError> {
     let q = query(q, &PARAMS)?;
@@ -68,29 +70,21 @@ pub(super) async fn search(
         newest_first,
     };
     let size = st.seq.published().size;
-    let (entries, next) = blocking(&st, move |store, _| {
-        let page = run_search(store, size, &sq).map_err(|e| match e {
+    let page = blocking(&st, move |store, _| {
+        run_search(store, size, &sq).map_err(|e| match e {
             QueryError::Invalid(m) => ApiError::BadRequest(m),
             QueryError::Store(e) => ApiError::from(e),
-        })?;
-        let entries = page
-            .indices
-            .iter()
-            .map(|&i| {
-                let bytes = store
-                    .entry(i)?
-                    .ok_or_else(|| ApiError::Internal(format!("entry {i} missing")))?;
-                let record = content.then(|| store.record(i)).transpose()?;
-                entry_json(i, &bytes, record)
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok((entries, page.next_cursor))
+        })
     })
     .await?;
-    Ok(axum::Json(serde_json::json!({
-        "entries": entries,
-        "next_cursor": next,
-        "tree_size": size,
-    }))
-    .into_response())
+    let mut head = serde_json::Map::new();
+    head.insert("tree_size".into(), size.into());
+    head.insert("next_cursor".into(), page.next_cursor.into());
+    Ok(entries_page(
+        &st,
+        peer,
+        head,
+        Indices::List(page.indices),
+        content,
+    ))
 }

@@ -220,6 +220,7 @@ pub(super) async fn post_entry(
     State(st): State<AppState>,
     caller: Caller,
     query: QueryResult,
+    peer: super::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -232,7 +233,7 @@ pub(super) async fn post_entry(
     let principal = principal_of(caller)?;
     let (ct, is_json) = content_type(&headers)?;
     let limits = &st.config.limits;
-    let payload = read_body(&st, body, &headers, limits.max_payload_bytes).await?;
+    let payload = read_body(&st, peer, body, &headers, limits.max_payload_bytes).await?;
     if payload.is_empty() {
         return Err(ApiError::BadRequest(
             "empty body: the payload is the request body".into(),
@@ -335,6 +336,7 @@ pub(super) async fn post_batch(
     State(st): State<AppState>,
     caller: Caller,
     query: QueryResult,
+    peer: super::ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -356,7 +358,7 @@ pub(super) async fn post_batch(
         }
     };
     let limits = &st.config.limits;
-    let raw = read_body(&st, body, &headers, limits.max_batch_bytes).await?;
+    let raw = read_body(&st, peer, body, &headers, limits.max_batch_bytes).await?;
     let items = batch_items(&raw, ndjson)?;
     if items.is_empty() {
         return Err(ApiError::BadRequest("the batch holds no entries".into()));

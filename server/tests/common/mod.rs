@@ -173,3 +173,68 @@ pub fn metric(text: &str, series: &str) -> u64 {
         .map(|(_, v)| v as u64)
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
+
+/// One HTTP/1.1 request on a connection of its own, as a bare client would make it (the crash
+/// tests use it against a child process): `extra` header lines each end in CRLF. Returns the
+/// status and the body, de-chunked when the answer is streamed.
+pub fn raw_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let bad = |what: &str| std::io::Error::other(what.to_owned());
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of the header"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let rest = &buf[split + 4..];
+    let chunked = head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.trim_end().ends_with("chunked"));
+    if !chunked {
+        return Ok((status, rest.to_vec()));
+    }
+    Ok((
+        status,
+        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?,
+    ))
+}
+
+/// The data of a complete `Transfer-Encoding: chunked` body (no trailers expected).
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if rest.len() < size + 2 || &rest[size..size + 2] != b"\r\n" {
+            return None;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}

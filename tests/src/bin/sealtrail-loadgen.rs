@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use sealtrail_tests::loadgen::attack::{AttackOptions, Scenario, attack};
 use sealtrail_tests::loadgen::{self, Mode, Options};
 
 #[derive(Parser, Debug)]
@@ -87,6 +88,36 @@ struct Cli {
     /// a JSON summary with the latency percentiles.
     #[arg(long, value_name = "DIR")]
     fsync_probe: Option<PathBuf>,
+    /// Make this resource-exhaustion attack instead of a load (needs --server-pid; --duration
+    /// defaults to 20 s): prints the target's memory, /livez latency and a well-behaved client's
+    /// appends during it, and how its memory came back after. Exit 1 if a probe or append failed.
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    attack: Option<Scenario>,
+    /// Attack: connections held at once (default: 150 unread-responses, 300 slow-bodies, 4200
+    /// idle-sockets).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Attack: the loopback address attack sockets come from (probes come from 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.2")]
+    from: std::net::IpAddr,
+    /// Attack: the path asked for (unread-responses) or posted to (slow-bodies).
+    #[arg(long)]
+    attack_path: Option<String>,
+    /// Attack (slow-bodies): the declared Content-Length.
+    #[arg(long, default_value_t = 8 << 20)]
+    body_bytes: usize,
+    /// Attack (unread-responses): entries appended for the pages, and the page size.
+    #[arg(long, default_value_t = 1000)]
+    page_entries: usize,
+    /// Attack (unread-responses): payload bytes of those entries.
+    #[arg(long, default_value_t = 8000)]
+    page_payload_bytes: usize,
+    /// Attack: seconds the memory is watched after it came back near its baseline.
+    #[arg(long, default_value_t = 30.0)]
+    linger: f64,
+    /// Attack: no well-behaved appends (a witness).
+    #[arg(long)]
+    no_appends: bool,
     /// Print the rows recorded in FILE as a Markdown table, and run nothing.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -142,8 +173,69 @@ fn options(cli: Cli) -> Result<Options, String> {
     Ok(o)
 }
 
+fn attack_options(cli: &Cli, scenario: Scenario) -> Result<AttackOptions, String> {
+    let pid = cli
+        .server_pid
+        .ok_or("--attack needs --server-pid (the target's memory is what it measures)")?;
+    let authority = cli.url.strip_prefix("http://").unwrap_or(&cli.url);
+    let target: std::net::SocketAddr = authority
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| format!("--attack needs --url http://IP:PORT, got {:?}", cli.url))?;
+    let mut o = AttackOptions::new(scenario, target, pid);
+    if let Some(n) = cli.connections {
+        o.connections = n;
+    }
+    o.from = cli.from;
+    o.duration = seconds("duration", cli.duration.unwrap_or(20.0).min(cli.deadline))?;
+    o.token = cli.token.clone();
+    o.path = cli.attack_path.clone();
+    o.body_bytes = cli.body_bytes;
+    o.page_entries = cli.page_entries;
+    o.payload_bytes = cli.page_payload_bytes;
+    o.appends = !cli.no_appends;
+    o.linger = seconds("linger", cli.linger)?;
+    Ok(o)
+}
+
+fn run_attack(cli: &Cli, scenario: Scenario) -> ExitCode {
+    let opts = match attack_options(cli, scenario) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("sealtrail-loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.clamp(1, 64))
+        .enable_all()
+        .build();
+    let report = match rt
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(attack(opts)).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealtrail-loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    if report.livez.failed == 0 && report.appends.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(scenario) = cli.attack {
+        return run_attack(&cli, scenario);
+    }
     if let Some(path) = &cli.report {
         return match report(path) {
             Ok(md) => {

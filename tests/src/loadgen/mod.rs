@@ -21,8 +21,10 @@
 //! HTTP/1.1 client), `checks` (what every answer must satisfy), `modes` (the request each mode
 //! makes, the prefill and the post-run check), `loops` (closed and open loop), `stats` (the
 //! tallies and what is derived from them), `report` (the JSON summary, the results-table row and
-//! the Markdown table) and `fsync` (the disk probe). [`run`] puts them together.
+//! the Markdown table) and `fsync` (the disk probe). [`run`] puts them together. [`attack`] is
+//! apart: resource-exhaustion attacks and what the target does under them.
 
+pub mod attack;
 mod checks;
 mod client;
 mod fsync;
