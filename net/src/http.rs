@@ -173,6 +173,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
+        // A client that sends its request and then shuts down its sending side (as `nc -N` and
+        // some batch clients do) still gets its answer; hyper would otherwise drop it.
+        .half_close(true)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(opts.max_connections));
