@@ -7,6 +7,7 @@
 # failures. CHECKOUT (default .) must have been built first, in release:
 #   cargo build --release --locked -p sealtrail-server -p sealtrail-witness -p sealtrail-tests \
 #     --bin sealtrail --bin sealtrail-witness --bin sealtrail-loadgen
+# SERVER_ATTACKS and WITNESS_ATTACKS (space-separated scenario names, may be empty) pick a subset.
 # Bounded: SECONDS (default 20) of attack per scenario, plus at most 90 s of watching after each.
 set -euo pipefail
 co=${1:-.} secs=${2:-20}
@@ -64,7 +65,7 @@ TOML
   summary "witness $1" "$dir/report.json" >> "$tmp/summary"
 }
 
-for s in unread-responses slow-bodies idle-sockets; do server "$s"; done
-for s in slow-bodies idle-sockets; do witness "$s"; done
+for s in ${SERVER_ATTACKS-unread-responses slow-bodies idle-sockets}; do server "$s"; done
+for s in ${WITNESS_ATTACKS-slow-bodies idle-sockets}; do witness "$s"; done
 echo
 cat "$tmp/summary"

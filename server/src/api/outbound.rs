@@ -23,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
 use sealtrail_net::budget::{Budget, Held};
+use tokio::sync::Semaphore;
 
 use super::read::{blocking, entry_json};
 use super::{ApiError, AppState, ClientIp};
@@ -35,14 +36,21 @@ pub(super) const COUNTED_FROM: u64 = 16 << 10;
 /// entry larger than this is sent whole).
 pub(super) const CHUNK: usize = 64 << 10;
 
-/// The budget of response bytes held for clients, with a share per client address.
+/// The budget of response bytes held for clients, with a share per client address, and the
+/// number of page chunks encoded at once.
 #[derive(Debug, Clone)]
-pub struct ResponseBudget(Budget);
+pub struct ResponseBudget(Budget, Arc<Semaphore>);
 
 impl ResponseBudget {
-    /// A budget of `total` bytes, of which one address may hold `per_ip` (0: no share).
+    /// A budget of `total` bytes, of which one address may hold `per_ip` (0: no share). Pages
+    /// are encoded on at most half the cores at once (at least one), so that many clients
+    /// asking for large pages leave CPU to `/livez`, the other requests and the sequencer.
     pub fn new(total: usize, per_ip: usize) -> Self {
-        ResponseBudget(Budget::new(total, per_ip))
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ResponseBudget(
+            Budget::new(total, per_ip),
+            Arc::new(Semaphore::new((cores / 2).max(1))),
+        )
     }
 
     /// Bytes held for clients now.
@@ -240,7 +248,16 @@ impl Page {
         let (first, indices, content) = (self.next, self.indices.clone(), self.content);
         // On the blocking pool: encoding is CPU work, and pages must not hold up `/livez` or the
         // append path on the async workers.
+        let encoder = self
+            .st
+            .outbound
+            .1
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| std::io::Error::other("the page encoders are closed"))?;
         let (mut buf, next) = blocking(&self.st, move |store, _| {
+            let _encoder = encoder;
             let mut i = first;
             while i < indices.len() && buf.len() < CHUNK {
                 let index = indices.get(i);
