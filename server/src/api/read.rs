@@ -10,22 +10,19 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use sealtrail_spec::Hash;
-use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::{HashReader, Node, consistency_proof, inclusion_proof, tree_root};
 use sealtrail_spec::tiles::{TILE_WIDTH, TilePath, encode_bundle, hashes_at_level};
 
-use sealtrail_spec::record::PrivateRecord;
 
-use super::{ApiError, AppState, QueryResult, is_json_media, media_essence};
-use crate::store::{LogStore, RecordState};
+use super::{ApiError, AppState, QueryResult};
+use crate::store::LogStore;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60";
 const CHECKPOINT_CACHE: &str = "public, max-age=1, must-revalidate";
 use super::cache::{CachedTiles, TileCache};
+use super::outbound::entry_json;
 use super::proof_nodes::ProofNodes;
 pub(super) use super::read_path::{blocking, point_read};
 
@@ -195,9 +192,6 @@ pub(super) async fn log_info(
     .into_response())
 }
 
-/// What a caller sees of an entry's private record: `None` when they may not read content.
-pub(super) type Content = Option<RecordState>;
-
 /// The caller, as the auth guard identified them (absent only on routes the guard skips).
 pub(super) type Caller = Option<axum::Extension<crate::auth::Principal>>;
 
@@ -213,56 +207,6 @@ pub(super) fn may_read_content(st: &AppState, caller: &Caller) -> bool {
     caller
         .as_ref()
         .is_some_and(|axum::Extension(p)| st.guard.may_read_content(p))
-}
-
-/// An entry as JSON: its public leaf fields, and its private record when the caller may read
-/// content (`record`, with the salt, so the caller can check it against `commitment`), or
-/// `erased` naming the erasure entry. `restricted` says content was withheld.
-pub(super) fn entry_json(
-    index: u64,
-    bytes: &[u8],
-    content: Content,
-) -> Result<serde_json::Value, ApiError> {
-    let env = LeafEnvelope::decode(bytes)
-        .map_err(|e| ApiError::Internal(format!("entry {index} does not decode: {e}")))?;
-    let mut v = serde_json::json!({
-        "index": index,
-        "leaf_hash": sealtrail_spec::leaf_hash(bytes).to_hex(),
-        "timestamp": env.time_ms,
-        "content_type": env.content_type,
-        "event_type": env.event_type,
-        "payload_size": env.payload_size,
-        "commitment": sealtrail_spec::to_hex(&env.commitment),
-        "record": null,
-        "erased": null,
-        "restricted": content.is_none(),
-    });
-    match content {
-        Some(RecordState::Live(bytes)) => {
-            let r = PrivateRecord::decode(&bytes).map_err(|e| {
-                ApiError::Internal(format!("the record of entry {index} does not decode: {e}"))
-            })?;
-            let json_payload = is_json_media(&media_essence(&env.content_type))
-                .then(|| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
-                .flatten();
-            v["record"] = serde_json::json!({
-                "salt": sealtrail_spec::to_hex(&r.salt),
-                "principal": r.principal,
-                "payload_base64": B64.encode(&r.payload),
-                "payload": json_payload,
-            });
-        }
-        Some(RecordState::Erased(by)) => {
-            v["erased"] = serde_json::json!({ "erasure_index": by });
-        }
-        Some(RecordState::Absent) => {
-            return Err(ApiError::Internal(format!(
-                "the record of entry {index} is missing from the store"
-            )));
-        }
-        None => {}
-    }
-    Ok(v)
 }
 
 fn parse_index(v: &str) -> Result<u64, ApiError> {
