@@ -14,7 +14,6 @@ use sealtrail_spec::Hash;
 use sealtrail_spec::merkle::{HashReader, Node, consistency_proof, inclusion_proof, tree_root};
 use sealtrail_spec::tiles::{TILE_WIDTH, TilePath, encode_bundle, hashes_at_level};
 
-
 use super::{ApiError, AppState, QueryResult};
 use crate::store::LogStore;
 

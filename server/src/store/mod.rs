@@ -22,6 +22,9 @@ pub mod compact;
 mod conformance;
 mod filled;
 pub mod mem;
+#[cfg(test)]
+pub(crate) mod pg_cluster;
+pub mod pg_store;
 pub mod redb_store;
 pub mod sled_store;
 
