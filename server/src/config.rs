@@ -32,6 +32,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Storage engine.
     pub store: Engine,
+    /// The database of `store = "postgres"`. One instance per database for now: several
+    /// instances on one database are not yet supported (each would refuse the other's commits).
+    pub postgres: Option<crate::store::pg_store::PgConfig>,
     /// The log's origin: the first line of every checkpoint and the name of its key. Used when
     /// the key is created; afterwards it must match the key's name.
     pub origin: String,
@@ -168,6 +171,7 @@ impl Default for Config {
             data_dir: PathBuf::from("sealtrail-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             store: Engine::Redb,
+            postgres: None,
             origin: "sealtrail.localhost/log".to_owned(),
             key_file: None,
             limits: Limits::default(),
@@ -274,6 +278,22 @@ impl Config {
                 "origin {:?} must be a non-empty key name without spaces or '+'",
                 self.origin
             ));
+        }
+        match (&self.store, &self.postgres) {
+            (Engine::Postgres, None) => {
+                return bad("store = \"postgres\" needs a [postgres] section with its url".into());
+            }
+            (Engine::Postgres, Some(pg)) if pg.url.trim().is_empty() || pg.pool_size == 0 => {
+                return bad("postgres.url must be set and postgres.pool_size at least 1".into());
+            }
+            (Engine::Redb | Engine::Sled, Some(_)) => {
+                return bad(format!(
+                    "a [postgres] section is set but store = {:?}; set store = \"postgres\" or \
+                     remove the section",
+                    self.store.name()
+                ));
+            }
+            _ => {}
         }
         if let Err(e) = crate::retention::validate(&self.retention) {
             return bad(e);
@@ -460,5 +480,38 @@ mod tests {
         let c = Config::from_toml("store = \"sled\"\norigin = \"audit.example.com/prod\"").unwrap();
         c.validate().unwrap();
         assert_eq!(c.store, Engine::Sled);
+    }
+
+    #[test]
+    fn the_postgres_engine_needs_its_section_and_only_it_has_one() {
+        let c = Config::from_toml(
+            "store = \"postgres\"\n[postgres]\nurl = \"host=/run/postgresql dbname=log\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let pg = c.postgres.as_ref().unwrap();
+        assert_eq!(c.store, Engine::Postgres);
+        assert_eq!(pg.url, "host=/run/postgresql dbname=log");
+        assert_eq!(pg.pool_size, crate::store::pg_store::DEFAULT_POOL_SIZE);
+        assert_eq!(pg.tls_ca_file, None);
+        let err = |text: &str| {
+            Config::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("store = \"postgres\"").contains("needs a [postgres] section"),
+            "{}",
+            err("store = \"postgres\"")
+        );
+        assert!(err("store = \"postgres\"\n[postgres]\nurl = \" \"").contains("postgres.url"));
+        assert!(
+            err("store = \"postgres\"\n[postgres]\nurl = \"x\"\npool_size = 0")
+                .contains("pool_size")
+        );
+        assert!(err("[postgres]\nurl = \"x\"").contains("store = \"redb\""));
+        assert!(Config::from_toml("store = \"postgres\"\n[postgres]\nuri = \"x\"").is_err());
     }
 }

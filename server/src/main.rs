@@ -281,13 +281,16 @@ fn init_logging(c: &Config) {
 }
 
 fn open_store(c: &Config) -> Result<Arc<dyn store::LogStore>> {
-    let s = store::open(c.store, &c.data_dir).with_context(|| {
-        format!(
-            "opening the {:?} store in {}",
-            c.store,
-            c.data_dir.display()
-        )
-    })?;
+    let s = store::open_configured(c.store, &c.data_dir, c.postgres.as_ref()).with_context(
+        || match c.store {
+            store::Engine::Postgres => "opening the postgres store".to_owned(),
+            _ => format!(
+                "opening the {:?} store in {}",
+                c.store,
+                c.data_dir.display()
+            ),
+        },
+    )?;
     Ok(Arc::from(s))
 }
 
@@ -409,6 +412,12 @@ fn run_export(
 
 fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<bool> {
     let mut config = common.load()?;
+    if config.store == store::Engine::Postgres {
+        anyhow::bail!(
+            "import restores into an embedded store (redb or sled); moving a log into \
+             PostgreSQL is not supported yet"
+        );
+    }
     let key_path = config.key_path();
     if !key_path.exists() {
         anyhow::bail!(

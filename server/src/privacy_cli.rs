@@ -189,6 +189,12 @@ pub(crate) fn hold(c: &HoldCommand) -> Result<bool> {
 
 /// `sealtrail compact`.
 pub(crate) fn compact(engine: sealtrail_server::store::Engine, dir: &Path) -> Result<bool> {
+    if engine == sealtrail_server::store::Engine::Postgres {
+        anyhow::bail!(
+            "compact rewrites an embedded store; PostgreSQL reclaims erased records' old row \
+             versions with VACUUM (autovacuum does it in time; VACUUM FULL rewrites the tables)"
+        );
+    }
     let s = sealtrail_server::store::compact::compact(engine, dir)
         .with_context(|| format!("compacting {}", dir.display()))?;
     println!(

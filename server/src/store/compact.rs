@@ -65,6 +65,7 @@ fn is_engine_file(engine: Engine, name: &str) -> bool {
     match engine {
         Engine::Redb => name == super::redb_store::FILE_NAME,
         Engine::Sled => matches!(name, "db" | "conf" | "blobs") || name.starts_with("snap."),
+        Engine::Postgres => false,
     }
 }
 

@@ -373,6 +373,9 @@ pub enum Engine {
     Redb,
     /// sled 0.34, with an explicit fsync after every flush (its own flush is not durable).
     Sled,
+    /// PostgreSQL (`[postgres]` in the configuration), each batch one transaction with
+    /// `synchronous_commit` on. Not a directory: `data_dir` then holds only the key.
+    Postgres,
 }
 
 impl Engine {
@@ -381,7 +384,24 @@ impl Engine {
         match self {
             Engine::Redb => "redb",
             Engine::Sled => "sled",
+            Engine::Postgres => "postgres",
         }
+    }
+}
+
+/// Opens the store `engine` names: PostgreSQL through `postgres` (which it needs), an embedded
+/// engine in directory `dir` (see [`open`]).
+pub fn open_configured(
+    engine: Engine,
+    dir: &Path,
+    postgres: Option<&pg_store::PgConfig>,
+) -> StoreResult<Box<dyn LogStore>> {
+    match (engine, postgres) {
+        (Engine::Postgres, Some(pg)) => Ok(Box::new(pg_store::PgStore::connect(pg)?)),
+        (Engine::Postgres, None) => Err(StoreError::Io(
+            "store = \"postgres\" needs a [postgres] section with its url".into(),
+        )),
+        _ => open(engine, dir),
     }
 }
 
@@ -391,6 +411,13 @@ pub const ENGINE_MARKER: &str = "ENGINE";
 /// Opens (creating if needed) the store of the chosen engine in directory `dir`. A data directory
 /// remembers its engine: opening it with another one is an error, never a silently empty log.
 pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
+    if engine == Engine::Postgres {
+        return Err(StoreError::Io(
+            "the postgres engine is reached through [postgres] url in the configuration, not a \
+             data directory"
+                .into(),
+        ));
+    }
     let io =
         |what: &str, e: std::io::Error| StoreError::Io(format!("{what} {}: {e}", dir.display()));
     create_dir_durably(dir)?;
@@ -411,6 +438,7 @@ pub fn open(engine: Engine, dir: &Path) -> StoreResult<Box<dyn LogStore>> {
     let store: Box<dyn LogStore> = match engine {
         Engine::Redb => Box::new(redb_store::RedbStore::open(dir)?),
         Engine::Sled => Box::new(sled_store::SledStore::open(dir)?),
+        Engine::Postgres => unreachable!("refused above"),
     };
     if !marker.exists() {
         std::fs::write(&marker, format!("{}\n", engine.name()))

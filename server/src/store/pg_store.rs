@@ -87,8 +87,9 @@ const MIGRATIONS: &[&str] = &[
 /// An arbitrary key for the advisory lock that serialises migrations between instances.
 const MIGRATION_LOCK: i64 = 0x5EA1_7A11;
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// How to reach the database: the `[postgres]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct PgConfig {
     /// A libpq-style connection string: a URL (`postgresql://user@host/db?sslmode=require`) or
     /// `key=value` pairs (`host=/run/postgresql dbname=log`). `sslmode=verify-ca` and
@@ -96,9 +97,15 @@ pub struct PgConfig {
     /// server's certificate chain and name.
     pub url: String,
     /// Pooled read connections (commits have one more of their own). At least 1.
+    #[serde(default = "default_pool_size")]
     pub pool_size: usize,
     /// The CA certificates (PEM) that sign the server's certificate. Setting it turns TLS on.
+    #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+}
+
+fn default_pool_size() -> usize {
+    DEFAULT_POOL_SIZE
 }
 
 impl PgConfig {
@@ -1226,6 +1233,90 @@ mod tests {
         assert_eq!(s.entries(500, 1500).unwrap().len(), 1000);
         drop(s);
         want.check(&store(&url));
+    }
+
+    /// The whole server on PostgreSQL: appends through the router, a signed checkpoint that
+    /// verifies, and a restart (a new connection, a new sequencer) that recovers the same tree,
+    /// which fsck then checks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_appends_restarts_and_passes_fsck_on_postgres() {
+        use tower::ServiceExt as _;
+        const ORIGIN: &str = "pg.test.example/log";
+        let url = pg_cluster::shared().new_database();
+        let signer = || sealtrail_spec::note::Ed25519Signer::from_seed(ORIGIN, [9; 32]).unwrap();
+        let config = crate::config::Config {
+            origin: ORIGIN.to_owned(),
+            store: crate::store::Engine::Postgres,
+            postgres: Some(PgConfig::new(&url)),
+            ..crate::config::Config::default()
+        };
+        config.validate().unwrap();
+        let open = |c: &crate::config::Config| -> Arc<dyn LogStore> {
+            Arc::from(
+                crate::store::open_configured(c.store, &c.data_dir, c.postgres.as_ref()).unwrap(),
+            )
+        };
+        let call = |app: axum::Router, method: &str, uri: &str, body: &str| {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_owned()))
+                .unwrap();
+            async move {
+                let resp = app.oneshot(req).await.unwrap();
+                let status = resp.status();
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (status, bytes.to_vec())
+            }
+        };
+
+        let server = crate::serve::Server::start(config.clone(), open(&config), signer()).unwrap();
+        let app = crate::api::router(server.state().clone());
+        for i in 0..5 {
+            let (status, body) = call(
+                app.clone(),
+                "POST",
+                "/v1/entries",
+                &format!("{{\"n\":{i}}}"),
+            )
+            .await;
+            assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        }
+        let (status, note) = call(app.clone(), "GET", "/checkpoint", "").await;
+        assert_eq!(status, 200);
+        let verifier = signer().verifier();
+        let cp = sealtrail_spec::checkpoint::open(&note, ORIGIN, &[&verifier]).unwrap();
+        assert_eq!(cp.checkpoint().size(), 5);
+        let (_, log) = call(app.clone(), "GET", "/v1/log", "").await;
+        let log: serde_json::Value = serde_json::from_slice(&log).unwrap();
+        assert_eq!(log["storage_engine"], "postgres");
+        drop(app);
+        server.stop().await;
+
+        let store = open(&config);
+        let server = crate::serve::Server::start(config.clone(), store.clone(), signer()).unwrap();
+        let app = crate::api::router(server.state().clone());
+        let (status, body) = call(
+            app.clone(),
+            "POST",
+            "/v1/entries",
+            "{\"after\":\"restart\"}",
+        )
+        .await;
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["index"], 5,
+            "the restarted server continued the same tree"
+        );
+        drop(app);
+        server.stop().await;
+        let report = crate::fsck::fsck(store.as_ref(), ORIGIN, &verifier).unwrap();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.size, 6);
     }
 
     /// Two instances on one database: the compare-and-swap on the tree size keeps them apart.
