@@ -37,7 +37,17 @@ fn http(
     common::raw_http(addr, method, path, "application/json", "", body)
 }
 
-fn start(dir: &Path) -> (Child, SocketAddr) {
+/// The server process; killed if a failed test drops it (it would hold the test's output open).
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path) -> (Node, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealtrail"))
         .args(["serve", "--listen", "127.0.0.1:0", "--origin", ORIGIN])
         .arg("--config")
@@ -59,7 +69,7 @@ fn start(dir: &Path) -> (Child, SocketAddr) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (Node(child), addr)
 }
 
 /// Forwarded lines in the sink file: index → leaf hashes of every copy.
@@ -121,8 +131,8 @@ fn every_entry_reaches_the_sink_across_sigkills() {
             }
         }
         // Kill while the sink is most likely still forwarding the last requests.
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
     }
     let total = acked.len() as u64;
     assert_eq!(
@@ -154,8 +164,8 @@ fn every_entry_reaches_the_sink_across_sigkills() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     // Lines cut short by a kill were dropped at restart, never glued to the next line. Only
     // the last line may be partial (the final kill above, with no restart after it).
     let text = std::fs::read_to_string(&sink).unwrap();
