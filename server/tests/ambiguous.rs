@@ -9,24 +9,12 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use sealtrail_server::auth::{Role, TokenEntry};
+use sealtrail_server::auth::Role;
 use sealtrail_server::store::LogStore;
 use sealtrail_server::store::mem::MemStore;
-use sha2::{Digest, Sha256};
 
 const SUBMITTER: &str = "stk_submitter-token-for-ambiguity-tests-00000000";
 const ADMIN: &str = "stk_admin-token-for-ambiguity-tests-000000000000";
-
-fn token(name: &str, role: Role, t: &str) -> TokenEntry {
-    TokenEntry {
-        name: name.into(),
-        role,
-        sha256: Sha256::digest(t.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    }
-}
 
 fn start() -> (TestLog, Arc<MemStore>) {
     let mut c = config();

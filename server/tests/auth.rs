@@ -14,7 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use common::*;
-use sealtrail_server::auth::{AnonymousAccess, JwtAlgorithm, JwtConfig, Role, TokenEntry};
+use sealtrail_server::auth::{AnonymousAccess, JwtAlgorithm, JwtConfig, Role};
 use sealtrail_server::config::Config;
 use sealtrail_server::store::mem::MemStore;
 use sealtrail_server::store::{EntryStore as _, LogStore, RecordState, RecordStore as _};
@@ -30,18 +30,6 @@ const ADMIN: &str = "stk_admin-token-for-tests-0000000000000000000000";
 const HS_SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
 const ISS: &str = "https://idp.test";
 const AUD: &str = "sealtrail-test";
-
-fn token(name: &str, role: Role, token: &str) -> TokenEntry {
-    TokenEntry {
-        name: name.to_owned(),
-        role,
-        sha256: hex_encode(&Sha256::digest(token.as_bytes())),
-    }
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Tokens for every role; anonymous writes never.
 fn locked_config() -> Config {
@@ -792,7 +780,7 @@ fn bad_auth_configuration_is_refused() {
         let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
         assert!(c.validate().is_err(), "{text}");
     }
-    let h = hex_encode(&Sha256::digest(b"t"));
+    let h = sealtrail_spec::to_hex(&Sha256::digest(b"t"));
     let dup = format!(
         "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"{h}\"\n[[auth.tokens]]\nname = \"b\"\nrole = \"reader\"\nsha256 = \"{h}\"\n"
     );
@@ -832,7 +820,7 @@ async fn token_create_prints_a_token_once_and_a_config_that_accepts_it() {
     c.validate().unwrap();
     assert_eq!(
         c.auth.tokens[0].sha256,
-        hex_encode(&Sha256::digest(token.as_bytes()))
+        sealtrail_spec::to_hex(&Sha256::digest(token.as_bytes()))
     );
     let (log, store) = start(c);
     assert_eq!(

@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
-use sealtrail_server::auth::{Role, TokenEntry};
+use sealtrail_server::auth::Role;
 use sealtrail_server::serve::Server;
-use sha2::{Digest as _, Sha256};
 
 const SUBMITTER: &str = "stk_submitter-token-for-the-http-fuzz-0000000000";
 const ADMIN: &str = "stk_admin-token-for-the-http-fuzz-00000000000000";
@@ -49,17 +48,6 @@ impl Rng {
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
-    }
-}
-
-fn token(name: &str, role: Role, t: &str) -> TokenEntry {
-    TokenEntry {
-        name: name.into(),
-        role,
-        sha256: Sha256::digest(t.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
     }
 }
 

@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
-use sealtrail_server::auth::{AnonymousAccess, Role, TokenEntry};
+use sealtrail_server::auth::{AnonymousAccess, Role};
 use sealtrail_server::config::Config;
 use sealtrail_server::retention::{RetentionRule, run_once};
 use sealtrail_server::store::mem::MemStore;
@@ -21,23 +21,11 @@ use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::merkle::verify_inclusion;
 use sealtrail_spec::record::PrivateRecord;
 use sealtrail_spec::{Hash, leaf_hash};
-use sha2::{Digest, Sha256};
 
 const SUBMITTER: &str = "stk_submitter-token-for-privacy-tests-0000000000";
 const READER: &str = "stk_reader-token-for-privacy-tests-00000000000000";
 const ADMIN: &str = "stk_admin-token-for-privacy-tests-000000000000000";
 const MARKER: &str = "MARKER-7f3a9c-personal-data";
-
-fn token(name: &str, role: Role, token: &str) -> TokenEntry {
-    TokenEntry {
-        name: name.to_owned(),
-        role,
-        sha256: Sha256::digest(token.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    }
-}
 
 /// A server reachable from other machines, with a token per role.
 fn remote_config() -> Config {

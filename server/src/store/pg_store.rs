@@ -645,39 +645,90 @@ fn row_get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(i).map_err(io("decode row"))
 }
 
-impl EntryStore for PgStore {
-    fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+/// A statement parameter, owned so that the query can run on the store's runtime.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// Which of a connection's prepared statements to run.
+type Pick = fn(&Statements) -> &Statement;
+
+impl PgStore {
+    /// Runs the prepared statement `pick` chooses with `params` on a pooled connection and maps
+    /// each row it returns; `what` names the read in errors.
+    fn rows<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        pick: Pick,
+        params: Vec<Param>,
+        map: fn(&tokio_postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
         self.read(move |c| {
             Box::pin(async move {
-                let row = c
-                    .client
-                    .query_opt(&c.st.entry, &[&db(index)])
-                    .await
-                    .map_err(io("read entry"))?;
-                row.map(|r| row_get(&r, 0)).transpose()
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                let rows = c.client.query(pick(&c.st), &refs).await.map_err(io(what))?;
+                rows.iter().map(map).collect()
             })
         })
+    }
+
+    /// [`PgStore::rows`] of a lookup by primary key: its row, if any.
+    fn row<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        pick: Pick,
+        params: Vec<Param>,
+        map: fn(&tokio_postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.rows(what, pick, params, map)?.into_iter().next())
+    }
+
+    /// [`PgStore::rows`] of a statement that always returns exactly one row.
+    fn one<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        pick: Pick,
+        params: Vec<Param>,
+        map: fn(&tokio_postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut rows = self.rows(what, pick, params, map)?;
+        match rows.len() {
+            1 => Ok(rows.remove(0)),
+            n => Err(StoreError::Io(format!("{what}: {n} rows, not one"))),
+        }
+    }
+}
+
+fn bytes_at_0(r: &tokio_postgres::Row) -> StoreResult<Vec<u8>> {
+    row_get(r, 0)
+}
+
+impl EntryStore for PgStore {
+    fn entry(&self, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        self.row(
+            "read entry",
+            |s| &s.entry,
+            vec![Box::new(db(index))],
+            bytes_at_0,
+        )
     }
 
     fn entries(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
         if start >= end {
             return Ok(Vec::new());
         }
-        let rows = self.read(move |c| {
-            Box::pin(async move {
-                c.client
-                    .query(&c.st.entries, &[&bound(start), &bound(end)])
-                    .await
-                    .map_err(io("scan entries"))
-            })
-        })?;
+        let rows = self.rows(
+            "scan entries",
+            |s| &s.entries,
+            vec![Box::new(bound(start)), Box::new(bound(end))],
+            |r| Ok((un(row_get(r, 0)?), row_get::<Vec<u8>>(r, 1)?)),
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         let mut expected = start;
-        for row in &rows {
-            if un(row_get::<i64>(row, 0)?) != expected {
+        for (index, leaf) in rows {
+            if index != expected {
                 break;
             }
-            out.push(row_get(row, 1)?);
+            out.push(leaf);
             expected += 1;
         }
         if expected != end {
@@ -689,126 +740,96 @@ impl EntryStore for PgStore {
 
 impl RecordStore for PgStore {
     fn record(&self, index: u64) -> StoreResult<RecordState> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_one(&c.st.record, &[&db(index)])
-                    .await
-                    .map_err(io("read record"))?;
-                let record: Option<Vec<u8>> = row_get(&row, 0)?;
-                let erased_by: Option<i64> = row_get(&row, 1)?;
+        self.one(
+            "read record",
+            |s| &s.record,
+            vec![Box::new(db(index))],
+            |row| {
+                let record: Option<Vec<u8>> = row_get(row, 0)?;
+                let erased_by: Option<i64> = row_get(row, 1)?;
                 Ok(match (record, erased_by) {
                     (Some(r), _) => RecordState::Live(r),
                     (None, Some(by)) => RecordState::Erased(un(by)),
                     (None, None) => RecordState::Absent,
                 })
-            })
-        })
+            },
+        )
     }
 
     fn live_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .client
-                    .query(
-                        &c.st.live_records,
-                        &[&bound(start), &bound(end), &limit_of(limit)],
-                    )
-                    .await
-                    .map_err(io("scan records"))?;
-                rows.iter()
-                    .map(|r| Ok((un(row_get(r, 0)?), row_get(r, 1)?)))
-                    .collect()
-            })
-        })
+        self.rows(
+            "scan records",
+            |s| &s.live_records,
+            vec![
+                Box::new(bound(start)),
+                Box::new(bound(end)),
+                Box::new(limit_of(limit)),
+            ],
+            |r| Ok((un(row_get(r, 0)?), row_get(r, 1)?)),
+        )
     }
 
     fn erased_records(&self, start: u64, end: u64, limit: usize) -> StoreResult<Vec<(u64, u64)>> {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .client
-                    .query(
-                        &c.st.erased_records,
-                        &[&bound(start), &bound(end), &limit_of(limit)],
-                    )
-                    .await
-                    .map_err(io("scan tombstones"))?;
-                rows.iter()
-                    .map(|r| Ok((un(row_get(r, 0)?), un(row_get(r, 1)?))))
-                    .collect()
-            })
-        })
+        self.rows(
+            "scan tombstones",
+            |s| &s.erased_records,
+            vec![
+                Box::new(bound(start)),
+                Box::new(bound(end)),
+                Box::new(limit_of(limit)),
+            ],
+            |r| Ok((un(row_get(r, 0)?), un(row_get(r, 1)?))),
+        )
     }
 
     fn holds(&self) -> StoreResult<Vec<(u64, Vec<u8>)>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .client
-                    .query(&c.st.holds, &[])
-                    .await
-                    .map_err(io("scan holds"))?;
-                rows.iter()
-                    .map(|r| Ok((un(row_get(r, 0)?), row_get(r, 1)?)))
-                    .collect()
-            })
-        })
+        self.rows(
+            "scan holds",
+            |s| &s.holds,
+            Vec::new(),
+            |r| Ok((un(row_get(r, 0)?), row_get(r, 1)?)),
+        )
     }
 }
 
 impl TileStore for PgStore {
     fn tile(&self, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_opt(&c.st.tile, &[&i16::from(level), &db(index)])
-                    .await
-                    .map_err(io("read tile"))?;
-                row.map(|r| row_get(&r, 0)).transpose()
-            })
-        })
+        self.row(
+            "read tile",
+            |s| &s.tile,
+            vec![Box::new(i16::from(level)), Box::new(db(index))],
+            bytes_at_0,
+        )
     }
 }
 
 impl IdempotencyStore for PgStore {
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>> {
-        let key = key.to_vec();
-        let bytes: Option<Vec<u8>> = self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_opt(&c.st.idempotency, &[&key])
-                    .await
-                    .map_err(io("read idempotency"))?;
-                row.map(|r| row_get(&r, 0)).transpose()
-            })
-        })?;
-        bytes.map(|b| IdempotencyRecord::from_bytes(&b)).transpose()
+        self.row(
+            "read idempotency",
+            |s| &s.idempotency,
+            vec![Box::new(key.to_vec())],
+            bytes_at_0,
+        )?
+        .map(|b| IdempotencyRecord::from_bytes(&b))
+        .transpose()
     }
 }
 
 impl LeafIndex for PgStore {
     fn leaf_run(&self, run: u64, bucket: u8) -> StoreResult<Option<Vec<u8>>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_opt(&c.st.leaf_run, &[&db(run), &i16::from(bucket)])
-                    .await
-                    .map_err(io("read leaf run"))?;
-                row.map(|r| row_get(&r, 0)).transpose()
-            })
-        })
+        self.row(
+            "read leaf run",
+            |s| &s.leaf_run,
+            vec![Box::new(db(run)), Box::new(i16::from(bucket))],
+            bytes_at_0,
+        )
     }
 }
 
@@ -823,40 +844,32 @@ impl PostingStore for PgStore {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        let (from, to) = (from.to_vec(), to.to_vec());
-        self.read(move |c| {
-            Box::pin(async move {
-                let st = if reverse {
-                    &c.st.postings_down
-                } else {
-                    &c.st.postings_up
-                };
-                let rows = c
-                    .client
-                    .query(st, &[&from, &to, &limit_of(limit)])
-                    .await
-                    .map_err(io("scan postings"))?;
-                rows.iter()
-                    .map(|r| Ok((row_get(r, 0)?, row_get(r, 1)?)))
-                    .collect()
-            })
-        })
+        let pick: Pick = if reverse {
+            |s| &s.postings_down
+        } else {
+            |s| &s.postings_up
+        };
+        self.rows(
+            "scan postings",
+            pick,
+            vec![
+                Box::new(from.to_vec()),
+                Box::new(to.to_vec()),
+                Box::new(limit_of(limit)),
+            ],
+            |r| Ok((row_get(r, 0)?, row_get(r, 1)?)),
+        )
     }
 }
 
 impl CursorStore for PgStore {
     fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>> {
-        let name = name.to_owned();
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_opt(&c.st.sink_cursor, &[&name])
-                    .await
-                    .map_err(io("read cursor"))?;
-                row.map(|r| row_get::<i64>(&r, 0).map(un)).transpose()
-            })
-        })
+        self.row(
+            "read cursor",
+            |s| &s.sink_cursor,
+            vec![Box::new(name.to_owned())],
+            |r| row_get::<i64>(r, 0).map(un),
+        )
     }
 
     /// Its own transaction with `synchronous_commit = off`: no WAL flush of its own; the next
@@ -1070,29 +1083,21 @@ async fn write_batch(
 
 impl LogStore for PgStore {
     fn tree_size(&self) -> StoreResult<u64> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_one(&c.st.tree_size, &[])
-                    .await
-                    .map_err(io("read tree size"))?;
-                row_get::<i64>(&row, 0).map(un)
-            })
-        })
+        self.one(
+            "read tree size",
+            |s| &s.tree_size,
+            Vec::new(),
+            |r| row_get::<i64>(r, 0).map(un),
+        )
     }
 
     fn checkpoint(&self) -> StoreResult<Option<Vec<u8>>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .client
-                    .query_one(&c.st.checkpoint, &[])
-                    .await
-                    .map_err(io("read checkpoint"))?;
-                row_get(&row, 0)
-            })
-        })
+        self.one(
+            "read checkpoint",
+            |s| &s.checkpoint,
+            Vec::new(),
+            |r| row_get(r, 0),
+        )
     }
 
     /// One transaction on the commit connection: lock the `meta` row and compare the tree size

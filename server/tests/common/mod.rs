@@ -30,6 +30,20 @@ pub fn verifier() -> Ed25519Verifier {
     signer().verifier()
 }
 
+/// An API token entry for `t` (stored as its SHA-256, as `sealtrail token create` prints it).
+pub fn token(
+    name: &str,
+    role: sealtrail_server::auth::Role,
+    t: &str,
+) -> sealtrail_server::auth::TokenEntry {
+    use sha2::Digest as _;
+    sealtrail_server::auth::TokenEntry {
+        name: name.into(),
+        role,
+        sha256: sealtrail_spec::to_hex(&sha2::Sha256::digest(t.as_bytes())),
+    }
+}
+
 pub fn config() -> Config {
     Config {
         origin: ORIGIN.to_owned(),
