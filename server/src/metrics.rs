@@ -46,6 +46,12 @@ pub struct Metrics {
     pub point_reads_pool: IntCounter,
     /// Inline point reads that read from the disk or stalled.
     pub slow_inline_reads: IntCounter,
+    /// Batches moved to later indices because another instance committed first (shared store).
+    pub rebased_batches: IntCounter,
+    /// Entries re-stamped to the time of another instance's later entry (shared store).
+    pub retimed_entries: IntCounter,
+    /// Whether this instance holds each background singleton's lock (1) or not (0).
+    pub leader: prometheus::IntGaugeVec,
 }
 
 fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
@@ -118,6 +124,21 @@ impl Metrics {
                 "slow_inline_reads_total",
                 "Inline point reads that read from the disk or stalled (point reads then use the blocking pool for ten times as long)",
             )?,
+            rebased_batches: IntCounter::new(
+                "rebased_batches_total",
+                "Batches moved to later indices because another instance committed first",
+            )?,
+            retimed_entries: IntCounter::new(
+                "retimed_entries_total",
+                "Entries re-stamped to the time of another instance's later entry",
+            )?,
+            leader: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "leader",
+                    "Whether this instance runs the background task (1) or another does (0)",
+                ),
+                &["task"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -135,6 +156,9 @@ impl Metrics {
         r.register(Box::new(m.security_events.clone()))?;
         r.register(Box::new(point_reads))?;
         r.register(Box::new(m.slow_inline_reads.clone()))?;
+        r.register(Box::new(m.rebased_batches.clone()))?;
+        r.register(Box::new(m.retimed_entries.clone()))?;
+        r.register(Box::new(m.leader.clone()))?;
         // Every kind at 0 from the start, so `rate(...)` in alerts has a series to work on.
         for kind in crate::auth::SecurityEventKind::ALL {
             m.security_events.with_label_values(&[kind.as_str()]);

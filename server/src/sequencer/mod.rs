@@ -24,6 +24,9 @@
 
 mod admin;
 mod batch;
+mod follow;
+#[cfg(test)]
+mod shared_tests;
 mod start;
 #[cfg(test)]
 mod tests;
@@ -49,7 +52,7 @@ use crate::published::Published;
 use crate::store::{IdempotencyRecord, LogStore, StoreError};
 pub use admin::{AdminOp, AdminOutcome, indices_selector};
 use admin::{AdminReply, AdminWork};
-pub use start::start;
+pub use start::{FOLLOW_EVERY, start};
 
 /// An entry as a client submitted it; the sequencer adds the sequencing time.
 #[derive(Debug, Clone)]
@@ -371,20 +374,39 @@ impl SequencerHandle {
         }
         let _one_at_a_time = self.admin_lock.lock().await;
         let store = self.store.clone();
-        let holds = self
-            .holds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        // On a shared store other instances place holds and erase too: one admin operation at
+        // a time across all of them, planned against the holds stored now.
+        let _cluster_wide = if store.shared() {
+            Some(admin_lead(&store).await?)
+        } else {
+            None
+        };
+        let cached = (!store.shared()).then(|| {
+            self.holds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        });
         let size = self.published().size;
-        let planned =
-            tokio::task::spawn_blocking(move || admin::plan(store.as_ref(), &holds, op, size))
-                .await
-                .map_err(|e| {
-                    SequenceError::Unavailable(Unavailable::Read(Arc::new(StoreError::Io(
-                        format!("planning task: {e}"),
-                    ))))
-                })??;
+        let planned = tokio::task::spawn_blocking(move || {
+            let (holds, size) = match cached {
+                Some(holds) => (holds, size),
+                // Committed means signed here too: another instance's entries may be named.
+                None => (
+                    stored_holds(store.as_ref())?,
+                    store
+                        .tree_size()
+                        .map_err(|e| SequenceError::Unavailable(Unavailable::Read(Arc::new(e))))?,
+                ),
+            };
+            admin::plan(store.as_ref(), &holds, op, size)
+        })
+        .await
+        .map_err(|e| {
+            SequenceError::Unavailable(Unavailable::Read(Arc::new(StoreError::Io(format!(
+                "planning task: {e}"
+            )))))
+        })??;
         let planned = match planned {
             admin::Plan::Nothing(outcome) => return Ok(outcome),
             admin::Plan::Apply(p) => p,
@@ -420,6 +442,47 @@ impl SequencerHandle {
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
     }
+}
+
+/// How long an admin operation waits for another instance's to finish.
+const ADMIN_LEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The cluster-wide admin lock of a shared store, waited for up to [`ADMIN_LEAD_WAIT`].
+async fn admin_lead(
+    store: &Arc<dyn LogStore>,
+) -> Result<Box<dyn crate::store::Leadership>, SequenceError> {
+    let unavailable = |e: StoreError| SequenceError::Unavailable(Unavailable::Read(Arc::new(e)));
+    let deadline = tokio::time::Instant::now() + ADMIN_LEAD_WAIT;
+    loop {
+        let s = store.clone();
+        let got = tokio::task::spawn_blocking(move || s.try_lead("admin"))
+            .await
+            .map_err(|e| unavailable(StoreError::Io(format!("admin lock task: {e}"))))?
+            .map_err(unavailable)?;
+        if let Some(lead) = got {
+            return Ok(lead);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(unavailable(StoreError::Io(
+                "another instance has been running an admin operation for 10 s; retry".into(),
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The legal holds in force, as stored.
+fn stored_holds(store: &dyn LogStore) -> Result<Vec<crate::privacy::Hold>, SequenceError> {
+    let read = |e: StoreError| SequenceError::Unavailable(Unavailable::Read(Arc::new(e)));
+    store
+        .holds()
+        .map_err(read)?
+        .into_iter()
+        .map(|(id, bytes)| {
+            crate::privacy::Hold::decode(&bytes)
+                .map_err(|e| read(StoreError::Corrupt(format!("legal hold {id}: {e}"))))
+        })
+        .collect()
 }
 
 /// Why the sequencer could not start.
@@ -670,6 +733,8 @@ struct Sequencer {
     failed: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// On a shared store: the thread following the other instances' checkpoints, and its stop.
+    follower: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 /// The writer thread: owns the tree's right edge and the store's write side. Takes the open
@@ -683,6 +748,9 @@ struct Writer {
     edge: TiledEdge,
     /// Leaf hashes of the unfinished leaf-index run (fewer than `leafindex::RUN`).
     run_hashes: Vec<Hash>,
+    /// Sequencing time of the last committed entry (this instance's or, on a shared store,
+    /// another's): no entry is committed with an earlier one.
+    last_time_ms: u64,
     disk_guard: Option<(std::path::PathBuf, u64)>,
     published: watch::Sender<Arc<Published>>,
     failed: Arc<AtomicBool>,

@@ -104,6 +104,23 @@ pub fn start(
         admin_lock: Arc::new(tokio::sync::Mutex::new(())),
         holds: holds.clone(),
     };
+    // Other instances commit to a shared store: follow their checkpoints.
+    let follower = if store.shared() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = super::follow::spawn_follower(
+            store.clone(),
+            pub_tx.clone(),
+            metrics.clone(),
+            config.origin.clone(),
+            signer.verifier(),
+            FOLLOW_EVERY,
+            stop.clone(),
+        )
+        .map_err(|e| StartError::Store(StoreError::Io(format!("spawning the follower: {e}"))))?;
+        Some((stop, thread))
+    } else {
+        None
+    };
     let writer = Writer {
         store: store.clone(),
         shared: shared.clone(),
@@ -111,6 +128,7 @@ pub fn start(
         origin: config.origin.clone(),
         edge,
         run_hashes,
+        last_time_ms,
         disk_guard: config.disk_guard.clone(),
         published: pub_tx,
         failed: failed.clone(),
@@ -131,6 +149,7 @@ pub fn start(
         failed,
         metrics,
         writer: Some(writer_thread),
+        follower,
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
@@ -139,8 +158,12 @@ pub fn start(
     Ok((handle, thread))
 }
 
+/// How often an instance on a shared store reads the stored checkpoint to follow the others'
+/// commits (reads here lag theirs by at most this much, plus the read).
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Leaf hashes of the entries after the last completed leaf-index run, from the level-0 tiles.
-fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
+pub(super) fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
     let start = size / crate::leafindex::RUN * crate::leafindex::RUN;
     let mut hashes = Vec::new();
     let mut tiles = StoreTiles(store);

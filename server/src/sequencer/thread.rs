@@ -37,6 +37,11 @@ impl Sequencer {
         {
             tracing::error!("the writer thread panicked");
         }
+        if let Some((stop, t)) = self.follower.take() {
+            stop.store(true, Ordering::Release);
+            t.thread().unpark();
+            let _ = t.join();
+        }
         tracing::info!("sequencer stopped");
     }
 

@@ -109,6 +109,28 @@ impl Writer {
 
     /// Moves the batch's entries into the store; `open` keeps what the answers need.
     fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, CommitError> {
+        // A shared store: take the tree lock every instance's commit takes, and land the batch
+        // after whatever the others committed (see `follow`).
+        match self.store.begin_commit() {
+            Ok(None) => {}
+            Ok(Some(found)) => {
+                if let Err(e) = self.follow(found, open) {
+                    self.store.abort_commit();
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(self.store_failed(open.entries.len(), e)),
+        }
+        let result = self.extend_and_commit(open);
+        if result.is_err() {
+            // Nothing of a refused batch may stay open under the lock.
+            self.store.abort_commit();
+        }
+        result
+    }
+
+    /// Extends the tree by `open`, signs, commits, publishes.
+    fn extend_and_commit(&mut self, open: &mut Open) -> Result<Arc<Published>, CommitError> {
         let ext = match self.edge.extend(&open.leaf_hashes) {
             Ok(ext) => ext,
             Err(e) => return Err(self.fail(CommitError::Extend(e))),
@@ -170,13 +192,16 @@ impl Writer {
             self.run_hashes.truncate(pending);
         }
         let n = batch.entries.len();
+        let last_time_ms = match batch.entries.last() {
+            Some(leaf) => sealtrail_spec::envelope::LeafEnvelope::decode(leaf)
+                .map(|e| e.time_ms)
+                .unwrap_or(self.last_time_ms),
+            None => self.last_time_ms,
+        };
         if let Err(e) = self.store.commit(&batch) {
-            self.metrics.errors.with_label_values(&[e.category()]).inc();
-            return Err(self.fail(CommitError::Store {
-                entries: n,
-                error: Arc::new(e),
-            }));
+            return Err(self.store_failed(n, e));
         }
+        self.last_time_ms = last_time_ms;
         self.metrics.batch_entries.observe(n as f64);
         self.metrics.entries_appended.inc_by(n as u64);
         // Durable: adopt the new edge and publish.
@@ -190,15 +215,16 @@ impl Writer {
         } else {
             self.run_hashes.extend_from_slice(&open.leaf_hashes);
         }
-        let published = Arc::new(Published {
-            size: ext.new_size,
-            root: ext.root,
-            checkpoint: Arc::new(batch.checkpoint),
-            signed_at: SystemTime::now(),
-        });
-        self.metrics.observe_published(&published);
-        self.published.send_replace(published.clone());
-        Ok(published)
+        Ok(super::follow::publish(
+            &self.published,
+            &self.metrics,
+            Published {
+                size: ext.new_size,
+                root: ext.root,
+                checkpoint: Arc::new(batch.checkpoint),
+                signed_at: SystemTime::now(),
+            },
+        ))
     }
 
     /// Why a batch of `entries` entries and `bytes` payload bytes must not be written because
@@ -234,7 +260,27 @@ impl Writer {
         })
     }
 
-    fn fail(&self, why: CommitError) -> CommitError {
+    /// A failed store write or read of a batch of `entries`. On an embedded store the log then
+    /// refuses writes until restart (the state after a failed `fsync` is unknowable). On a shared
+    /// store it is not final: the next commit reads the stored size under the lock and follows
+    /// whatever is there, whether this batch landed or not; the callers were told it failed, and
+    /// those with an idempotency key get the truth by retrying.
+    fn store_failed(&self, entries: usize, e: StoreError) -> CommitError {
+        self.metrics.errors.with_label_values(&[e.category()]).inc();
+        let why = CommitError::Store {
+            entries,
+            error: Arc::new(e),
+        };
+        if self.store.shared()
+            && !matches!(&why, CommitError::Store { error, .. } if matches!(**error, StoreError::Corrupt(_)))
+        {
+            tracing::warn!(error = %why, "commit failed; the next batch retries on the stored tree");
+            return why;
+        }
+        self.fail(why)
+    }
+
+    pub(super) fn fail(&self, why: CommitError) -> CommitError {
         tracing::error!(
             error = %why,
             category = why.category(),

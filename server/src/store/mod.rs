@@ -47,6 +47,10 @@ pub enum StoreError {
         /// The stored tree size.
         found: u64,
     },
+    /// Another instance committed the same idempotency key first (shared stores). Nothing was
+    /// written; a retry is answered as a repeat of that request.
+    #[error("idempotency key committed by another instance meanwhile; nothing was written")]
+    Conflict,
 }
 
 impl StoreError {
@@ -56,6 +60,7 @@ impl StoreError {
             StoreError::Io(_) => "io",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::SizeMismatch { .. } => "size_mismatch",
+            StoreError::Conflict => "conflict",
         }
     }
 }
@@ -298,10 +303,54 @@ pub trait LogStore:
     /// The engine's name, for `/v1/log` and metrics.
     fn engine(&self) -> &'static str;
 
+    /// Whether other processes may commit to this store too (several `sealtrail serve`
+    /// instances on one PostgreSQL database). A shared store is committed to under
+    /// [`LogStore::begin_commit`], and a failed commit is not final: the next one learns the
+    /// truth from the store.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Shared stores: opens the commit transaction and takes the tree lock, which every
+    /// instance's commit takes, and returns the tree size stored now. The next
+    /// [`LogStore::commit`] on this handle runs inside that transaction (so nothing can be
+    /// committed between reading the size and writing the batch); [`LogStore::abort_commit`]
+    /// ends it without writing. Embedded stores have one writer and answer `None`.
+    fn begin_commit(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Ends a transaction [`LogStore::begin_commit`] opened, writing nothing.
+    fn abort_commit(&self) {}
+
+    /// A lock named `name` that at most one holder has at a time, across every instance on a
+    /// shared store (`None`: another holder has it). It is held while the returned guard lives
+    /// and [`Leadership::held`]; an instance that dies loses it. An embedded store has one
+    /// process, so the first caller gets it.
+    fn try_lead(&self, name: &str) -> StoreResult<Option<Box<dyn Leadership>>> {
+        let _ = name;
+        Ok(Some(Box::new(Sole)))
+    }
+
     /// Writes a copy of the whole store (every live row, nothing removed) as a new store of the
     /// same engine in the empty directory `dir`, durably. Returns the rows copied. Used by
     /// compaction (`compact`): the copy holds no byte of a removed record.
     fn copy_into(&self, dir: &Path) -> StoreResult<u64>;
+}
+
+/// A lock held from [`LogStore::try_lead`]; released when dropped.
+pub trait Leadership: Send + Sync {
+    /// Whether the lock is still held (false once the session holding it was lost).
+    fn held(&self) -> bool;
+}
+
+/// The leadership of an embedded store's only process.
+struct Sole;
+
+impl Leadership for Sole {
+    fn held(&self) -> bool {
+        true
+    }
 }
 
 /// The record states of entries `start..end`, in order (two range reads, not one read per

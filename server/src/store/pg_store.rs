@@ -344,7 +344,7 @@ impl Statements {
                 .prepare(
                     "INSERT INTO idempotency (key, rec) \
                      SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec",
+                     ON CONFLICT (key) DO NOTHING",
                 )
                 .await?,
             put_leaf_runs: c
@@ -391,8 +391,12 @@ async fn open_client(c: &Connector) -> StoreResult<(Client, tokio::task::JoinHan
             (client, tokio::spawn(drive(conn)))
         }
     };
+    // A transaction left open by a stopped (not killed) instance would hold the tree lock of
+    // every instance: PostgreSQL ends it after a minute.
     client
-        .batch_execute("SET synchronous_commit = on")
+        .batch_execute(
+            "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'",
+        )
         .await
         .map_err(io("session setup"))?;
     Ok((client, driver))
@@ -491,7 +495,14 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     connector: Arc<Connector>,
     pool: Pool,
-    writer: Mutex<Option<Conn>>,
+    writer: Mutex<CommitConn>,
+}
+
+/// The commit connection, and the tree size its open transaction locked
+/// ([`LogStore::begin_commit`]); `None` when no transaction is open.
+struct CommitConn {
+    conn: Option<Conn>,
+    locked: Option<u64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -517,7 +528,7 @@ impl PgStore {
             .map_err(|e| StoreError::Io(format!("postgres runtime: {e}")))?;
         let pool_size = cfg.pool_size.max(1);
         let c = connector.clone();
-        let opened = run_on(&rt, async move {
+        let opened = run_on(rt.handle(), async move {
             let (mut client, driver) = open_client(&c).await?;
             migrate(&mut client).await?;
             let st = Statements::prepare(&client)
@@ -545,7 +556,10 @@ impl PgStore {
                 idle: Mutex::new(readers),
                 returned: Condvar::new(),
             },
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(CommitConn {
+                conn: Some(writer),
+                locked: None,
+            }),
         })
     }
 
@@ -577,7 +591,7 @@ impl PgStore {
             }
         };
         let connector = self.connector.clone();
-        let answer = run_on(rt, async move {
+        let answer = run_on(rt.handle(), async move {
             let conn = match slot {
                 Some(conn) if !conn.client.is_closed() => conn,
                 _ => match open_conn(&connector).await {
@@ -600,7 +614,7 @@ impl PgStore {
 
 /// Runs `fut` on `rt` and waits for it on a std channel (safe on any thread, async or not).
 fn run_on<T: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> StoreResult<T> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -609,6 +623,88 @@ fn run_on<T: Send + 'static>(
     });
     rx.recv()
         .map_err(|_| StoreError::Io("postgres: the store's runtime dropped the request".into()))
+}
+
+/// Ends a transaction that failed with `e`: rolled back, the connection goes on being used; if
+/// even the rollback fails, the connection is dropped (PostgreSQL then aborts the transaction).
+/// A refusal stays a refusal only once rolled back.
+async fn end_failed<T>(conn: Conn, e: StoreError) -> (Option<Conn>, StoreResult<T>) {
+    let rolled_back = conn.client.batch_execute("ROLLBACK").await.is_ok();
+    match e {
+        StoreError::Io(_) if rolled_back => (Some(conn), Err(e)),
+        StoreError::Io(_) => (None, Err(e)),
+        e if rolled_back => (Some(conn), Err(e)),
+        e => (
+            None,
+            Err(StoreError::Io(format!("{e}; then the rollback failed"))),
+        ),
+    }
+}
+
+impl PgStore {
+    /// Rolls back the transaction [`LogStore::begin_commit`] opened on `slot`.
+    fn rollback(&self, slot: &mut CommitConn) {
+        slot.locked = None;
+        let (Ok(rt), Some(conn)) = (self.rt(), slot.conn.take()) else {
+            return;
+        };
+        slot.conn = run_on(rt.handle(), async move {
+            end_failed::<()>(conn, StoreError::Io(String::new()))
+                .await
+                .0
+        })
+        .ok()
+        .flatten();
+    }
+}
+
+/// The first key of every sealtrail advisory lock (PostgreSQL's two-key form); the second is
+/// [`lead_key`] of the lock's name. `0x5EA1` reads "SEAL".
+const LEAD_LOCK_CLASS: i32 = 0x5EA1;
+
+/// The advisory lock key of a leadership `name`: FNV-1a, stable across builds and instances.
+fn lead_key(name: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i32::from_be_bytes(h.to_be_bytes())
+}
+
+/// How long [`PgLeader::held`] waits for PostgreSQL to answer before it counts the lock lost.
+const LEAD_PING: Duration = Duration::from_secs(5);
+
+/// A session-level advisory lock, held on a connection of its own: released when the session
+/// ends (this guard dropped, or the instance dead).
+struct PgLeader {
+    rt: tokio::runtime::Handle,
+    client: Arc<Client>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl super::Leadership for PgLeader {
+    /// Asks PostgreSQL, so that a session it already dropped (a partition, a restart) counts as
+    /// lost even before the socket notices.
+    fn held(&self) -> bool {
+        if self.client.is_closed() {
+            return false;
+        }
+        let client = self.client.clone();
+        run_on(&self.rt, async move {
+            matches!(
+                tokio::time::timeout(LEAD_PING, client.simple_query("SELECT 1")).await,
+                Ok(Ok(_))
+            )
+        })
+        .unwrap_or(false)
+    }
+}
+
+impl Drop for PgLeader {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 impl Drop for PgStore {
@@ -620,7 +716,7 @@ impl Drop for PgStore {
         let mut drivers = Vec::new();
         let conns = lock(&self.pool.idle)
             .drain(..)
-            .chain(lock(&self.writer).take().map(Some))
+            .chain(lock(&self.writer).conn.take().map(Some))
             .collect::<Vec<_>>();
         for conn in conns.into_iter().flatten() {
             drivers.push(conn.driver);
@@ -925,19 +1021,26 @@ fn last_per_key<K: Eq + std::hash::Hash + Clone, V>(
     out
 }
 
-/// Everything of a commit up to (not including) `COMMIT`, in `txn`: the compare-and-swap on the
-/// locked tree size, then one statement per table. An error leaves the transaction to be rolled
-/// back: a refusal ([`StoreError::SizeMismatch`], [`StoreError::Corrupt`]) or a failure.
-async fn write_batch(
-    txn: &tokio_postgres::Transaction<'_>,
-    st: &Statements,
-    batch: &Batch,
-) -> StoreResult<()> {
-    let found = txn
+/// Opens a transaction on `client` and locks the tree size (`meta` row, `FOR UPDATE`): every
+/// instance's commit takes this lock, so the size read stays the stored one until `COMMIT`.
+async fn begin_locked(client: &Client, st: &Statements) -> StoreResult<u64> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(io("begin commit"))?;
+    let found = client
         .query_one(&st.lock_size, &[])
         .await
         .map_err(io("lock tree size"))?;
-    let found = un(row_get(&found, 0)?);
+    row_get::<i64>(&found, 0).map(un)
+}
+
+/// Everything of a commit up to (not including) `COMMIT`, inside a transaction that
+/// [`begin_locked`] opened and found the tree at `found`: the compare-and-swap, then one
+/// statement per table. An error leaves the transaction to be rolled back: a refusal
+/// ([`StoreError::SizeMismatch`], [`StoreError::Conflict`], [`StoreError::Corrupt`]) or a
+/// failure.
+async fn write_batch(txn: &Client, st: &Statements, batch: &Batch, found: u64) -> StoreResult<()> {
     if found != batch.old_size {
         return Err(StoreError::SizeMismatch {
             expected: batch.old_size,
@@ -945,7 +1048,7 @@ async fn write_batch(
         });
     }
     async fn exec(
-        txn: &tokio_postgres::Transaction<'_>,
+        txn: &Client,
         st: &Statement,
         params: &[&(dyn ToSql + Sync)],
         what: &'static str,
@@ -1026,13 +1129,17 @@ async fn write_batch(
             .iter()
             .map(|(k, r)| (k.as_slice(), r.as_slice()))
             .unzip();
-        exec(
+        let written = exec(
             txn,
             &st.put_idempotency,
             &[&keys, &recs],
             "write idempotency",
         )
         .await?;
+        // A key another instance committed first: this batch must not commit a second answer.
+        if written != keys.len() as u64 {
+            return Err(StoreError::Conflict);
+        }
     }
     let runs = last_per_key(
         batch
@@ -1100,61 +1207,131 @@ impl LogStore for PgStore {
         )
     }
 
-    /// One transaction on the commit connection: lock the `meta` row and compare the tree size
-    /// (compare-and-swap, against this and every other instance), write everything with one
-    /// array statement per table, set the new size, `COMMIT` (which waits for the WAL flush).
-    /// A refusal (size mismatch, record not live) rolls back. A failure is [`StoreError::Io`]:
-    /// the outcome of a `COMMIT` that failed in flight is unknown.
+    /// One transaction on the commit connection (the one [`LogStore::begin_commit`] opened, or
+    /// a new one): lock the `meta` row and compare the tree size (compare-and-swap, against this
+    /// and every other instance), write everything with one array statement per table, set the
+    /// new size, `COMMIT` (which waits for the WAL flush). A refusal (size mismatch, an
+    /// idempotency key already committed, a record not live) rolls back. A failure is
+    /// [`StoreError::Io`]: the outcome of a `COMMIT` that failed in flight is unknown.
     fn commit(&self, batch: &Batch) -> StoreResult<()> {
-        super::check_batch_shape(batch)?;
+        let mut slot = lock(&self.writer);
+        let locked = slot.locked.take();
+        if let Err(e) = super::check_batch_shape(batch) {
+            if locked.is_some() {
+                self.rollback(&mut slot);
+            }
+            return Err(e);
+        }
         let rt = self.rt()?;
-        let mut writer = lock(&self.writer);
-        let conn = writer.take();
+        let conn = slot.conn.take();
         let connector = self.connector.clone();
         let batch = batch.clone();
-        let answer = run_on(rt, async move {
-            let mut conn = match conn {
+        let answer = run_on(rt.handle(), async move {
+            let conn = match conn {
                 Some(conn) if !conn.client.is_closed() => conn,
+                _ if locked.is_some() => {
+                    return (
+                        None,
+                        Err(StoreError::Io(
+                            "the commit connection was lost inside its transaction".into(),
+                        )),
+                    );
+                }
                 _ => match open_conn(&connector).await {
                     Ok(conn) => conn,
                     Err(e) => return (None, Err(e)),
                 },
             };
             let r = async {
-                let txn = conn
-                    .client
-                    .transaction()
+                let found = match locked {
+                    Some(found) => found,
+                    None => begin_locked(&conn.client, &conn.st).await?,
+                };
+                write_batch(&conn.client, &conn.st, &batch, found).await?;
+                conn.client
+                    .batch_execute("COMMIT")
                     .await
-                    .map_err(io("begin commit"))?;
-                match write_batch(&txn, &conn.st, &batch).await {
-                    Ok(()) => txn.commit().await.map_err(io("commit")),
-                    Err(e) => {
-                        // A refusal is clean once rolled back; a failed rollback leaves a
-                        // transaction that never commits (the connection is dropped below).
-                        let rolled_back = txn.rollback().await.is_ok();
-                        match e {
-                            StoreError::SizeMismatch { .. } | StoreError::Corrupt(_)
-                                if rolled_back =>
-                            {
-                                Err(e)
-                            }
-                            StoreError::SizeMismatch { .. } | StoreError::Corrupt(_) => {
-                                Err(StoreError::Io(format!("{e}; then the rollback failed")))
-                            }
-                            StoreError::Io(_) => Err(e),
-                        }
-                    }
-                }
+                    .map_err(io("commit"))
             }
             .await;
-            (Some(conn), r)
+            match r {
+                Ok(()) => (Some(conn), Ok(())),
+                Err(e) => end_failed(conn, e).await,
+            }
         });
         let (conn, result) = match answer {
             Ok(a) => a,
             Err(e) => (None, Err(e)),
         };
-        *writer = conn;
+        slot.conn = conn;
         result
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn begin_commit(&self) -> StoreResult<Option<u64>> {
+        let mut slot = lock(&self.writer);
+        if slot.locked.is_some() {
+            self.rollback(&mut slot);
+        }
+        let rt = self.rt()?;
+        let conn = slot.conn.take();
+        let connector = self.connector.clone();
+        let answer = run_on(rt.handle(), async move {
+            let conn = match conn {
+                Some(conn) if !conn.client.is_closed() => conn,
+                _ => match open_conn(&connector).await {
+                    Ok(conn) => conn,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            match begin_locked(&conn.client, &conn.st).await {
+                Ok(found) => (Some(conn), Ok(found)),
+                Err(e) => end_failed(conn, e).await,
+            }
+        });
+        let (conn, result) = match answer {
+            Ok(a) => a,
+            Err(e) => (None, Err(e)),
+        };
+        slot.conn = conn;
+        let found = result?;
+        slot.locked = Some(found);
+        Ok(Some(found))
+    }
+
+    fn abort_commit(&self) {
+        let mut slot = lock(&self.writer);
+        if slot.locked.is_some() {
+            self.rollback(&mut slot);
+        }
+    }
+
+    fn try_lead(&self, name: &str) -> StoreResult<Option<Box<dyn super::Leadership>>> {
+        let rt = self.rt()?;
+        let connector = self.connector.clone();
+        let key = lead_key(name);
+        let got = run_on(rt.handle(), async move {
+            let (client, driver) = open_client(&connector).await?;
+            let row = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&LEAD_LOCK_CLASS, &key],
+                )
+                .await
+                .map_err(io("try the leadership lock"))?;
+            let got: bool = row_get(&row, 0)?;
+            Ok::<_, StoreError>(got.then_some((client, driver)))
+        })??;
+        Ok(got.map(|(client, driver)| {
+            Box::new(PgLeader {
+                rt: rt.handle().clone(),
+                client: Arc::new(client),
+                driver,
+            }) as Box<dyn super::Leadership>
+        }))
     }
 
     fn engine(&self) -> &'static str {

@@ -1,0 +1,318 @@
+//! Several instances on one shared store (PostgreSQL): the writer follows the others.
+//!
+//! Each instance gathers batches at provisional indices after its own view of the tree. Its
+//! writer opens the commit transaction with [`LogStore::begin_commit`], which takes the tree
+//! lock every instance's commit takes, and learns the stored size. If another instance
+//! advanced the tree, the writer **catches up** (rebuilds its right edge and leaf-index tail
+//! from the stored tiles and checks them against the stored, signed checkpoint), then
+//! **rebases** its batch, and every provisional index gathered after it, onto the stored size.
+//! Sequencing times never go backwards across instances either: entries stamped before the last
+//! stored entry's time are **re-timed** to it (their envelopes re-encoded and re-hashed; a
+//! record's commitment does not cover the time). Only then is the tree extended, the checkpoint
+//! signed and the batch committed, all under the lock: two instances can never extend the same
+//! tree, and every checkpoint any instance signs extends every earlier one.
+//!
+//! Readers on an instance that is not writing see the others' checkpoints through
+//! [`spawn_follower`], which polls the stored checkpoint and publishes newer ones.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sealtrail_spec::edge::TiledEdge;
+use sealtrail_spec::envelope::LeafEnvelope;
+use sealtrail_spec::note::Ed25519Verifier;
+
+use super::*;
+use crate::store::StoreTiles;
+
+/// Moves a provisional index by `delta`.
+fn moved(index: u64, delta: i128) -> u64 {
+    u64::try_from(i128::from(index) + delta).unwrap_or(u64::MAX)
+}
+
+impl Open {
+    /// Moves every index this batch gave out by `delta` (it lands elsewhere in the tree).
+    fn shift(&mut self, delta: i128) {
+        let mv = |i: u64| moved(i, delta);
+        self.old_size = mv(self.old_size);
+        for a in &mut self.accepted {
+            a.first_index = mv(a.first_index);
+        }
+        for k in self.seen.values_mut() {
+            k.first_index = mv(k.first_index);
+        }
+        for (_, rec) in &mut self.idempotency {
+            rec.index = mv(rec.index);
+        }
+        for d in &mut self.duplicates {
+            // Stored duplicates point at committed entries, which stay where they are.
+            if let Duplicate::InFlight { first_index, .. } = d {
+                *first_index = mv(*first_index);
+            }
+        }
+        // `(record erased, erasure entry)`: only the erasure entry is this batch's.
+        for (_, by) in &mut self.erased {
+            *by = mv(*by);
+        }
+        if let Some(work) = &mut self.admin {
+            match &mut work.outcome {
+                AdminOutcome::Erased { entry, .. } => *entry = entry.map(mv),
+                AdminOutcome::HoldPlaced(hold) => hold.id = mv(hold.id),
+                AdminOutcome::HoldReleased { entry } => *entry = mv(*entry),
+            }
+            if let Some(hold) = &mut work.hold_placed {
+                hold.id = mv(hold.id);
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Under the commit lock, with the store at `found`: catches up with what other instances
+    /// committed, rebases `open` (and everything gathered after it) onto `found`, and re-times
+    /// its entries that would go before the last stored one. Errors are store reads (retried
+    /// with the next batch) or a store that contradicts the log (fatal).
+    pub(super) fn follow(&mut self, found: u64, open: &mut Open) -> Result<(), CommitError> {
+        if found != self.edge.size() {
+            self.catch_up(found)?;
+        }
+        if open.old_size != found {
+            if open.import.is_some() {
+                return Err(store_error(
+                    open.entries.len(),
+                    StoreError::SizeMismatch {
+                        expected: open.old_size,
+                        found,
+                    },
+                ));
+            }
+            let delta = i128::from(found) - i128::from(open.old_size);
+            self.metrics.rebased_batches.inc();
+            let mut g = self.shared.lock();
+            open.shift(delta);
+            g.next_size = moved(g.next_size, delta);
+            for k in g.in_flight.values_mut() {
+                k.first_index = moved(k.first_index, delta);
+            }
+            if let Some(o) = &mut g.open {
+                o.shift(delta);
+            }
+        }
+        self.retime(open)
+    }
+
+    /// Rebuilds the right edge, the leaf-index tail and the time floor at `found`, from the
+    /// stored tiles and entries, and checks them against the stored checkpoint (signed with this
+    /// log's key: all instances share it). Publishes that checkpoint.
+    fn catch_up(&mut self, found: u64) -> Result<(), CommitError> {
+        let store = self.store.clone();
+        let read = |e: StoreError| store_error(0, e);
+        if found < self.edge.size() {
+            return Err(self.fail(store_error(
+                0,
+                StoreError::Corrupt(format!(
+                    "the stored tree shrank from {} to {found} entries",
+                    self.edge.size()
+                )),
+            )));
+        }
+        let edge = TiledEdge::from_tiles(found, StoreTiles(store.as_ref()))
+            .map_err(|e| read(StoreError::Io(format!("rebuilding the right edge: {e}"))))?;
+        let note = store.checkpoint().map_err(read)?.unwrap_or_default();
+        let verifier = self.signer.verifier();
+        let published = match checked_published(&note, &self.origin, &verifier) {
+            Some(p) if p.size == found && p.root == edge.root() => p,
+            _ => {
+                return Err(self.fail(store_error(
+                    0,
+                    StoreError::Corrupt(format!(
+                        "the stored checkpoint does not sign the stored tree of {found} entries \
+                         (root {}), or not with this log's key",
+                        edge.root().to_base64()
+                    )),
+                )));
+            }
+        };
+        let run_hashes = super::start::unfinished_run(store.as_ref(), found).map_err(read)?;
+        let last_time_ms = match found.checked_sub(1) {
+            None => 0,
+            Some(last) => last_time(store.as_ref(), last).map_err(read)?,
+        };
+        tracing::debug!(
+            from = self.edge.size(),
+            to = found,
+            "writer: caught up with another instance"
+        );
+        self.edge = edge;
+        self.run_hashes.clear();
+        self.run_hashes.extend_from_slice(&run_hashes);
+        self.last_time_ms = last_time_ms;
+        publish(&self.published, &self.metrics, published);
+        let mut g = self.shared.lock();
+        g.last_time_ms = g.last_time_ms.max(last_time_ms);
+        Ok(())
+    }
+
+    /// Re-times the entries of `open` stamped before the last stored entry's time to that time:
+    /// their envelopes are re-encoded and re-hashed, and every answer that carries their time or
+    /// hashes follows.
+    fn retime(&mut self, open: &mut Open) -> Result<(), CommitError> {
+        let floor = self.last_time_ms;
+        let n = open.entries.len();
+        let mut changed = 0;
+        for (entry, hash) in open.entries.iter_mut().zip(&mut open.leaf_hashes) {
+            let mut env = LeafEnvelope::decode(entry)
+                .map_err(|e| store_error(n, StoreError::Corrupt(format!("own entry: {e}"))))?;
+            if env.time_ms >= floor {
+                // Times never go backwards within a batch: the rest are late enough.
+                break;
+            }
+            env.time_ms = floor;
+            *entry = env
+                .encode()
+                .map_err(|e| store_error(n, StoreError::Corrupt(format!("own entry: {e}"))))?;
+            *hash = sealtrail_spec::leaf_hash(entry);
+            changed += 1;
+        }
+        if changed == 0 {
+            return Ok(());
+        }
+        self.metrics.retimed_entries.inc_by(changed as u64);
+        let (start, end) = (open.old_size, open.new_size());
+        for a in &mut open.accepted {
+            a.time_ms = a.time_ms.max(floor);
+        }
+        if let Some(work) = &mut open.admin {
+            if let AdminOutcome::HoldPlaced(hold) = &mut work.outcome {
+                hold.placed_at_ms = hold.placed_at_ms.max(floor);
+            }
+            if let Some(hold) = &mut work.hold_placed {
+                hold.placed_at_ms = hold.placed_at_ms.max(floor);
+            }
+        }
+        let hashes_at = |first: u64, count: usize| -> Vec<Hash> {
+            let from = usize::try_from(first - start).unwrap_or(usize::MAX);
+            open.leaf_hashes
+                .get(from..from.saturating_add(count))
+                .map(<[Hash]>::to_vec)
+                .unwrap_or_default()
+        };
+        let mut g = self.shared.lock();
+        g.last_time_ms = g.last_time_ms.max(floor);
+        // Repeats of this batch's requests, answered from the in-flight table or after it.
+        for k in g.in_flight.values_mut() {
+            if (start..end).contains(&k.first_index) {
+                k.time_ms = k.time_ms.max(floor);
+                k.leaf_hashes = hashes_at(k.first_index, k.leaf_hashes.len());
+            }
+        }
+        if let Some(o) = &mut g.open {
+            for d in &mut o.duplicates {
+                if let Duplicate::InFlight {
+                    first_index,
+                    hashes,
+                    time_ms,
+                    ..
+                } = d
+                    && (start..end).contains(first_index)
+                {
+                    *time_ms = (*time_ms).max(floor);
+                    *hashes = hashes_at(*first_index, hashes.len());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn store_error(entries: usize, e: StoreError) -> CommitError {
+    CommitError::Store {
+        entries,
+        error: Arc::new(e),
+    }
+}
+
+/// The sequencing time of the stored entry `index`.
+pub(super) fn last_time(store: &dyn LogStore, index: u64) -> Result<u64, StoreError> {
+    let bytes = store
+        .entry(index)?
+        .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
+    LeafEnvelope::decode(&bytes)
+        .map(|e| e.time_ms)
+        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))
+}
+
+/// The tree a stored checkpoint note signs, if it is this log's (origin and key).
+fn checked_published(note: &[u8], origin: &str, verifier: &Ed25519Verifier) -> Option<Published> {
+    let opened = sealtrail_spec::checkpoint::open(note, origin, &[verifier]).ok()?;
+    let c = opened.checkpoint();
+    Some(Published {
+        size: c.size(),
+        root: c.root(),
+        checkpoint: Arc::new(note.to_vec()),
+        signed_at: SystemTime::now(),
+    })
+}
+
+/// Publishes `p` unless something at least as large is published already: checkpoints leave in
+/// size order whoever committed them.
+pub(super) fn publish(
+    tx: &watch::Sender<Arc<Published>>,
+    metrics: &Metrics,
+    p: Published,
+) -> Arc<Published> {
+    let p = Arc::new(p);
+    let mut sent = false;
+    tx.send_if_modified(|cur| {
+        if p.size > cur.size {
+            *cur = p.clone();
+            sent = true;
+        }
+        sent
+    });
+    if sent {
+        metrics.observe_published(&p);
+    }
+    p
+}
+
+/// Polls a shared store's checkpoint every `every` and publishes it when another instance has
+/// committed past what this one published, so that reads, witnessing and forwarding here follow
+/// the whole log. Checkpoints not signed by this log's key are ignored (and logged). Stops when
+/// every receiver is gone or `stop` is set.
+pub(super) fn spawn_follower(
+    store: Arc<dyn LogStore>,
+    tx: watch::Sender<Arc<Published>>,
+    metrics: Arc<Metrics>,
+    origin: String,
+    verifier: Ed25519Verifier,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("follower".into())
+        .spawn(move || {
+            let mut warned = false;
+            while !stop.load(Ordering::Acquire) && !tx.is_closed() {
+                match store.checkpoint() {
+                    Ok(Some(note)) => match checked_published(&note, &origin, &verifier) {
+                        Some(p) => {
+                            warned = false;
+                            publish(&tx, &metrics, p);
+                        }
+                        None if !warned => {
+                            warned = true;
+                            tracing::error!(
+                                "the stored checkpoint is not signed by this log's key: \
+                                 every instance must share one key"
+                            );
+                        }
+                        None => {}
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "follower: reading the checkpoint"),
+                }
+                std::thread::park_timeout(every);
+            }
+        })
+}
