@@ -9,6 +9,7 @@ pub mod forward;
 pub mod fsck;
 pub mod http_error;
 pub mod keys;
+pub mod leader;
 pub mod leafindex;
 pub mod metrics;
 pub mod privacy;

@@ -226,33 +226,31 @@ fn expired_in(
 }
 
 /// Runs [`run_once`] every `interval` (the first run right away) until the task is aborted.
-pub fn spawn(
+pub async fn run(
     store: Arc<dyn LogStore>,
     seq: SequencerHandle,
     rules: Vec<RetentionRule>,
     interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let now = sealtrail_net::clock::unix_millis();
-            match run_once(&store, &seq, &rules, now).await {
-                Ok(r) if r.expired > 0 => tracing::info!(
-                    expired = r.expired,
-                    erased = r.erased,
-                    held = r.held,
-                    entries = ?r.entries,
-                    "retention: expired records erased"
-                ),
-                Ok(_) => tracing::debug!("retention: nothing expired"),
-                Err(e) => {
-                    tracing::error!(error = %e, "retention run failed; retried next interval")
-                }
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = sealtrail_net::clock::unix_millis();
+        match run_once(&store, &seq, &rules, now).await {
+            Ok(r) if r.expired > 0 => tracing::info!(
+                expired = r.expired,
+                erased = r.erased,
+                held = r.held,
+                entries = ?r.entries,
+                "retention: expired records erased"
+            ),
+            Ok(_) => tracing::debug!("retention: nothing expired"),
+            Err(e) => {
+                tracing::error!(error = %e, "retention run failed; retried next interval")
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, ReadPath, SharedState, TileCache, router};
 use crate::auth::{Guard, SecurityEvent, SecurityEventKind};
 use crate::config::Config;
+use crate::leader::{self, Leader};
 use crate::metrics::Metrics;
 use crate::sequencer::{self, SequencerConfig, SequencerHandle, StartError};
 use crate::store::LogStore;
@@ -142,18 +143,38 @@ impl Server {
             self.security_events.clone(),
         ));
         let app = router(self.state.clone());
-        let mut witness_tasks = self
-            .state
-            .witnessing
-            .spawn(self.state.seq.clone(), self.state.store.clone());
-        let retention = (!self.state.config.retention.is_empty()).then(|| {
-            crate::retention::spawn(
-                self.state.store.clone(),
+        // Background singletons: on a shared store one instance runs each (see `leader`).
+        let store = self.state.store.clone();
+        let mut background = tokio::task::JoinSet::new();
+        let mut leaders = Vec::new();
+        if self.state.witnessing.enabled() {
+            let lead = Leader::spawn(store.clone(), "witnessing", self.state.metrics.clone());
+            let (w, seq, s) = (
+                self.state.witnessing.clone(),
                 self.state.seq.clone(),
-                self.state.config.retention.clone(),
-                Duration::from_secs(self.state.config.retention_interval_secs),
-            )
-        });
+                store.clone(),
+            );
+            background.spawn(leader::while_leading(lead.watch(), move || {
+                let tasks = w.spawn(seq.clone(), s.clone());
+                async move {
+                    // Aborted on standing down, which drops (and aborts) the witness tasks.
+                    let _tasks = tasks;
+                    std::future::pending::<()>().await;
+                }
+            }));
+            background.spawn(self.state.witnessing.clone().share(store.clone()));
+            leaders.push(lead);
+        }
+        if !self.state.config.retention.is_empty() {
+            let lead = Leader::spawn(store.clone(), "retention", self.state.metrics.clone());
+            let (seq, s) = (self.state.seq.clone(), store.clone());
+            let rules = self.state.config.retention.clone();
+            let every = Duration::from_secs(self.state.config.retention_interval_secs);
+            background.spawn(leader::while_leading(lead.watch(), move || {
+                crate::retention::run(s.clone(), seq.clone(), rules.clone(), every)
+            }));
+            leaders.push(lead);
+        }
         let opts = sealtrail_net::http::HttpOptions {
             header_timeout: limits.header_timeout(),
             max_connections: limits.max_connections,
@@ -235,20 +256,19 @@ impl Server {
             shutdown,
         )
         .await;
-        witness_tasks.abort_all();
+        background.abort_all();
         security_feed.abort();
-        if let Some(r) = retention {
-            r.abort();
-        }
-        if let Some(f) = forwarders {
+        if let Some((f, lead)) = forwarders {
             f.stop().await;
+            drop(lead);
         }
+        drop(leaders);
         self.stop().await;
     }
 
     /// Starts the forwarding sinks (once; `None` if already started or none could register
     /// metrics).
-    fn start_forwarding(&mut self) -> Option<crate::forward::Forwarders> {
+    fn start_forwarding(&mut self) -> Option<(crate::forward::Forwarders, Leader)> {
         let prepared = self.forward.take()?;
         let metrics = match crate::forward::ForwardMetrics::new(self.state.metrics.registry()) {
             Ok(m) => m,
@@ -257,12 +277,19 @@ impl Server {
                 return None;
             }
         };
-        Some(prepared.spawn(
+        let lead = Leader::spawn(
+            self.state.store.clone(),
+            "forwarding",
+            self.state.metrics.clone(),
+        );
+        let forwarders = prepared.spawn(
             self.state.store.clone(),
             &self.state.config.origin,
             self.state.seq.subscribe(),
             metrics,
-        ))
+            lead.watch(),
+        );
+        Some((forwarders, lead))
     }
 
     /// Stops the sequencer after it has committed and answered everything queued.

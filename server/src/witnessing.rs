@@ -213,6 +213,63 @@ impl Witnessing {
         tasks
     }
 
+    /// Shares the cosigned checkpoint through a shared store, every `interval_ms`: stores the
+    /// one this instance collected (when it witnesses) and adopts a newer one stored by the
+    /// instance that witnesses, once it meets the policy here too. Runs until aborted; nothing
+    /// to do without witnesses or on an embedded store.
+    pub async fn share(self: Arc<Self>, store: Arc<dyn LogStore>) {
+        let Some(policy) = self.policy.clone() else {
+            return;
+        };
+        if !store.shared() {
+            return;
+        }
+        let every = Duration::from_millis(self.config.interval_ms.max(100));
+        let mut stored_size = 0u64;
+        loop {
+            let own = self.cosigned();
+            if let Some(c) = own.as_ref().filter(|c| c.size > stored_size) {
+                let (s, size, note) = (store.clone(), c.size, c.note.clone());
+                match tokio::task::spawn_blocking(move || s.set_cosigned(size, &note)).await {
+                    Ok(Ok(())) => stored_size = size,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "storing the cosigned checkpoint"),
+                    Err(e) => tracing::warn!(error = %e, "storing the cosigned checkpoint"),
+                }
+            }
+            let s = store.clone();
+            if let Ok(Ok(Some(note))) = tokio::task::spawn_blocking(move || s.cosigned()).await {
+                match policy.verify_checkpoint(&note, &self.origin) {
+                    Ok(outcome) => {
+                        let size = outcome.checkpoint().checkpoint().size();
+                        stored_size = stored_size.max(size);
+                        if own.as_ref().is_none_or(|c| c.size < size) {
+                            self.adopt(size, note, outcome.witnesses().len());
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "the stored cosigned checkpoint fails this instance's witness policy"
+                    ),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Serves `note` (of tree size `size`, meeting the policy with `witnesses` cosignatures)
+    /// as the newest cosigned checkpoint, unless a newer one is served already.
+    fn adopt(&self, size: u64, note: Vec<u8>, witnesses: usize) {
+        let newer = self.best.borrow().as_ref().is_none_or(|b| size > b.size);
+        if newer {
+            self.best.send_replace(Some(Arc::new(Cosigned {
+                size,
+                note: Arc::new(note),
+                witnesses,
+            })));
+            self.metrics.cosigned_size.set(to_i64(size));
+        }
+    }
+
     /// Publishes the newest published checkpoint as the target, at most once per interval.
     async fn coordinate(
         self: Arc<Self>,

@@ -95,6 +95,7 @@ impl Prepared {
         origin: &str,
         published: watch::Receiver<Arc<Published>>,
         metrics: ForwardMetrics,
+        lead: watch::Receiver<bool>,
     ) -> Forwarders {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut security = self.security;
@@ -110,6 +111,7 @@ impl Prepared {
             origin: origin.to_owned(),
             published,
             stop: stop_rx,
+            lead,
         };
         let tasks = self
             .sinks
@@ -121,6 +123,7 @@ impl Prepared {
             tasks,
             stop: stop_tx,
             security,
+            always_lead: None,
         }
     }
 }
@@ -131,6 +134,8 @@ pub struct Forwarders {
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     security: SecurityEvents,
+    /// Keeps the lead open for [`Forwarders::start`], which always leads.
+    always_lead: Option<watch::Sender<bool>>,
 }
 
 impl Forwarders {
@@ -142,7 +147,10 @@ impl Forwarders {
         published: watch::Receiver<Arc<Published>>,
         metrics: ForwardMetrics,
     ) -> Result<Self, PrepareError> {
-        Ok(Prepared::new(sinks)?.spawn(store, origin, published, metrics))
+        let (lead, follows) = watch::channel(true);
+        let mut f = Prepared::new(sinks)?.spawn(store, origin, published, metrics, follows);
+        f.always_lead = Some(lead);
+        Ok(f)
     }
 
     /// The feed for security events.

@@ -31,6 +31,9 @@ pub(super) struct Ctx {
     pub(super) origin: String,
     pub(super) published: watch::Receiver<Arc<Published>>,
     pub(super) stop: watch::Receiver<bool>,
+    /// Whether this instance forwards the log's entries (see `crate::leader`): on a shared
+    /// store one instance does; the others forward only their own security events.
+    pub(super) lead: watch::Receiver<bool>,
 }
 
 /// One sink's loop: read from the cursor, send, acknowledge, repeat; sleep on the published
@@ -68,6 +71,8 @@ struct SinkTask {
     cursor: u64,
     /// The highest cursor stored.
     acked: u64,
+    /// Whether this instance forwards entries now.
+    leading: bool,
 }
 
 /// What woke an idle sink.
@@ -100,7 +105,9 @@ impl SinkTask {
         };
         // Syslog streams re-send a window before the cursor at start-up (see `replay_entries`).
         let cursor = acked.saturating_sub(sink.take_replay());
+        let leading = *ctx.lead.borrow();
         Some(SinkTask {
+            leading,
             cfg,
             sink,
             security,
@@ -117,7 +124,22 @@ impl SinkTask {
     /// batch, send it, and advance the cursor or schedule the retry. `Break` when stopped.
     async fn step(&mut self) -> ControlFlow<()> {
         self.take_queued_security();
-        let size = self.published_size();
+        let leading = *self.ctx.lead.borrow_and_update();
+        if leading != self.leading {
+            self.leading = leading;
+            if leading && let Err(e) = self.take_over().await {
+                tracing::error!(sink = %self.cfg.name, error = %e, "forward: reading the cursor failed");
+                self.leading = false;
+                self.failures += 1;
+                return self.pause(backoff(&self.cfg, self.failures)).await;
+            }
+        }
+        // An instance that does not lead has no entries to send: only security events.
+        let size = if self.leading {
+            self.published_size()
+        } else {
+            self.cursor
+        };
         if self.cursor >= size && self.pending_security.is_empty() {
             return self.wait_for_new_entries().await;
         }
@@ -143,6 +165,17 @@ impl SinkTask {
             }
             Err(e) => self.retry_after_failure(&e, n_security).await,
         }
+    }
+
+    /// Took over forwarding from another instance: go on from the cursor it stored (entries it
+    /// sent after storing it are sent again: at least once).
+    async fn take_over(&mut self) -> Result<(), StoreError> {
+        let n = self.cfg.name.clone();
+        let stored = store_call(&self.ctx, move |s| s.sink_cursor(&n)).await?;
+        self.acked = stored.unwrap_or(0);
+        self.cursor = self.acked;
+        tracing::info!(sink = %self.cfg.name, cursor = self.cursor, "forward: forwarding entries from this instance");
+        Ok(())
     }
 
     /// Moves the security events already queued (up to [`SECURITY_QUEUE`]) to the pending list.
@@ -172,11 +205,13 @@ impl SinkTask {
         let woke = match self.security.as_mut() {
             Some(rx) => tokio::select! {
                 r = ctx.published.changed() => Wake::Published(r.is_ok()),
+                r = ctx.lead.changed() => Wake::Published(r.is_ok()),
                 _ = ctx.stop.changed() => Wake::Published(false),
                 v = rx.recv() => Wake::Security(v),
             },
             None => tokio::select! {
                 r = ctx.published.changed() => Wake::Published(r.is_ok()),
+                r = ctx.lead.changed() => Wake::Published(r.is_ok()),
                 _ = ctx.stop.changed() => Wake::Published(false),
             },
         };
@@ -368,6 +403,7 @@ mod tests {
         security: mpsc::Sender<serde_json::Value>,
         file: PathBuf,
         _published: watch::Sender<Arc<Published>>,
+        lead: watch::Sender<bool>,
         _dir: tempfile::TempDir,
     }
 
@@ -398,11 +434,13 @@ mod tests {
         let (security_tx, security_rx) = mpsc::channel(SECURITY_QUEUE);
         let registry = prometheus::Registry::new();
         let metrics = ForwardMetrics::new(&registry).unwrap().sink("s");
+        let (lead_tx, lead_rx) = watch::channel(true);
         let ctx = Ctx {
             store: store.clone(),
             origin: ORIGIN.into(),
             published: published_rx,
             stop: stop_rx,
+            lead: lead_rx,
         };
         let task = SinkTask::start(cfg, sink, Some(security_rx), ctx, metrics)
             .await
@@ -415,6 +453,7 @@ mod tests {
             security: security_tx,
             file,
             _published: published_tx,
+            lead: lead_tx,
             _dir: dir,
         }
     }
@@ -473,11 +512,13 @@ mod tests {
             .unwrap();
         let (_p, published_rx) = watch::channel(published(3));
         let (_s, stop_rx) = watch::channel(false);
+        let (_l, lead) = watch::channel(true);
         let ctx = Ctx {
             store,
             origin: ORIGIN.into(),
             published: published_rx,
             stop: stop_rx,
+            lead,
         };
         let docs = |events: Vec<ForwardEvent>| -> Vec<serde_json::Value> {
             events
@@ -523,6 +564,39 @@ mod tests {
         assert!(h.task.step().await.is_break());
         assert_eq!(h.delivered().len(), 6);
         assert_eq!(h.metric("forward_lag_seconds"), 0.0);
+    }
+
+    /// An instance that does not lead forwards its security events and no entry; taking the
+    /// lead, it goes on from the cursor the previous leader stored, and standing down stops it.
+    #[tokio::test]
+    async fn only_the_leader_forwards_entries_and_it_starts_from_the_stored_cursor() {
+        let mut h = harness(6, None).await;
+        h.lead.send_replace(false);
+        h.security
+            .try_send(serde_json::json!({"kind": "alarm"}))
+            .unwrap();
+        assert!(h.task.step().await.is_continue());
+        assert_eq!(h.delivered(), [-1], "the security event, no entry");
+        assert_eq!(h.stored(), None, "no cursor written");
+        // Another instance forwarded 0..4 meanwhile, then this one takes over.
+        h.store.set_sink_cursor("s", 4).unwrap();
+        h.lead.send_replace(true);
+        assert!(h.task.step().await.is_continue());
+        assert_eq!(h.delivered(), [-1, 4, 5]);
+        assert_eq!(h.stored(), Some(6));
+        h.lead.send_replace(false);
+        h.store
+            .commit(&Batch {
+                old_size: 6,
+                entries: vec![leaf(6)],
+                records: vec![Some(record(6).encode())],
+                ..Batch::default()
+            })
+            .unwrap();
+        h._published.send_replace(published(7));
+        h.stop.send(true).unwrap();
+        assert!(h.task.step().await.is_break(), "waits: nothing to send");
+        assert_eq!(h.delivered(), [-1, 4, 5]);
     }
 
     #[tokio::test]

@@ -323,6 +323,20 @@ pub trait LogStore:
     /// Ends a transaction [`LogStore::begin_commit`] opened, writing nothing.
     fn abort_commit(&self) {}
 
+    /// Shared stores: the newest checkpoint note whose cosignatures met the witness policy, as
+    /// the instance that witnesses stored it (each instance verifies it before serving it).
+    /// Embedded stores keep it in memory only: `None`.
+    fn cosigned(&self) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Shared stores: stores the cosigned checkpoint `note` of tree size `size`, unless a larger
+    /// one is stored. Not synced on its own (witnesses cosign again after a loss).
+    fn set_cosigned(&self, size: u64, note: &[u8]) -> StoreResult<()> {
+        let _ = (size, note);
+        Ok(())
+    }
+
     /// A lock named `name` that at most one holder has at a time, across every instance on a
     /// shared store (`None`: another holder has it). It is held while the returned guard lives
     /// and [`Leadership::held`]; an instance that dies loses it. An embedded store has one

@@ -51,7 +51,7 @@ use super::{
 };
 
 /// The schema version this build writes and reads. A database with a newer one is refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Worker threads of the store's own runtime: it only drives sockets.
 pub const RUNTIME_THREADS: usize = 2;
@@ -82,6 +82,12 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE postings (key bytea PRIMARY KEY, body bytea NOT NULL);
      CREATE TABLE sink_cursors (name text PRIMARY KEY, next bigint NOT NULL);",
+    // Version 2: the newest checkpoint the witnesses cosigned, shared by the instances.
+    "CREATE TABLE cosigned (
+         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+         size bigint NOT NULL,
+         note bytea NOT NULL
+     );",
 ];
 
 /// An arbitrary key for the advisory lock that serialises migrations between instances.
@@ -225,6 +231,8 @@ struct Statements {
     postings_down: Statement,
     sink_cursor: Statement,
     set_sink_cursor: Statement,
+    cosigned: Statement,
+    set_cosigned: Statement,
     tree_size: Statement,
     checkpoint: Statement,
     lock_size: Statement,
@@ -292,6 +300,15 @@ impl Statements {
                 .await?,
             sink_cursor: c
                 .prepare("SELECT next FROM sink_cursors WHERE name = $1")
+                .await?,
+            cosigned: c.prepare("SELECT note FROM cosigned").await?,
+            // Only ever forward: two instances storing at once keep the larger.
+            set_cosigned: c
+                .prepare(
+                    "INSERT INTO cosigned (size, note) VALUES ($1, $2) \
+                     ON CONFLICT (singleton) DO UPDATE SET size = EXCLUDED.size, \
+                     note = EXCLUDED.note WHERE cosigned.size < EXCLUDED.size",
+                )
                 .await?,
             set_sink_cursor: c
                 .prepare(
@@ -1271,6 +1288,28 @@ impl LogStore for PgStore {
         true
     }
 
+    fn cosigned(&self) -> StoreResult<Option<Vec<u8>>> {
+        self.row(
+            "read cosigned",
+            |s| &s.cosigned,
+            Vec::new(),
+            |r| row_get(r, 0),
+        )
+    }
+
+    fn set_cosigned(&self, size: u64, note: &[u8]) -> StoreResult<()> {
+        let note = note.to_vec();
+        self.read(move |c| {
+            Box::pin(async move {
+                c.client
+                    .execute(&c.st.set_cosigned, &[&db(size), &note])
+                    .await
+                    .map(drop)
+                    .map_err(io("write cosigned"))
+            })
+        })
+    }
+
     fn begin_commit(&self) -> StoreResult<Option<u64>> {
         let mut slot = lock(&self.writer);
         if slot.locked.is_some() {
@@ -1370,8 +1409,9 @@ mod tests {
         );
         match PgStore::connect(&PgConfig::new(&url)) {
             Err(StoreError::Corrupt(msg)) => {
-                assert!(msg.contains("schema version 2"), "{msg}");
-                assert!(msg.contains("up to 1"), "{msg}");
+                let newer = format!("schema version {}", SCHEMA_VERSION + 1);
+                assert!(msg.contains(&newer), "{msg}");
+                assert!(msg.contains(&format!("up to {SCHEMA_VERSION}")), "{msg}");
             }
             other => panic!("expected a schema refusal, got {other:?}"),
         }
@@ -1391,8 +1431,11 @@ mod tests {
         let url = pg_cluster::shared().new_database();
         drop(store(&url));
         drop(store(&url));
-        let out = pg_cluster::shared().query(&url, "SELECT version FROM sealtrail_schema");
-        assert_eq!(out.trim(), "1");
+        let out = pg_cluster::shared().query(
+            &url,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM sealtrail_schema",
+        );
+        assert_eq!(out.trim(), "1,2");
     }
 
     #[test]
