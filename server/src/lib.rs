@@ -12,6 +12,7 @@ pub mod keys;
 pub mod leader;
 pub mod leafindex;
 pub mod metrics;
+pub mod migrate;
 pub mod privacy;
 pub mod published;
 pub mod query;

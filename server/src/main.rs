@@ -142,6 +142,41 @@ enum Command {
     /// Rewrite the store into fresh files (server stopped), so no byte of an erased record is
     /// left in the data directory.
     Compact(Common),
+    /// Move a log between storage engines: from a data directory into PostgreSQL, back, or
+    /// between the embedded engines (servers stopped). Copies every row, then verifies the copy:
+    /// same size and checkpoint, and fsck OK on the target. The target must be empty.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["from_data_dir", "from"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_data_dir", "to"])))]
+struct MigrateArgs {
+    /// The source: an embedded store's data directory.
+    #[arg(long)]
+    from_data_dir: Option<PathBuf>,
+    /// The source: a PostgreSQL connection string (postgres://...).
+    #[arg(long)]
+    from: Option<String>,
+    /// The target: a new data directory.
+    #[arg(long)]
+    to_data_dir: Option<PathBuf>,
+    /// The target: a PostgreSQL connection string of an empty database (the schema is created).
+    #[arg(long)]
+    to: Option<String>,
+    /// The embedded engine of --from-data-dir.
+    #[arg(long, value_enum, default_value = "redb")]
+    from_engine: Engine,
+    /// The embedded engine of --to-data-dir.
+    #[arg(long, value_enum, default_value = "redb")]
+    to_engine: Engine,
+    /// The log's signing key, to verify the checkpoint with (default: log.key in
+    /// --from-data-dir). It is copied into --to-data-dir as log.key (mode 0600).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the PostgreSQL server's certificate: TLS to it.
+    #[arg(long)]
+    pg_ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -410,12 +445,70 @@ fn run_export(
     Ok(true)
 }
 
+fn run_migrate(m: &MigrateArgs) -> Result<bool> {
+    let open = |dir: &Option<PathBuf>, url: &Option<String>, engine: Engine| {
+        let pg = url.as_ref().map(|u| store::pg_store::PgConfig {
+            tls_ca_file: m.pg_ca_file.clone(),
+            ..store::pg_store::PgConfig::new(u.clone())
+        });
+        let (engine, dir) = match (dir, &pg) {
+            (Some(d), _) if engine == Engine::Postgres => {
+                anyhow::bail!("{} is a data directory: choose redb or sled", d.display())
+            }
+            (Some(d), _) => (engine, d.clone()),
+            (None, _) => (Engine::Postgres, PathBuf::new()),
+        };
+        store::open_configured(engine, &dir, pg.as_ref())
+            .map(Arc::<dyn store::LogStore>::from)
+            .with_context(|| match engine {
+                Engine::Postgres => "opening the postgres store".to_owned(),
+                _ => format!("opening the {engine:?} store in {}", dir.display()),
+            })
+    };
+    let key_path = match (&m.key_file, &m.from_data_dir) {
+        (Some(k), _) => k.clone(),
+        (None, Some(d)) => d.join("log.key"),
+        (None, None) => anyhow::bail!("pass --key-file: the log's key verifies the copy"),
+    };
+    let signer = keys::load_any(&key_path)?;
+    if let Some(d) = &m.to_data_dir
+        && std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some())
+    {
+        anyhow::bail!("{} is not empty: migrate into a new directory", d.display());
+    }
+    let from = open(&m.from_data_dir, &m.from, m.from_engine)?;
+    let to = open(&m.to_data_dir, &m.to, m.to_engine)?;
+    let report = sealtrail_server::migrate::migrate(
+        from.as_ref(),
+        to.as_ref(),
+        signer.name(),
+        &signer.verifier(),
+        &mut |step| eprintln!("sealtrail migrate: {step}"),
+    )?;
+    if let Some(d) = &m.to_data_dir {
+        keys::write_new(&d.join("log.key"), &signer)?;
+    }
+    println!(
+        "migrated {} entries (root {}): {} records, {} erased, {} tiles, {} idempotency records, \
+         {} holds, {} forwarding cursors; verified",
+        report.size,
+        report.root.to_base64(),
+        report.records,
+        report.erased,
+        report.tiles,
+        report.idempotency,
+        report.holds,
+        report.cursors
+    );
+    Ok(true)
+}
+
 fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<bool> {
     let mut config = common.load()?;
     if config.store == store::Engine::Postgres {
         anyhow::bail!(
-            "import restores into an embedded store (redb or sled); moving a log into \
-             PostgreSQL is not supported yet"
+            "import restores into an embedded store (redb or sled); import there, then move \
+             the log into PostgreSQL with `sealtrail migrate --from-data-dir DIR --to URL`"
         );
     }
     let key_path = config.key_path();
@@ -621,6 +714,7 @@ fn main() -> ExitCode {
         Command::Search(a) => search(a).map(|()| true),
         Command::Erase(a) => privacy_cli::erase(a),
         Command::Hold { command } => privacy_cli::hold(command),
+        Command::Migrate(m) => run_migrate(m),
         Command::Compact(c) => c
             .load()
             .and_then(|config| privacy_cli::compact(config.store, &config.data_dir)),

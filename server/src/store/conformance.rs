@@ -342,6 +342,21 @@ impl Expected {
                 "idempotency {key:?}"
             );
         }
+        // Listed in key order, page by page.
+        let mut want: Vec<_> = self.idempotency.iter().map(|(k, r)| (*k, *r)).collect();
+        want.sort_unstable_by_key(|(k, _)| *k);
+        let mut listed = Vec::new();
+        loop {
+            let page = store
+                .idempotency_after(listed.last().map(|(k, _)| k), 2)
+                .unwrap();
+            assert!(page.len() <= 2, "a page longer than its limit");
+            if page.is_empty() {
+                break;
+            }
+            listed.extend(page);
+        }
+        assert_eq!(listed, want, "idempotency records listed");
         for ((run, bucket), row) in &self.leaf_runs {
             let got = store.leaf_run(*run, *bucket).unwrap();
             assert_eq!(got.as_ref(), Some(row), "leaf run {run}/{bucket}");
@@ -772,6 +787,12 @@ pub(crate) fn sink_cursors<F: Factory>(f: &F) {
     assert_eq!(s.sink_cursor("a/b é").unwrap(), Some(u64::MAX));
     assert_eq!(s.sink_cursor("").unwrap(), Some(1));
     assert_eq!(s.sink_cursor("b").unwrap(), None);
+    let all = vec![
+        (String::new(), 1),
+        ("a".to_owned(), 7),
+        ("a/b é".to_owned(), u64::MAX),
+    ];
+    assert_eq!(s.sink_cursors().unwrap(), all);
     let mut want = Expected::default();
     want.commit(&s, &batch(0, 10));
     assert!(s.commit(&batch(3, 1)).is_err());

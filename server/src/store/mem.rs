@@ -284,6 +284,23 @@ impl IdempotencyStore for MemStore {
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>> {
         Ok(self.lock()?.idempotency.get(key).copied())
     }
+
+    fn idempotency_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> StoreResult<Vec<([u8; 32], IdempotencyRecord)>> {
+        let state = self.lock()?;
+        let mut rows: Vec<_> = state
+            .idempotency
+            .iter()
+            .filter(|(k, _)| after.is_none_or(|a| *k > a))
+            .map(|(k, r)| (*k, *r))
+            .collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows.truncate(limit);
+        Ok(rows)
+    }
 }
 
 impl LeafIndex for MemStore {
@@ -325,6 +342,17 @@ impl CursorStore for MemStore {
     fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()> {
         self.lock()?.cursors.insert(name.to_owned(), next);
         Ok(())
+    }
+
+    fn sink_cursors(&self) -> StoreResult<Vec<(String, u64)>> {
+        let mut all: Vec<_> = self
+            .lock()?
+            .cursors
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort();
+        Ok(all)
     }
 }
 

@@ -224,6 +224,14 @@ pub trait TileStore {
 pub trait IdempotencyStore {
     /// The record for `key`, if any.
     fn idempotency(&self, key: &[u8; 32]) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// Records with keys after `after` (all with `None`), ascending by key, at most `limit`:
+    /// to move a log between engines (`sealtrail migrate`).
+    fn idempotency_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> StoreResult<Vec<([u8; 32], IdempotencyRecord)>>;
 }
 
 /// Reads the leaf-index rows (`crate::leafindex`).
@@ -264,6 +272,8 @@ pub trait CursorStore {
     fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>>;
     /// Stores the cursor of sink `name`.
     fn set_sink_cursor(&self, name: &str, next: u64) -> StoreResult<()>;
+    /// Every stored cursor, by name.
+    fn sink_cursors(&self) -> StoreResult<Vec<(String, u64)>>;
 }
 
 /// A log's durable state. One writer (the sequencer) calls [`LogStore::commit`]; any number of

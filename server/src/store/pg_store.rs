@@ -233,6 +233,8 @@ struct Statements {
     set_sink_cursor: Statement,
     cosigned: Statement,
     set_cosigned: Statement,
+    idempotency_after: Statement,
+    sink_cursors: Statement,
     tree_size: Statement,
     checkpoint: Statement,
     lock_size: Statement,
@@ -302,6 +304,14 @@ impl Statements {
                 .prepare("SELECT next FROM sink_cursors WHERE name = $1")
                 .await?,
             cosigned: c.prepare("SELECT note FROM cosigned").await?,
+            idempotency_after: c
+                .prepare(
+                    "SELECT key, rec FROM idempotency WHERE key > $1 ORDER BY key LIMIT $2",
+                )
+                .await?,
+            sink_cursors: c
+                .prepare("SELECT name, next FROM sink_cursors ORDER BY name COLLATE \"C\"")
+                .await?,
             // Only ever forward: two instances storing at once keep the larger.
             set_cosigned: c
                 .prepare(
@@ -933,6 +943,30 @@ impl IdempotencyStore for PgStore {
         .map(|b| IdempotencyRecord::from_bytes(&b))
         .transpose()
     }
+
+    fn idempotency_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> StoreResult<Vec<([u8; 32], IdempotencyRecord)>> {
+        // Every key is 32 bytes: the empty string sorts before all of them.
+        let after = after.map(|a| a.to_vec()).unwrap_or_default();
+        self.rows(
+            "scan idempotency",
+            |s| &s.idempotency_after,
+            vec![Box::new(after), Box::new(limit_of(limit))],
+            |r| {
+                let key: Vec<u8> = row_get(r, 0)?;
+                let key = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
+                    StoreError::Corrupt(format!("idempotency key of {} bytes", key.len()))
+                })?;
+                Ok((
+                    key,
+                    IdempotencyRecord::from_bytes(&row_get::<Vec<u8>>(r, 1)?)?,
+                ))
+            },
+        )
+    }
 }
 
 impl LeafIndex for PgStore {
@@ -976,6 +1010,15 @@ impl PostingStore for PgStore {
 }
 
 impl CursorStore for PgStore {
+    fn sink_cursors(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.rows(
+            "scan cursors",
+            |s| &s.sink_cursors,
+            Vec::new(),
+            |r| Ok((row_get(r, 0)?, un(row_get::<i64>(r, 1)?))),
+        )
+    }
+
     fn sink_cursor(&self, name: &str) -> StoreResult<Option<u64>> {
         self.row(
             "read cursor",

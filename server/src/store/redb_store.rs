@@ -339,6 +339,31 @@ impl IdempotencyStore for RedbStore {
             .map(|v| IdempotencyRecord::from_bytes(&v.value()))
             .transpose()
     }
+
+    fn idempotency_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> StoreResult<Vec<([u8; 32], IdempotencyRecord)>> {
+        let txn = self.read()?;
+        let table = txn
+            .open_table(IDEMPOTENCY)
+            .map_err(redb_err("open idempotency"))?;
+        let range = match after {
+            Some(a) => {
+                table.range::<&[u8; 32]>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+            }
+            None => table.range::<&[u8; 32]>(..),
+        }
+        .map_err(redb_err("scan idempotency"))?;
+        range
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r.map_err(redb_err("scan idempotency"))?;
+                Ok((k.value(), IdempotencyRecord::from_bytes(&v.value())?))
+            })
+            .collect()
+    }
 }
 
 impl LeafIndex for RedbStore {
@@ -405,6 +430,17 @@ impl CursorStore for RedbStore {
             table.insert(name, next).map_err(redb_err("write cursor"))?;
         }
         txn.commit().map_err(redb_err("commit cursor"))
+    }
+
+    fn sink_cursors(&self) -> StoreResult<Vec<(String, u64)>> {
+        let txn = self.read()?;
+        let table = txn.open_table(CURSORS).map_err(redb_err("open cursors"))?;
+        let rows = table.iter().map_err(redb_err("scan cursors"))?;
+        rows.map(|r| {
+            let (k, v) = r.map_err(redb_err("scan cursors"))?;
+            Ok((k.value().to_owned(), v.value()))
+        })
+        .collect()
     }
 }
 

@@ -350,6 +350,28 @@ impl IdempotencyStore for SledStore {
             .map_err(sled_err("read idempotency"))?;
         v.map(|v| IdempotencyRecord::from_bytes(&v)).transpose()
     }
+
+    fn idempotency_after(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> StoreResult<Vec<([u8; 32], IdempotencyRecord)>> {
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(idempotency_key(a).to_vec()),
+            None => std::ops::Bound::Included(vec![b'i']),
+        };
+        self.tree
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Excluded(vec![b'i' + 1])))
+            .take(limit)
+            .map(|r| {
+                let (k, v) = r.map_err(sled_err("scan idempotency"))?;
+                let key = <[u8; 32]>::try_from(k.get(1..).unwrap_or_default()).map_err(|_| {
+                    StoreError::Corrupt(format!("idempotency key of {} bytes", k.len()))
+                })?;
+                Ok((key, IdempotencyRecord::from_bytes(&v)?))
+            })
+            .collect()
+    }
 }
 
 impl LeafIndex for SledStore {
@@ -402,6 +424,18 @@ impl CursorStore for SledStore {
             .insert(prefixed(b'c', name.as_bytes()), &next.to_be_bytes()[..])
             .map_err(sled_err("write cursor"))?;
         Ok(())
+    }
+
+    fn sink_cursors(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.tree
+            .scan_prefix([b'c'])
+            .map(|r| {
+                let (k, v) = r.map_err(sled_err("scan cursors"))?;
+                let name = String::from_utf8(k.get(1..).unwrap_or_default().to_vec())
+                    .map_err(|_| StoreError::Corrupt("sink cursor name is not UTF-8".into()))?;
+                Ok((name, super::u64_from("sink cursor", &v)?))
+            })
+            .collect()
     }
 }
 
