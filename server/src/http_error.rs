@@ -134,8 +134,13 @@ impl IntoResponse for ApiError {
 }
 
 impl From<crate::store::StoreError> for ApiError {
+    /// A failed read (the database unreachable, an I/O error) is worth retrying: 503. Anything
+    /// else is the server's fault: 500.
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(format!("store: {e}"))
+        match e {
+            crate::store::StoreError::Io(_) => ApiError::Unavailable(format!("store: {e}")),
+            _ => ApiError::Internal(format!("store: {e}")),
+        }
     }
 }
 

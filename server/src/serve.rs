@@ -48,10 +48,9 @@ impl Server {
             origin: config.origin.clone(),
             queue_entries: config.limits.queue_entries,
             commit_max_entries: config.limits.commit_max_entries,
-            // Only for a real data directory (in-memory test stores have none).
-            disk_guard: config
-                .data_dir
-                .is_dir()
+            // Only where the store's data is in the data directory (in-memory test stores have
+            // none; with PostgreSQL it holds only the key, and the database guards its disk).
+            disk_guard: (config.data_dir.is_dir() && !store.shared())
                 .then(|| (config.data_dir.clone(), config.limits.min_free_bytes)),
         };
         let verifier_key = signer.verifier().to_vkey();

@@ -594,6 +594,8 @@ mod tests {
             })
             .unwrap();
         h._published.send_replace(published(7));
+        assert!(h.task.step().await.is_continue(), "woken by the new entry");
+        assert_eq!(h.delivered(), [-1, 4, 5], "not sent without the lead");
         h.stop.send(true).unwrap();
         assert!(h.task.step().await.is_break(), "waits: nothing to send");
         assert_eq!(h.delivered(), [-1, 4, 5]);

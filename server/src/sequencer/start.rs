@@ -27,12 +27,26 @@ pub fn start(
     config: &SequencerConfig,
     metrics: Arc<Metrics>,
 ) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StartError> {
-    let size = store.tree_size()?;
+    let verifier = signer.verifier();
+    let (size, stored) = if store.shared() {
+        // Other instances commit meanwhile: start from the tree the stored checkpoint signs,
+        // which was committed with it (a later one may be committed by the time it is read).
+        let note = store.checkpoint()?;
+        let size = match &note {
+            Some(n) => sealtrail_spec::checkpoint::open(n, &config.origin, &[&verifier])
+                .map_err(|e| StartError::Inconsistent(format!("stored checkpoint: {e}")))?
+                .checkpoint()
+                .size(),
+            None => 0,
+        };
+        (size, note)
+    } else {
+        (store.tree_size()?, store.checkpoint()?)
+    };
     let edge = TiledEdge::from_tiles(size, StoreTiles(store.as_ref()))
         .map_err(|e| StartError::Inconsistent(format!("rebuilding the right edge: {e}")))?;
     let root = edge.root();
-    let verifier = signer.verifier();
-    let checkpoint = match store.checkpoint()? {
+    let checkpoint = match stored {
         Some(note) => {
             let cp = sealtrail_spec::checkpoint::open(&note, &config.origin, &[&verifier])
                 .map_err(|e| StartError::Inconsistent(format!("stored checkpoint: {e}")))?;

@@ -31,6 +31,8 @@ pub(crate) struct Cluster {
     next_db: AtomicU64,
     /// The port (also the socket's name); 5432 unless the cluster listens on TCP too.
     port: u16,
+    /// The server's options, to start it again after [`Cluster::stop_server`].
+    options: Mutex<String>,
 }
 
 /// What [`Cluster::start_tls`] adds: TCP on 127.0.0.1 with TLS.
@@ -157,6 +159,7 @@ impl Cluster {
             watchdog: Mutex::new(None),
             next_db: AtomicU64::new(0),
             port,
+            options: Mutex::new(String::new()),
         };
         let data = cluster.dir.join("data");
         // The watchdog first: a start that fails below unwinds through `Drop`, which cleans up.
@@ -193,8 +196,17 @@ impl Cluster {
             options.push_str(" -c listen_addresses=''");
             None
         };
-        let log = cluster.dir.join("server.log");
-        let status = cluster
+        *cluster.options.lock().expect("options lock") = options;
+        cluster.start_server();
+        (cluster, listener)
+    }
+
+    /// Starts the server (`pg_ctl start`, waiting until it accepts connections).
+    pub(crate) fn start_server(&self) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let options = self.options.lock().expect("options lock").clone();
+        let status = self
             .command("pg_ctl")
             .args(["start", "-w", "-t", "60", "-D"])
             .arg(&data)
@@ -212,7 +224,24 @@ impl Cluster {
             "pg_ctl start failed ({status}); server log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        (cluster, listener)
+    }
+
+    /// Stops the server as an outage would (`pg_ctl stop -m immediate`: every session is cut,
+    /// no checkpoint; the restart replays the WAL), and waits until it is down. Used by the
+    /// integration tests, which include this file (`server/tests/postgres_ha.rs`).
+    #[allow(dead_code)]
+    pub(crate) fn stop_server(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "stop".as_ref(),
+                "-w".as_ref(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-D".as_ref(),
+                self.dir.join("data").as_os_str(),
+            ],
+        );
     }
 
     /// Writes a CA, a server certificate and key for `localhost` (owned by the server's user),

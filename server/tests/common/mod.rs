@@ -8,6 +8,8 @@
     clippy::panic
 )]
 
+pub mod go;
+
 use std::sync::Arc;
 
 use axum::body::Body;
