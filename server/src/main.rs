@@ -656,7 +656,11 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Config {
             command: ConfigCommand::Check(c),
-        } => c.load().and_then(|config| {
+        } => c.load().and_then(|mut config| {
+            // Printed settings never show the database password.
+            if let Some(pg) = config.postgres.as_mut() {
+                pg.url = store::pg_store::redact_url(&pg.url);
+            }
             print!("{}", toml::to_string_pretty(&config)?);
             eprintln!("configuration OK");
             Ok(true)

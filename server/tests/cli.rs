@@ -144,6 +144,25 @@ fn config_check_accepts_the_example_and_names_errors() {
 }
 
 #[test]
+fn config_check_never_prints_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.toml");
+    std::fs::write(
+        &config,
+        "store = \"postgres\"\n[postgres]\nurl = \"postgres://log:Sup3rSecret@db.example/audit\"\n",
+    )
+    .unwrap();
+    let out = sealtrail(&["config", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(!printed.contains("Sup3rSecret"), "{printed}");
+    assert!(
+        printed.contains("postgres://log:***@db.example/audit"),
+        "{printed}"
+    );
+}
+
+#[test]
 fn refuses_a_key_readable_by_others() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("log.key");

@@ -751,6 +751,8 @@ struct Writer {
     /// Sequencing time of the last committed entry (this instance's or, on a shared store,
     /// another's): no entry is committed with an earlier one.
     last_time_ms: u64,
+    /// Until when failed commits on a shared store are not logged again.
+    quiet_until: Option<std::time::Instant>,
     disk_guard: Option<(std::path::PathBuf, u64)>,
     published: watch::Sender<Arc<Published>>,
     failed: Arc<AtomicBool>,

@@ -143,6 +143,7 @@ pub fn start(
         edge,
         run_hashes,
         last_time_ms,
+        quiet_until: None,
         disk_guard: config.disk_guard.clone(),
         published: pub_tx,
         failed: failed.clone(),

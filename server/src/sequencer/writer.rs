@@ -265,7 +265,7 @@ impl Writer {
     /// store it is not final: the next commit reads the stored size under the lock and follows
     /// whatever is there, whether this batch landed or not; the callers were told it failed, and
     /// those with an idempotency key get the truth by retrying.
-    fn store_failed(&self, entries: usize, e: StoreError) -> CommitError {
+    fn store_failed(&mut self, entries: usize, e: StoreError) -> CommitError {
         self.metrics.errors.with_label_values(&[e.category()]).inc();
         let why = CommitError::Store {
             entries,
@@ -274,7 +274,16 @@ impl Writer {
         if self.store.shared()
             && !matches!(&why, CommitError::Store { error, .. } if matches!(**error, StoreError::Corrupt(_)))
         {
-            tracing::warn!(error = %why, "commit failed; the next batch retries on the stored tree");
+            // Once a second at most: an outage fails every batch.
+            let now = Instant::now();
+            if self.quiet_until.is_none_or(|until| now >= until) {
+                self.quiet_until = Some(now + std::time::Duration::from_secs(1));
+                tracing::warn!(
+                    error = %why,
+                    "commit failed; the next batch retries on the stored tree (repeats within a \
+                     second are not logged; see sealtrail_errors_total)"
+                );
+            }
             return why;
         }
         self.fail(why)

@@ -114,6 +114,40 @@ fn default_pool_size() -> usize {
     DEFAULT_POOL_SIZE
 }
 
+/// `url` with its password replaced by `***`, for printing: in a URL's user information
+/// (`postgres://user:secret@host/db`) and in `password=...` pairs (`host=h password=secret`, also
+/// as a URL query parameter).
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme) = out.find("://") {
+        let rest = scheme + 3;
+        let end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let quoted = out[start..].starts_with('\'');
+        let end = if quoted {
+            out[start + 1..]
+                .find('\'')
+                .map_or(out.len(), |j| start + 1 + j + 1)
+        } else {
+            out[start..]
+                .find([' ', '&'])
+                .map_or(out.len(), |j| start + j)
+        };
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
+
 impl PgConfig {
     /// A configuration for `url` with the default pool and no CA file.
     pub fn new(url: impl Into<String>) -> Self {
@@ -1437,6 +1471,28 @@ mod tests {
 
     fn store(url: &str) -> PgStore {
         PgStore::connect(&PgConfig::new(url)).unwrap()
+    }
+
+    #[test]
+    fn printed_urls_hide_the_password() {
+        for (url, want) in [
+            (
+                "postgres://log:s3cr%40t@db.example:5432/audit?sslmode=require",
+                "postgres://log:***@db.example:5432/audit?sslmode=require",
+            ),
+            ("postgresql://log@db/audit", "postgresql://log@db/audit"),
+            (
+                "host=/run/postgresql dbname=log password=hunter2 user=x",
+                "host=/run/postgresql dbname=log password=*** user=x",
+            ),
+            ("host=h password='a b c'", "host=h password=***"),
+            (
+                "postgres://db/audit?user=u&password=pw&sslmode=require",
+                "postgres://db/audit?user=u&password=***&sslmode=require",
+            ),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
     }
 
     #[test]
