@@ -26,10 +26,17 @@
 //! Durability: every session runs with `synchronous_commit = on`, so `COMMIT` returns once the
 //! WAL is flushed (with the server's `fsync` on). Cursor writes commit with `synchronous_commit =
 //! off` and become durable with the next commit's WAL flush, as the [`CursorStore`] contract
-//! allows. Several instances: [`LogStore::commit`] locks the `meta` row (`FOR UPDATE`) and
+//! allows.
+//!
+//! Several instances ([`LogStore::shared`]): every commit locks the `meta` row (`FOR UPDATE`) and
 //! compares the tree size in the same transaction, so two writers can never both extend the same
-//! tree; the loser gets [`StoreError::SizeMismatch`] and writes nothing. A second connection is
-//! therefore not refused, unlike the embedded engines.
+//! tree. The sequencer opens that transaction first ([`LogStore::begin_commit`]), learns the
+//! stored size, lands its batch after it (`sequencer::follow`) and commits in the same
+//! transaction; a plain [`LogStore::commit`] on a stale size gets [`StoreError::SizeMismatch`]
+//! and writes nothing. Idempotency keys are inserted without overwriting: a key another instance
+//! committed first refuses the batch ([`StoreError::Conflict`]). Background singletons hold
+//! session advisory locks ([`LogStore::try_lead`]) on connections of their own. A second
+//! connection is therefore not refused, unlike the embedded engines.
 //!
 //! Erased records: PostgreSQL keeps an updated row's old version until VACUUM reclaims it
 //! (autovacuum does, in time); there is no directory to compact, so [`LogStore::copy_into`] is
