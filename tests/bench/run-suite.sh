@@ -55,6 +55,8 @@ PG_STOP=""
 FAILED=0
 
 say() { printf '\n==> %s\n' "$*" >&2; }
+# shellcheck source=tests/bench/pg-cluster.sh
+. tests/bench/pg-cluster.sh
 
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
@@ -279,24 +281,8 @@ done
 if [ "$PG" = 1 ]; then
   say "PostgreSQL baseline: durable INSERTs, 64 clients, 256-byte JSON"
   sync   # nor the engines' data under PostgreSQL's
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
-  if [ ! -x "${PGBIN:-/nonexistent}/initdb" ] && [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2
-    PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  fi
-  [ -x "${PGBIN:-/nonexistent}/initdb" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
-  PGDIR="$DATA/pg"; mkdir -p "$PGDIR"
-  if [ "$(id -u)" = 0 ]; then
-    chown postgres "$PGDIR"; chmod 755 "$DATA"
-    as_pg() { runuser -u postgres -- "$@"; }
-  else
-    as_pg() { "$@"; }
-  fi
-  PGPORT=$(( 20000 + RANDOM % 10000 ))
-  as_pg "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U bench --no-sync > "$PGDIR/initdb.log"
-  as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=on -c synchronous_commit=on -c max_connections=100" start >&2
-  PG_STOP="as_pg '$PGBIN/pg_ctl' -D '$PGDIR/data' -m fast stop"
+  PGDIR="$DATA/pg"
+  pg_start "$PGDIR" "-c listen_addresses=127.0.0.1 -c max_connections=100"
   PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U bench -d postgres -v ON_ERROR_STOP=1 -q)
   "${PSQL[@]}" -c "CREATE TABLE audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), payload jsonb NOT NULL)"
     # 256 bytes, like the loadgen's payloads: {"seq":"<10 digits>","pad":"<227 x>"}

@@ -16,12 +16,13 @@
 //! [`spawn_follower`], which polls the stored checkpoint and publishes newer ones.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::note::Ed25519Verifier;
 
+use super::published::{checked_published, last_time, publish, unfinished_run};
 use super::*;
 use crate::store::StoreTiles;
 
@@ -133,7 +134,7 @@ impl Writer {
                 )));
             }
         };
-        let run_hashes = super::start::unfinished_run(store.as_ref(), found).map_err(read)?;
+        let run_hashes = unfinished_run(store.as_ref(), found).map_err(read)?;
         let last_time_ms = match found.checked_sub(1) {
             None => 0,
             Some(last) => last_time(store.as_ref(), last).map_err(read)?,
@@ -230,50 +231,6 @@ fn store_error(entries: usize, e: StoreError) -> CommitError {
         entries,
         error: Arc::new(e),
     }
-}
-
-/// The sequencing time of the stored entry `index`.
-pub(super) fn last_time(store: &dyn LogStore, index: u64) -> Result<u64, StoreError> {
-    let bytes = store
-        .entry(index)?
-        .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
-    LeafEnvelope::decode(&bytes)
-        .map(|e| e.time_ms)
-        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))
-}
-
-/// The tree a stored checkpoint note signs, if it is this log's (origin and key).
-fn checked_published(note: &[u8], origin: &str, verifier: &Ed25519Verifier) -> Option<Published> {
-    let opened = sealtrail_spec::checkpoint::open(note, origin, &[verifier]).ok()?;
-    let c = opened.checkpoint();
-    Some(Published {
-        size: c.size(),
-        root: c.root(),
-        checkpoint: Arc::new(note.to_vec()),
-        signed_at: SystemTime::now(),
-    })
-}
-
-/// Publishes `p` unless something at least as large is published already: checkpoints leave in
-/// size order whoever committed them.
-pub(super) fn publish(
-    tx: &watch::Sender<Arc<Published>>,
-    metrics: &Metrics,
-    p: Published,
-) -> Arc<Published> {
-    let p = Arc::new(p);
-    let mut sent = false;
-    tx.send_if_modified(|cur| {
-        if p.size > cur.size {
-            *cur = p.clone();
-            sent = true;
-        }
-        sent
-    });
-    if sent {
-        metrics.observe_published(&p);
-    }
-    p
 }
 
 /// Polls a shared store's checkpoint every `every` and publishes it when another instance has

@@ -25,6 +25,7 @@
 mod admin;
 mod batch;
 mod follow;
+mod published;
 #[cfg(test)]
 mod shared_tests;
 mod start;

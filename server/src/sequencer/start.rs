@@ -6,18 +6,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
-use sealtrail_spec::Hash;
 use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::note::Ed25519Signer;
-use sealtrail_spec::tiles::{TileId, TileReader};
 use tokio::sync::{mpsc, watch};
 
 use super::*;
 use crate::metrics::Metrics;
 use crate::store::{LogStore, StoreError, StoreTiles};
 
-use super::writer::sign;
+use super::published::{sign, unfinished_run};
 
 /// Recovers the log state from `store`, checks it against the stored checkpoint, and starts the
 /// sequencer thread. Returns the handle and the thread (joined after [`SequencerHandle::shutdown`]).
@@ -176,21 +174,3 @@ pub fn start(
 /// How often an instance on a shared store reads the stored checkpoint to follow the others'
 /// commits (reads here lag theirs by at most this much, plus the read).
 pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Leaf hashes of the entries after the last completed leaf-index run, from the level-0 tiles.
-pub(super) fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
-    let start = size / crate::leafindex::RUN * crate::leafindex::RUN;
-    let mut hashes = Vec::new();
-    let mut tiles = StoreTiles(store);
-    let mut at = start;
-    while at < size {
-        let width = u16::try_from((size - at).min(256)).unwrap_or(256);
-        hashes.extend(tiles.read_tile(TileId {
-            level: 0,
-            index: at / 256,
-            width,
-        })?);
-        at += u64::from(width);
-    }
-    Ok(hashes)
-}

@@ -6,10 +6,9 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use sealtrail_spec::Hash;
-use sealtrail_spec::checkpoint::{Checkpoint, sign_checkpoint};
-use sealtrail_spec::note::Ed25519Signer;
 use sealtrail_spec::tiles::encode_hash_tile;
 
+use super::published::sign;
 use super::*;
 use crate::store::Batch;
 
@@ -215,7 +214,7 @@ impl Writer {
         } else {
             self.run_hashes.extend_from_slice(&open.leaf_hashes);
         }
-        Ok(super::follow::publish(
+        Ok(super::published::publish(
             &self.published,
             &self.metrics,
             Published {
@@ -298,13 +297,4 @@ impl Writer {
         self.failed.store(true, Ordering::Release);
         why
     }
-}
-
-pub(super) fn sign(
-    signer: &Ed25519Signer,
-    origin: &str,
-    size: u64,
-    root: Hash,
-) -> Result<Vec<u8>, sealtrail_spec::checkpoint::CheckpointError> {
-    sign_checkpoint(&Checkpoint::new(origin, size, root)?, signer)
 }
