@@ -74,7 +74,9 @@ SPID="" SURL=""
 loadgen() {
   local name=$1 pid=$2 url=$3; shift 3
   "$LOADGEN" --url "$url" --server-pid "$pid" "$@" > "$OUT/$name.json" || { echo "FAILED: $name" >&2; cat "$OUT/$name.json" >&2; exit 1; }
-  local r; r=$(json_num "$OUT/$name.json" entries_per_s); [ -n "$r" ] || r=$(json_num "$OUT/$name.json" requests_per_s)
+  local r; r=$(json_num "$OUT/$name.json" entries_per_s)
+  # Reads append nothing: their rate is requests.
+  if [ -z "$r" ] || [ "${r%.*}" = 0 ]; then r=$(json_num "$OUT/$name.json" requests_per_s); fi
   echo "${r%.*}"
 }
 p99() { sed -n '/"latency_ms"/,/}/p' "$OUT/$1.json" | sed -n 's/^ *"p99": \([0-9.]*\),*$/\1/p' | head -1; }

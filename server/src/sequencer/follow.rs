@@ -22,9 +22,13 @@ use sealtrail_spec::edge::TiledEdge;
 use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::note::Ed25519Verifier;
 
-use super::published::{checked_published, last_time, publish, unfinished_run};
+use super::published::{checked_published, last_time, leaf_hashes, publish, unfinished_run};
 use super::*;
 use crate::store::StoreTiles;
+
+/// Entries another instance may have added for this one to catch up by extending its edge;
+/// beyond, the edge is rebuilt from the stored tiles.
+const INCREMENTAL_CATCH_UP: u64 = 1 << 16;
 
 /// Moves a provisional index by `delta`.
 fn moved(index: u64, delta: i128) -> u64 {
@@ -117,8 +121,7 @@ impl Writer {
                 )),
             )));
         }
-        let edge = TiledEdge::from_tiles(found, StoreTiles(store.as_ref()))
-            .map_err(|e| read(StoreError::Io(format!("rebuilding the right edge: {e}"))))?;
+        let (edge, run_hashes) = self.edge_at(found).map_err(read)?;
         let note = store.checkpoint().map_err(read)?.unwrap_or_default();
         let verifier = self.signer.verifier();
         let published = match checked_published(&note, &self.origin, &verifier) {
@@ -134,7 +137,6 @@ impl Writer {
                 )));
             }
         };
-        let run_hashes = unfinished_run(store.as_ref(), found).map_err(read)?;
         let last_time_ms = match found.checked_sub(1) {
             None => 0,
             Some(last) => last_time(store.as_ref(), last).map_err(read)?,
@@ -152,6 +154,36 @@ impl Writer {
         let mut g = self.shared.lock();
         g.last_time_ms = g.last_time_ms.max(last_time_ms);
         Ok(())
+    }
+
+    /// The right edge and the unfinished leaf-index run at `found`: extended from this
+    /// instance's by the leaf hashes the others added (a few tile reads), or rebuilt from the
+    /// stored tiles after a long absence.
+    fn edge_at(&self, found: u64) -> Result<(TiledEdge, Vec<Hash>), StoreError> {
+        let store = self.store.as_ref();
+        let old = self.edge.size();
+        if found - old > INCREMENTAL_CATCH_UP {
+            let edge = TiledEdge::from_tiles(found, StoreTiles(store))
+                .map_err(|e| StoreError::Io(format!("rebuilding the right edge: {e}")))?;
+            return Ok((edge, unfinished_run(store, found)?));
+        }
+        let added = leaf_hashes(store, old, found)?;
+        let ext = self
+            .edge
+            .extend(&added)
+            .map_err(|e| StoreError::Corrupt(format!("extending the right edge: {e}")))?;
+        // `run_hashes` starts at the last run boundary at or below `old`; keep from the one at
+        // or below `found`.
+        let run = crate::leafindex::RUN;
+        let drop = usize::try_from(found / run * run - old / run * run).unwrap_or(usize::MAX);
+        let run_hashes = self
+            .run_hashes
+            .iter()
+            .chain(&added)
+            .skip(drop)
+            .copied()
+            .collect();
+        Ok((ext.edge, run_hashes))
     }
 
     /// Re-times the entries of `open` stamped before the last stored entry's time to that time:

@@ -27,17 +27,31 @@ pub(super) fn sign(
 
 /// Leaf hashes of the entries after the last completed leaf-index run, from the level-0 tiles.
 pub(super) fn unfinished_run(store: &dyn LogStore, size: u64) -> Result<Vec<Hash>, StoreError> {
-    let start = size / crate::leafindex::RUN * crate::leafindex::RUN;
+    leaf_hashes(
+        store,
+        size / crate::leafindex::RUN * crate::leafindex::RUN,
+        size,
+    )
+}
+
+/// Leaf hashes of the stored entries `start..end`, from the level-0 tiles (one read per 256).
+pub(super) fn leaf_hashes(
+    store: &dyn LogStore,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Hash>, StoreError> {
     let mut hashes = Vec::new();
     let mut tiles = StoreTiles(store);
-    let mut at = start;
-    while at < size {
-        let width = u16::try_from((size - at).min(256)).unwrap_or(256);
-        hashes.extend(tiles.read_tile(TileId {
+    let mut at = start / 256 * 256;
+    while at < end {
+        let width = u16::try_from((end - at).min(256)).unwrap_or(256);
+        let tile = tiles.read_tile(TileId {
             level: 0,
             index: at / 256,
             width,
-        })?);
+        })?;
+        let skip = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX);
+        hashes.extend(tile.into_iter().skip(skip));
         at += u64::from(width);
     }
     Ok(hashes)

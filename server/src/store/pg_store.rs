@@ -411,8 +411,7 @@ impl Statements {
             put_idempotency: c
                 .prepare(
                     "INSERT INTO idempotency (key, rec) \
-                     SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO NOTHING",
+                     SELECT * FROM unnest($1::bytea[], $2::bytea[])",
                 )
                 .await?,
             put_leaf_runs: c
@@ -1125,22 +1124,27 @@ fn last_per_key<K: Eq + std::hash::Hash + Clone, V>(
 /// Opens a transaction on `client` and locks the tree size (`meta` row, `FOR UPDATE`): every
 /// instance's commit takes this lock, so the size read stays the stored one until `COMMIT`.
 async fn begin_locked(client: &Client, st: &Statements) -> StoreResult<u64> {
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(io("begin commit"))?;
-    let found = client
-        .query_one(&st.lock_size, &[])
-        .await
-        .map_err(io("lock tree size"))?;
+    // Both in one round trip (pipelined).
+    let (begun, found) = futures_util::join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&st.lock_size, &[])
+    );
+    begun.map_err(io("begin commit"))?;
+    let found = found.map_err(io("lock tree size"))?;
     row_get::<i64>(&found, 0).map(un)
 }
 
-/// Everything of a commit up to (not including) `COMMIT`, inside a transaction that
-/// [`begin_locked`] opened and found the tree at `found`: the compare-and-swap, then one
-/// statement per table. An error leaves the transaction to be rolled back: a refusal
-/// ([`StoreError::SizeMismatch`], [`StoreError::Conflict`], [`StoreError::Corrupt`]) or a
-/// failure.
+/// A statement to run in a pipeline: its statement, its parameters, what it is (for errors).
+type Step<'a> = (&'a Statement, Vec<&'a (dyn ToSql + Sync)>, &'static str);
+
+/// The rest of a commit, inside a transaction that [`begin_locked`] opened and found the tree at
+/// `found`: the compare-and-swap, then one statement per table and `COMMIT`, all sent at once
+/// (tokio-postgres pipelines requests made together on one connection), so the whole batch costs
+/// one round trip to the server however many tables it touches. The server runs them in order; a
+/// failing statement aborts the transaction, and PostgreSQL answers the `COMMIT` of an aborted
+/// transaction with a rollback, so nothing of it lands. A refusal ([`StoreError::SizeMismatch`],
+/// [`StoreError::Conflict`], [`StoreError::Corrupt`]) or a failure leaves the transaction to be
+/// ended by the caller.
 async fn write_batch(txn: &Client, st: &Statements, batch: &Batch, found: u64) -> StoreResult<()> {
     if found != batch.old_size {
         return Err(StoreError::SizeMismatch {
@@ -1148,31 +1152,7 @@ async fn write_batch(txn: &Client, st: &Statements, batch: &Batch, found: u64) -
             found,
         });
     }
-    async fn exec(
-        txn: &Client,
-        st: &Statement,
-        params: &[&(dyn ToSql + Sync)],
-        what: &'static str,
-    ) -> StoreResult<u64> {
-        txn.execute(st, params).await.map_err(io(what))
-    }
-    if !batch.entries.is_empty() {
-        let idx: Vec<i64> = (batch.old_size..batch.new_size()).map(db).collect();
-        let leaves: Vec<&[u8]> = batch.entries.iter().map(Vec::as_slice).collect();
-        // An empty record is no record, as in `join_row`.
-        let records: Vec<Option<&[u8]>> = batch
-            .records
-            .iter()
-            .map(|r| r.as_deref().filter(|r| !r.is_empty()))
-            .collect();
-        exec(
-            txn,
-            &st.put_entries,
-            &[&idx, &leaves, &records],
-            "write entries",
-        )
-        .await?;
-    }
+    // Erasures first and alone: each record must have been live, which the answer tells.
     if !batch.erased.is_empty() {
         let idx: Vec<i64> = batch.erased.iter().map(|&(i, _)| db(i)).collect();
         let rows = txn
@@ -1191,103 +1171,137 @@ async fn write_batch(txn: &Client, st: &Statements, batch: &Batch, found: u64) -
             }
         }
     }
+    // Every parameter first, so that the statements can borrow them all at once.
+    let entry_idx: Vec<i64> = (batch.old_size..batch.new_size()).map(db).collect();
+    let leaves: Vec<&[u8]> = batch.entries.iter().map(Vec::as_slice).collect();
+    // An empty record is no record, as in `join_row`.
+    let records: Vec<Option<&[u8]>> = batch
+        .records
+        .iter()
+        .map(|r| r.as_deref().filter(|r| !r.is_empty()))
+        .collect();
     let tombstones = last_per_key(batch.tombstones.iter().chain(&batch.erased).copied());
-    if !tombstones.is_empty() {
-        let (idx, by): (Vec<i64>, Vec<i64>) =
-            tombstones.iter().map(|&(i, b)| (db(i), db(b))).unzip();
-        exec(txn, &st.put_tombstones, &[&idx, &by], "write tombstones").await?;
-    }
+    let (tomb_idx, tomb_by): (Vec<i64>, Vec<i64>) =
+        tombstones.iter().map(|&(i, b)| (db(i), db(b))).unzip();
     let placed = last_per_key(batch.holds_placed.iter().map(|(id, h)| (*id, h.as_slice())));
-    if !placed.is_empty() {
-        let (ids, holds): (Vec<i64>, Vec<&[u8]>) =
-            placed.iter().map(|&(id, h)| (db(id), h)).unzip();
-        exec(txn, &st.put_holds, &[&ids, &holds], "write holds").await?;
-    }
-    if !batch.holds_released.is_empty() {
-        let ids: Vec<i64> = batch.holds_released.iter().copied().map(db).collect();
-        exec(txn, &st.release_holds, &[&ids], "release holds").await?;
-    }
+    let (hold_ids, holds): (Vec<i64>, Vec<&[u8]>) =
+        placed.iter().map(|&(id, h)| (db(id), h)).unzip();
+    let released: Vec<i64> = batch.holds_released.iter().copied().map(db).collect();
     let tiles = last_per_key(
         batch
             .tiles
             .iter()
             .map(|(id, bytes)| ((id.level, id.index), bytes.as_slice())),
     );
-    if !tiles.is_empty() {
-        let mut levels = Vec::with_capacity(tiles.len());
-        let mut idx = Vec::with_capacity(tiles.len());
-        let mut data = Vec::with_capacity(tiles.len());
-        for &((level, index), bytes) in &tiles {
-            levels.push(i16::from(level));
-            idx.push(db(index));
-            data.push(bytes);
-        }
-        exec(txn, &st.put_tiles, &[&levels, &idx, &data], "write tiles").await?;
-    }
+    let tile_levels: Vec<i16> = tiles.iter().map(|((l, _), _)| i16::from(*l)).collect();
+    let tile_idx: Vec<i64> = tiles.iter().map(|((_, i), _)| db(*i)).collect();
+    let tile_data: Vec<&[u8]> = tiles.iter().map(|(_, d)| *d).collect();
     let idem = last_per_key(batch.idempotency.iter().map(|(k, r)| (*k, r.to_bytes())));
-    if !idem.is_empty() {
-        let (keys, recs): (Vec<&[u8]>, Vec<&[u8]>) = idem
-            .iter()
-            .map(|(k, r)| (k.as_slice(), r.as_slice()))
-            .unzip();
-        let written = exec(
-            txn,
-            &st.put_idempotency,
-            &[&keys, &recs],
-            "write idempotency",
-        )
-        .await?;
-        // A key another instance committed first: this batch must not commit a second answer.
-        if written != keys.len() as u64 {
-            return Err(StoreError::Conflict);
-        }
-    }
+    let (idem_keys, idem_recs): (Vec<&[u8]>, Vec<&[u8]>) = idem
+        .iter()
+        .map(|(k, r)| (k.as_slice(), r.as_slice()))
+        .unzip();
     let runs = last_per_key(
         batch
             .leaf_runs
             .iter()
             .map(|(run, bucket, row)| ((*run, *bucket), row.as_slice())),
     );
-    if !runs.is_empty() {
-        let mut run_ids = Vec::with_capacity(runs.len());
-        let mut buckets = Vec::with_capacity(runs.len());
-        let mut rows = Vec::with_capacity(runs.len());
-        for &((run, bucket), row) in &runs {
-            run_ids.push(db(run));
-            buckets.push(i16::from(bucket));
-            rows.push(row);
-        }
-        exec(
-            txn,
-            &st.put_leaf_runs,
-            &[&run_ids, &buckets, &rows],
-            "write leaf runs",
-        )
-        .await?;
-    }
-    if !batch.postings_removed.is_empty() {
-        let keys: Vec<&[u8]> = batch.postings_removed.iter().map(Vec::as_slice).collect();
-        exec(txn, &st.remove_postings, &[&keys], "remove postings").await?;
-    }
+    let run_ids: Vec<i64> = runs.iter().map(|((r, _), _)| db(*r)).collect();
+    let run_buckets: Vec<i16> = runs.iter().map(|((_, b), _)| i16::from(*b)).collect();
+    let run_rows: Vec<&[u8]> = runs.iter().map(|(_, row)| *row).collect();
+    let removed: Vec<&[u8]> = batch.postings_removed.iter().map(Vec::as_slice).collect();
     let postings = last_per_key(
         batch
             .postings
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_slice())),
     );
-    if !postings.is_empty() {
-        let (keys, rows): (Vec<&[u8]>, Vec<&[u8]>) = postings.into_iter().unzip();
-        exec(txn, &st.put_postings, &[&keys, &rows], "write postings").await?;
+    let (post_keys, post_rows): (Vec<&[u8]>, Vec<&[u8]>) = postings.into_iter().unzip();
+    let new_size = db(batch.new_size());
+
+    let mut steps: Vec<Step<'_>> = Vec::new();
+    if !entry_idx.is_empty() {
+        steps.push((
+            &st.put_entries,
+            vec![&entry_idx, &leaves, &records],
+            "write entries",
+        ));
     }
-    exec(
-        txn,
+    if !tomb_idx.is_empty() {
+        steps.push((
+            &st.put_tombstones,
+            vec![&tomb_idx, &tomb_by],
+            "write tombstones",
+        ));
+    }
+    if !hold_ids.is_empty() {
+        steps.push((&st.put_holds, vec![&hold_ids, &holds], "write holds"));
+    }
+    if !released.is_empty() {
+        steps.push((&st.release_holds, vec![&released], "release holds"));
+    }
+    if !tile_idx.is_empty() {
+        steps.push((
+            &st.put_tiles,
+            vec![&tile_levels, &tile_idx, &tile_data],
+            "write tiles",
+        ));
+    }
+    if !idem_keys.is_empty() {
+        steps.push((
+            &st.put_idempotency,
+            vec![&idem_keys, &idem_recs],
+            IDEMPOTENCY_STEP,
+        ));
+    }
+    if !run_ids.is_empty() {
+        steps.push((
+            &st.put_leaf_runs,
+            vec![&run_ids, &run_buckets, &run_rows],
+            "write leaf runs",
+        ));
+    }
+    if !removed.is_empty() {
+        steps.push((&st.remove_postings, vec![&removed], "remove postings"));
+    }
+    if !post_keys.is_empty() {
+        steps.push((
+            &st.put_postings,
+            vec![&post_keys, &post_rows],
+            "write postings",
+        ));
+    }
+    steps.push((
         &st.set_meta,
-        &[&db(batch.new_size()), &batch.checkpoint],
+        vec![&new_size, &batch.checkpoint],
         "write tree size",
-    )
-    .await?;
-    Ok(())
+    ));
+    let writes = futures_util::future::try_join_all(steps.iter().map(|(st, params, what)| {
+        let what: &'static str = what;
+        async move {
+            txn.execute(*st, params).await.map_err(|e| {
+                // A key another instance committed first: this batch must not commit a second
+                // answer for it.
+                if what == IDEMPOTENCY_STEP
+                    && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+                {
+                    StoreError::Conflict
+                } else {
+                    io(what)(e)
+                }
+            })
+        }
+    }));
+    let commit = async { txn.batch_execute("COMMIT").await.map_err(io("commit")) };
+    // Both sent now; the writes' answers come first. If one failed, the COMMIT rolled back.
+    let (written, committed) = futures_util::join!(writes, commit);
+    written?;
+    committed
 }
+
+/// The idempotency step's name: its unique violation is a [`StoreError::Conflict`].
+const IDEMPOTENCY_STEP: &str = "write idempotency";
 
 impl LogStore for PgStore {
     fn tree_size(&self) -> StoreResult<u64> {
@@ -1348,11 +1362,7 @@ impl LogStore for PgStore {
                     Some(found) => found,
                     None => begin_locked(&conn.client, &conn.st).await?,
                 };
-                write_batch(&conn.client, &conn.st, &batch, found).await?;
-                conn.client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(io("commit"))
+                write_batch(&conn.client, &conn.st, &batch, found).await
             }
             .await;
             match r {
@@ -1500,6 +1510,33 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), want, "{url}");
         }
+    }
+
+    /// An idempotency key another instance committed first refuses the whole batch, which
+    /// writes nothing: the second answer for a key never lands.
+    #[test]
+    fn a_key_committed_by_another_instance_refuses_the_batch() {
+        let url = pg_cluster::shared().new_database();
+        let (a, b) = (store(&url), store(&url));
+        a.commit(&batch(0, 2)).unwrap();
+        let mut late = batch(2, 2);
+        // Entry 2's request carries the key entry 0's request used.
+        late.idempotency[0].0 = crate::store::conformance::idem_key(0);
+        assert!(b.begin_commit().unwrap() == Some(2));
+        match b.commit(&late) {
+            Err(StoreError::Conflict) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(b.tree_size().unwrap(), 2);
+        assert_eq!(b.entry(2).unwrap(), None);
+        assert_eq!(
+            b.idempotency(&crate::store::conformance::idem_key(0)).unwrap(),
+            Some(crate::store::conformance::idem_record(0)),
+            "the first answer stays"
+        );
+        // The connection is usable again, and a batch without the key commits.
+        b.commit(&batch(2, 2)).unwrap();
+        assert_eq!(a.tree_size().unwrap(), 4);
     }
 
     #[test]
