@@ -600,3 +600,151 @@ fn another_instance_takes_over_forwarding_and_witnessing_when_the_leader_dies() 
     drop(nodes);
     log.fsck();
 }
+
+/// `sealtrail migrate` moves a served redb log into PostgreSQL, where instances serve it as the
+/// same log (same checkpoint, consistent proofs as it grows), and back into a new data directory
+/// that fsck passes.
+#[test]
+fn the_cli_moves_a_log_into_postgres_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("redb");
+    let key = data.join("log.key");
+    // A log on redb, created by the server itself.
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--origin",
+            ORIGIN,
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vkey = String::new();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("exited before listening").unwrap();
+        if let Some(k) = line.strip_prefix("sealtrail: verifier key ") {
+            vkey = k.to_owned();
+        }
+        if let Some(a) = line.strip_prefix("sealtrail: listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    for n in 0..300 {
+        let (status, _) = http(
+            addr,
+            "POST",
+            "/v1/entries",
+            format!("{{\"tag\":\"m{n}\"}}").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(status, 201);
+    }
+    let (_, before) = http(addr, "GET", "/checkpoint", b"").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+
+    let url = pg_cluster::shared().new_database();
+    let out = Command::new(bin())
+        .arg("migrate")
+        .arg("--from-data-dir")
+        .arg(&data)
+        .args(["--to", &url])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("migrated 300 entries") && printed.contains("verified"),
+        "{printed}"
+    );
+    // Into the same database again: refused.
+    let again = Command::new(bin())
+        .arg("migrate")
+        .arg("--from-data-dir")
+        .arg(&data)
+        .args(["--to", &url])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a log"));
+
+    // Served from PostgreSQL: the same checkpoint, and it goes on consistently.
+    let mut log = Log::new(&url, "");
+    std::fs::copy(&key, &log.key).unwrap();
+    log.vkey = vkey;
+    let node = log.start(0);
+    let (_, served) = http(node.addr, "GET", "/checkpoint", b"").unwrap();
+    assert_eq!(
+        served, before,
+        "the migrated log serves the same checkpoint"
+    );
+    let (status, _) = http(node.addr, "POST", "/v1/entries", br#"{"tag":"after"}"#).unwrap();
+    assert_eq!(status, 201);
+    let v = log.verifier();
+    let old = sealtrail_spec::checkpoint::open(&before, ORIGIN, &[&v]).unwrap();
+    let (size, root) = final_checkpoint(&log, node.addr);
+    assert_eq!(size, 301);
+    let (status, body) = http(
+        node.addr,
+        "GET",
+        "/v1/proof/consistency?from=300&to=301",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let proof: Vec<Hash> = json(&body)["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+        .collect();
+    sealtrail_spec::merkle::verify_consistency(300, 301, &old.checkpoint().root(), &root, &proof)
+        .expect("the grown log is consistent with the migrated one");
+    drop(node);
+
+    let back = dir.path().join("back");
+    let out = Command::new(bin())
+        .arg("migrate")
+        .args(["--from", &url])
+        .arg("--to-data-dir")
+        .arg(&back)
+        .arg("--key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fsck = Command::new(bin())
+        .arg("fsck")
+        .arg("--data-dir")
+        .arg(&back)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&fsck.stdout);
+    assert!(
+        fsck.status.success() && report.contains("fsck: OK"),
+        "{report}"
+    );
+    assert!(report.contains("301"), "{report}");
+}

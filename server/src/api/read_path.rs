@@ -37,6 +37,11 @@ pub struct ReadPath {
     stalled: Duration,
 }
 
+/// [`STALLED_INLINE_READ`] for a store across the network (PostgreSQL): a read that left the
+/// tile cache waits a round trip, a few hundred microseconds, which is worth the pool's hop;
+/// within the tile cache reads stay inline.
+pub const STALLED_REMOTE_READ: Duration = Duration::from_micros(250);
+
 impl Default for ReadPath {
     fn default() -> Self {
         ReadPath::new(STALLED_INLINE_READ)

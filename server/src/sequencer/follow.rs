@@ -24,11 +24,7 @@ use sealtrail_spec::note::Ed25519Verifier;
 
 use super::published::{checked_published, last_time, leaf_hashes, publish, unfinished_run};
 use super::*;
-use crate::store::StoreTiles;
-
-/// Entries another instance may have added for this one to catch up by extending its edge;
-/// beyond, the edge is rebuilt from the stored tiles.
-const INCREMENTAL_CATCH_UP: u64 = 1 << 16;
+use crate::store::{CATCH_UP_ROWS, CatchUp, Locked, StoreTiles};
 
 /// Moves a provisional index by `delta`.
 fn moved(index: u64, delta: i128) -> u64 {
@@ -77,9 +73,10 @@ impl Writer {
     /// committed, rebases `open` (and everything gathered after it) onto `found`, and re-times
     /// its entries that would go before the last stored one. Errors are store reads (retried
     /// with the next batch) or a store that contradicts the log (fatal).
-    pub(super) fn follow(&mut self, found: u64, open: &mut Open) -> Result<(), CommitError> {
+    pub(super) fn follow(&mut self, locked: Locked, open: &mut Open) -> Result<(), CommitError> {
+        let found = locked.size;
         if found != self.edge.size() {
-            self.catch_up(found)?;
+            self.catch_up(found, locked.catch_up)?;
         }
         if open.old_size != found {
             if open.import.is_some() {
@@ -109,7 +106,7 @@ impl Writer {
     /// Rebuilds the right edge, the leaf-index tail and the time floor at `found`, from the
     /// stored tiles and entries, and checks them against the stored checkpoint (signed with this
     /// log's key: all instances share it). Publishes that checkpoint.
-    fn catch_up(&mut self, found: u64) -> Result<(), CommitError> {
+    fn catch_up(&mut self, found: u64, read_ahead: Option<CatchUp>) -> Result<(), CommitError> {
         let store = self.store.clone();
         let read = |e: StoreError| store_error(0, e);
         if found < self.edge.size() {
@@ -121,8 +118,20 @@ impl Writer {
                 )),
             )));
         }
-        let (edge, run_hashes) = self.edge_at(found).map_err(read)?;
-        let note = store.checkpoint().map_err(read)?.unwrap_or_default();
+        // What the lock's round trip brought, or the same read now.
+        let (added, note, last_leaf) = match read_ahead {
+            Some(c) => (
+                Some(added_hashes(self.edge.size(), found, &c.tiles).map_err(read)?),
+                c.checkpoint,
+                Some(c.last_leaf),
+            ),
+            None => (
+                None,
+                store.checkpoint().map_err(read)?.unwrap_or_default(),
+                None,
+            ),
+        };
+        let (edge, run_hashes) = self.edge_at(found, added).map_err(read)?;
         let verifier = self.signer.verifier();
         let published = match checked_published(&note, &self.origin, &verifier) {
             Some(p) if p.size == found && p.root == edge.root() => p,
@@ -137,9 +146,12 @@ impl Writer {
                 )));
             }
         };
-        let last_time_ms = match found.checked_sub(1) {
-            None => 0,
-            Some(last) => last_time(store.as_ref(), last).map_err(read)?,
+        let last_time_ms = match (found.checked_sub(1), last_leaf) {
+            (None, _) => 0,
+            (Some(last), Some(leaf)) => LeafEnvelope::decode(&leaf)
+                .map(|e| e.time_ms)
+                .map_err(|e| read(StoreError::Corrupt(format!("entry {last}: {e}"))))?,
+            (Some(last), None) => last_time(store.as_ref(), last).map_err(read)?,
         };
         tracing::debug!(
             from = self.edge.size(),
@@ -159,15 +171,22 @@ impl Writer {
     /// The right edge and the unfinished leaf-index run at `found`: extended from this
     /// instance's by the leaf hashes the others added (a few tile reads), or rebuilt from the
     /// stored tiles after a long absence.
-    fn edge_at(&self, found: u64) -> Result<(TiledEdge, Vec<Hash>), StoreError> {
+    fn edge_at(
+        &self,
+        found: u64,
+        added: Option<Vec<Hash>>,
+    ) -> Result<(TiledEdge, Vec<Hash>), StoreError> {
         let store = self.store.as_ref();
         let old = self.edge.size();
-        if found - old > INCREMENTAL_CATCH_UP {
-            let edge = TiledEdge::from_tiles(found, StoreTiles(store))
-                .map_err(|e| StoreError::Io(format!("rebuilding the right edge: {e}")))?;
-            return Ok((edge, unfinished_run(store, found)?));
-        }
-        let added = leaf_hashes(store, old, found)?;
+        let added = match added {
+            Some(added) => added,
+            None if found - old > CATCH_UP_ROWS => {
+                let edge = TiledEdge::from_tiles(found, StoreTiles(store))
+                    .map_err(|e| StoreError::Io(format!("rebuilding the right edge: {e}")))?;
+                return Ok((edge, unfinished_run(store, found)?));
+            }
+            None => leaf_hashes(store, old, found)?,
+        };
         let ext = self
             .edge
             .extend(&added)
@@ -256,6 +275,27 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The leaf hashes of entries `old..found` from the level-0 tiles starting with the one that
+/// holds entry `old` (as [`CatchUp::tiles`] has them).
+fn added_hashes(old: u64, found: u64, tiles: &[Vec<u8>]) -> Result<Vec<Hash>, StoreError> {
+    let skip = usize::try_from(old % 256).unwrap_or(usize::MAX);
+    let want = usize::try_from(found - old).unwrap_or(usize::MAX);
+    let hashes: Vec<Hash> = tiles
+        .iter()
+        .flat_map(|t| t.chunks_exact(32))
+        .skip(skip)
+        .take(want)
+        .map(|h| Hash(h.try_into().unwrap_or([0; 32])))
+        .collect();
+    if hashes.len() != want {
+        return Err(StoreError::Corrupt(format!(
+            "the level-0 tiles hold {} of the {want} leaf hashes after entry {old}",
+            hashes.len()
+        )));
+    }
+    Ok(hashes)
 }
 
 fn store_error(entries: usize, e: StoreError) -> CommitError {

@@ -110,10 +110,10 @@ impl Writer {
     fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, CommitError> {
         // A shared store: take the tree lock every instance's commit takes, and land the batch
         // after whatever the others committed (see `follow`).
-        match self.store.begin_commit() {
+        match self.store.begin_commit(self.edge.size()) {
             Ok(None) => {}
-            Ok(Some(found)) => {
-                if let Err(e) = self.follow(found, open) {
+            Ok(Some(locked)) => {
+                if let Err(e) = self.follow(locked, open) {
                     self.store.abort_commit();
                     return Err(e);
                 }

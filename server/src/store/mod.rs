@@ -322,11 +322,14 @@ pub trait LogStore:
     }
 
     /// Shared stores: opens the commit transaction and takes the tree lock, which every
-    /// instance's commit takes, and returns the tree size stored now. The next
-    /// [`LogStore::commit`] on this handle runs inside that transaction (so nothing can be
-    /// committed between reading the size and writing the batch); [`LogStore::abort_commit`]
-    /// ends it without writing. Embedded stores have one writer and answer `None`.
-    fn begin_commit(&self) -> StoreResult<Option<u64>> {
+    /// instance's commit takes, and returns the tree as stored now; when it has grown past
+    /// `known` (what this instance last committed or saw), also what catching up needs (see
+    /// [`Locked`]). The next [`LogStore::commit`] on this handle runs inside that transaction
+    /// (so nothing can be committed between reading the size and writing the batch);
+    /// [`LogStore::abort_commit`] ends it without writing. Embedded stores have one writer and
+    /// answer `None`.
+    fn begin_commit(&self, known: u64) -> StoreResult<Option<Locked>> {
+        let _ = known;
         Ok(None)
     }
 
@@ -361,6 +364,32 @@ pub trait LogStore:
     /// compaction (`compact`): the copy holds no byte of a removed record.
     fn copy_into(&self, dir: &Path) -> StoreResult<u64>;
 }
+
+/// The tree as [`LogStore::begin_commit`] found it under the lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locked {
+    /// The stored tree size.
+    pub size: u64,
+    /// When the tree grew past `known` (by at most [`CATCH_UP_ROWS`] entries), read in the same
+    /// round trip: the stored checkpoint, the level-0 tiles from the one holding entry `known`
+    /// to the last (each the stored bytes), and the last entry's leaf. `None` when the tree did
+    /// not grow, or grew by more (then read it through the read traits).
+    pub catch_up: Option<CatchUp>,
+}
+
+/// See [`Locked::catch_up`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The stored checkpoint note.
+    pub checkpoint: Vec<u8>,
+    /// Level-0 tiles `known / 256 ..= (size - 1) / 256`, in order.
+    pub tiles: Vec<Vec<u8>>,
+    /// The leaf of entry `size - 1`.
+    pub last_leaf: Vec<u8>,
+}
+
+/// Most entries a [`CatchUp`] covers.
+pub const CATCH_UP_ROWS: u64 = 1 << 16;
 
 /// A lock held from [`LogStore::try_lead`]; released when dropped.
 pub trait Leadership: Send + Sync {

@@ -274,6 +274,7 @@ struct Statements {
     set_sink_cursor: Statement,
     cosigned: Statement,
     set_cosigned: Statement,
+    catch_up: Statement,
     idempotency_after: Statement,
     sink_cursors: Statement,
     tree_size: Statement,
@@ -345,6 +346,19 @@ impl Statements {
                 .prepare("SELECT next FROM sink_cursors WHERE name = $1")
                 .await?,
             cosigned: c.prepare("SELECT note FROM cosigned").await?,
+            // A row only when the tree grew past $1 by at most $2 entries.
+            catch_up: c
+                .prepare(
+                    "SELECT m.checkpoint, \
+                            ARRAY(SELECT t.data FROM tiles t WHERE t.level = 0 \
+                                  AND t.idx >= $1::bigint / 256 \
+                                  AND t.idx <= (m.tree_size - 1) / 256 \
+                                  ORDER BY t.idx), \
+                            (SELECT e.leaf FROM entries e WHERE e.idx = m.tree_size - 1) \
+                     FROM meta m \
+                     WHERE m.tree_size > $1::bigint AND m.tree_size - $1::bigint <= $2::bigint",
+                )
+                .await?,
             idempotency_after: c
                 .prepare(
                     "SELECT key, rec FROM idempotency WHERE key > $1 ORDER BY key LIMIT $2",
@@ -1134,6 +1148,35 @@ async fn begin_locked(client: &Client, st: &Statements) -> StoreResult<u64> {
     row_get::<i64>(&found, 0).map(un)
 }
 
+/// [`begin_locked`], and in the same round trip, once the lock is held, what catching up from
+/// `known` needs (see [`super::Locked`]). The catch-up query is a statement of its own after the
+/// lock: in READ COMMITTED each statement sees what was committed before it started, so it sees
+/// the commit the lock waited for (a subquery of the locking statement would not).
+async fn begin_locked_with(
+    client: &Client,
+    st: &Statements,
+    known: u64,
+) -> StoreResult<super::Locked> {
+    let (known, rows) = (db(known), db(super::CATCH_UP_ROWS));
+    let params: [&(dyn ToSql + Sync); 2] = [&known, &rows];
+    let (begun, found, caught) = futures_util::join!(
+        client.batch_execute("BEGIN"),
+        client.query_one(&st.lock_size, &[]),
+        client.query_opt(&st.catch_up, &params)
+    );
+    begun.map_err(io("begin commit"))?;
+    let size = un(row_get::<i64>(&found.map_err(io("lock tree size"))?, 0)?);
+    let catch_up = match caught.map_err(io("read what to catch up with"))? {
+        Some(row) => Some(super::CatchUp {
+            checkpoint: row_get(&row, 0)?,
+            tiles: row_get(&row, 1)?,
+            last_leaf: row_get(&row, 2)?,
+        }),
+        None => None,
+    };
+    Ok(super::Locked { size, catch_up })
+}
+
 /// A statement to run in a pipeline: its statement, its parameters, what it is (for errors).
 type Step<'a> = (&'a Statement, Vec<&'a (dyn ToSql + Sync)>, &'static str);
 
@@ -1404,7 +1447,7 @@ impl LogStore for PgStore {
         })
     }
 
-    fn begin_commit(&self) -> StoreResult<Option<u64>> {
+    fn begin_commit(&self, known: u64) -> StoreResult<Option<super::Locked>> {
         let mut slot = lock(&self.writer);
         if slot.locked.is_some() {
             self.rollback(&mut slot);
@@ -1420,8 +1463,8 @@ impl LogStore for PgStore {
                     Err(e) => return (None, Err(e)),
                 },
             };
-            match begin_locked(&conn.client, &conn.st).await {
-                Ok(found) => (Some(conn), Ok(found)),
+            match begin_locked_with(&conn.client, &conn.st, known).await {
+                Ok(locked) => (Some(conn), Ok(locked)),
                 Err(e) => end_failed(conn, e).await,
             }
         });
@@ -1430,9 +1473,9 @@ impl LogStore for PgStore {
             Err(e) => (None, Err(e)),
         };
         slot.conn = conn;
-        let found = result?;
-        slot.locked = Some(found);
-        Ok(Some(found))
+        let locked = result?;
+        slot.locked = Some(locked.size);
+        Ok(Some(locked))
     }
 
     fn abort_commit(&self) {
@@ -1522,7 +1565,12 @@ mod tests {
         let mut late = batch(2, 2);
         // Entry 2's request carries the key entry 0's request used.
         late.idempotency[0].0 = crate::store::conformance::idem_key(0);
-        assert!(b.begin_commit().unwrap() == Some(2));
+        let locked = b.begin_commit(0).unwrap().unwrap();
+        assert_eq!(locked.size, 2);
+        let caught = locked.catch_up.expect("grew past 0");
+        assert_eq!(caught.last_leaf, crate::store::conformance::leaf(1));
+        assert_eq!(caught.tiles.len(), 1);
+        assert_eq!(Some(caught.checkpoint), a.checkpoint().unwrap());
         match b.commit(&late) {
             Err(StoreError::Conflict) => {}
             other => panic!("expected a conflict, got {other:?}"),
@@ -1530,7 +1578,8 @@ mod tests {
         assert_eq!(b.tree_size().unwrap(), 2);
         assert_eq!(b.entry(2).unwrap(), None);
         assert_eq!(
-            b.idempotency(&crate::store::conformance::idem_key(0)).unwrap(),
+            b.idempotency(&crate::store::conformance::idem_key(0))
+                .unwrap(),
             Some(crate::store::conformance::idem_record(0)),
             "the first answer stays"
         );
