@@ -10,15 +10,51 @@ use sealtrail_spec::tiles::encode_hash_tile;
 
 use super::published::sign;
 use super::*;
-use crate::store::Batch;
+use crate::store::{Batch, Locked};
 
 impl Writer {
     pub(super) fn run(mut self) {
-        while let Some(mut open) = self.take() {
-            let result = self.write(&mut open);
+        loop {
+            // On a shared store the tree lock is taken before the batch: requests that arrive
+            // while another instance holds it join this batch, and one commit carries them all.
+            let locked = if self.store.shared() {
+                if !self.wait_for_open() {
+                    break;
+                }
+                Some(self.store.begin_commit(self.edge.size()))
+            } else {
+                None
+            };
+            let Some(mut open) = self.take() else {
+                if locked.is_some() {
+                    self.store.abort_commit();
+                }
+                break;
+            };
+            let result = self.write(&mut open, locked);
             if let Some(tx) = self.notify.upgrade() {
                 let _ = tx.send(Msg::Done(Box::new(Done { result, open })));
             }
+        }
+    }
+
+    /// Waits until a batch is open (true) or the sequencer stops with none (false).
+    fn wait_for_open(&self) -> bool {
+        let mut g = self.shared.lock();
+        loop {
+            if g.open.is_some() {
+                return true;
+            }
+            if g.closing {
+                return false;
+            }
+            g.writer_idle = true;
+            g = self
+                .shared
+                .ready
+                .wait(g)
+                .unwrap_or_else(PoisonError::into_inner);
+            g.writer_idle = false;
         }
     }
 
@@ -82,7 +118,17 @@ impl Writer {
 
     /// Extends the tree by `open`, signs, commits durably, then publishes. On error nothing is
     /// published and the log refuses further writes.
-    fn write(&mut self, open: &mut Open) -> Result<Arc<Published>, SequenceError> {
+    /// `locked`: what [`LogStore::begin_commit`] answered before the batch was taken (shared
+    /// stores), or `None` to begin here.
+    fn write(
+        &mut self,
+        open: &mut Open,
+        locked: Option<Result<Option<Locked>, StoreError>>,
+    ) -> Result<Arc<Published>, SequenceError> {
+        let nothing_to_write = self.failed.load(Ordering::Acquire) || open.entries.is_empty();
+        if nothing_to_write && matches!(locked, Some(Ok(Some(_)))) {
+            self.store.abort_commit();
+        }
         if self.failed.load(Ordering::Acquire) {
             return Err(SequenceError::Unavailable(Unavailable::EarlierFailure));
         }
@@ -91,7 +137,7 @@ impl Writer {
         }
         let started = Instant::now();
         let keys: Vec<[u8; 32]> = open.idempotency.iter().map(|(k, _)| *k).collect();
-        let result = self.commit(open);
+        let result = self.commit(open, locked);
         if !keys.is_empty() {
             // Durable (or never to be): the store answers for these keys from now on.
             let mut g = self.shared.lock();
@@ -107,10 +153,18 @@ impl Writer {
     }
 
     /// Moves the batch's entries into the store; `open` keeps what the answers need.
-    fn commit(&mut self, open: &mut Open) -> Result<Arc<Published>, CommitError> {
-        // A shared store: take the tree lock every instance's commit takes, and land the batch
-        // after whatever the others committed (see `follow`).
-        match self.store.begin_commit(self.edge.size()) {
+    fn commit(
+        &mut self,
+        open: &mut Open,
+        locked: Option<Result<Option<Locked>, StoreError>>,
+    ) -> Result<Arc<Published>, CommitError> {
+        // A shared store: take the tree lock every instance's commit takes (unless taken
+        // already), and land the batch after whatever the others committed (see `follow`).
+        let locked = match locked {
+            Some(l) => l,
+            None => self.store.begin_commit(self.edge.size()),
+        };
+        match locked {
             Ok(None) => {}
             Ok(Some(locked)) => {
                 if let Err(e) = self.follow(locked, open) {
