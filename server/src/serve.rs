@@ -89,7 +89,6 @@ impl Server {
         );
         let (seq, sequencer) =
             sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
-        let remote = store.shared();
         Ok(Server {
             state: AppState::new(SharedState {
                 store,
@@ -98,11 +97,7 @@ impl Server {
                 verifier_key: verifier_key.into(),
                 metrics,
                 cache: Arc::new(TileCache::default()),
-                reads: Arc::new(if remote {
-                    ReadPath::new(crate::api::STALLED_REMOTE_READ)
-                } else {
-                    ReadPath::default()
-                }),
+                reads: Arc::new(ReadPath::default()),
                 witnessing,
                 guard: Arc::new(guard),
                 body_budget,

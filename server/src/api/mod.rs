@@ -35,7 +35,7 @@ pub(crate) use crate::http_error::{ErrorCategory, QueryResult};
 pub use admin::{EraseRequest, erase};
 pub use cache::TileCache;
 pub use outbound::ResponseBudget;
-pub use read_path::{ReadPath, STALLED_REMOTE_READ};
+pub use read_path::ReadPath;
 use sealtrail_net::http::{is_json_media, media_essence};
 
 /// Everything a handler needs, behind one `Arc`: axum clones the state for every request and

@@ -37,11 +37,6 @@ pub struct ReadPath {
     stalled: Duration,
 }
 
-/// [`STALLED_INLINE_READ`] for a store across the network (PostgreSQL): a read that left the
-/// tile cache waits a round trip, a few hundred microseconds, which is worth the pool's hop;
-/// within the tile cache reads stay inline.
-pub const STALLED_REMOTE_READ: Duration = Duration::from_micros(250);
-
 impl Default for ReadPath {
     fn default() -> Self {
         ReadPath::new(STALLED_INLINE_READ)
@@ -100,8 +95,11 @@ pub(super) async fn point_read<T: Send + 'static>(
     }
     st.metrics.point_reads_inline.inc();
     let before = thread_block_reads();
+    let remote = crate::store::pg_store::remote_reads();
     let out = f(st.store.as_ref(), &st.cache);
-    let disk = matches!((before, thread_block_reads()), (Some(a), Some(b)) if b > a);
+    // A read that went to the disk, or across the network to PostgreSQL, waited.
+    let disk = matches!((before, thread_block_reads()), (Some(a), Some(b)) if b > a)
+        || crate::store::pg_store::remote_reads() > remote;
     if st.reads.finished_inline(start, Instant::now(), disk) {
         st.metrics.slow_inline_reads.inc();
     }

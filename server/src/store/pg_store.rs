@@ -657,6 +657,7 @@ impl PgStore {
         T: Send + 'static,
         F: for<'a> FnOnce(&'a Conn) -> BoxFuture<'a, StoreResult<T>> + Send + 'static,
     {
+        REMOTE_READS.with(|n| n.set(n.get() + 1));
         let rt = self.rt()?;
         let slot = {
             let mut idle = lock(&self.pool.idle);
@@ -691,6 +692,18 @@ impl PgStore {
         self.pool.returned.notify_one();
         result
     }
+}
+
+thread_local! {
+    /// Reads this thread sent to PostgreSQL (see [`remote_reads`]).
+    static REMOTE_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many reads the calling thread has sent to a PostgreSQL store so far: the read path treats
+/// a point read that sent one like one that read from the disk (it waited a round trip), and
+/// sends the next ones to the blocking pool for a while.
+pub fn remote_reads() -> u64 {
+    REMOTE_READS.with(std::cell::Cell::get)
 }
 
 /// Runs `fut` on `rt` and waits for it on a std channel (safe on any thread, async or not).
@@ -1586,6 +1599,18 @@ mod tests {
         // The connection is usable again, and a batch without the key commits.
         b.commit(&batch(2, 2)).unwrap();
         assert_eq!(a.tree_size().unwrap(), 4);
+    }
+
+    /// The read path learns from this counter that a point read waited for PostgreSQL.
+    #[test]
+    fn reads_are_counted_per_thread() {
+        let url = pg_cluster::shared().new_database();
+        let s = store(&url);
+        let before = remote_reads();
+        assert_eq!(s.tile(0, 0).unwrap(), None);
+        assert_eq!(remote_reads(), before + 1);
+        let other = std::thread::spawn(remote_reads).join().unwrap();
+        assert_eq!(other, 0, "another thread's count is its own");
     }
 
     #[test]
