@@ -652,7 +652,8 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         drop(SledStore::open(tmp.path()).unwrap());
         {
-            let db = sled::open(tmp.path()).unwrap();
+            // Through `open_sled`: the dropped store's I/O threads may hold the lock a moment.
+            let db = open_sled(tmp.path()).unwrap();
             db.insert(META_FORMAT, &(FORMAT_VERSION + 1).to_be_bytes()[..])
                 .unwrap();
             db.flush().unwrap();
