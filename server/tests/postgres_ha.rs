@@ -40,19 +40,7 @@ const KILLS: usize = 20;
 const WRITERS: usize = 6;
 const GUARD: Duration = Duration::from_secs(60);
 
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::Rng;
 
 fn seed() -> u64 {
     let seed = std::env::var("SEALTRAIL_CRASH_SEED")

@@ -48,14 +48,20 @@ impl Writer {
             if g.closing {
                 return false;
             }
-            g.writer_idle = true;
-            g = self
-                .shared
-                .ready
-                .wait(g)
-                .unwrap_or_else(PoisonError::into_inner);
-            g.writer_idle = false;
+            g = self.idle(g);
         }
+    }
+
+    /// Waits, marked idle, for the sequencer to signal a batch (or the stop).
+    fn idle<'a>(&'a self, mut g: MutexGuard<'a, Gather>) -> MutexGuard<'a, Gather> {
+        g.writer_idle = true;
+        let mut g = self
+            .shared
+            .ready
+            .wait(g)
+            .unwrap_or_else(PoisonError::into_inner);
+        g.writer_idle = false;
+        g
     }
 
     /// Waits for an open batch and takes it; `None` when the sequencer has stopped. A batch
@@ -106,13 +112,7 @@ impl Writer {
             if g.closing {
                 return None;
             }
-            g.writer_idle = true;
-            g = self
-                .shared
-                .ready
-                .wait(g)
-                .unwrap_or_else(PoisonError::into_inner);
-            g.writer_idle = false;
+            g = self.idle(g);
         }
     }
 

@@ -254,3 +254,19 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
         rest = &rest[size + 2..];
     }
 }
+
+/// xorshift64*: a deterministic generator per seed (kill moments, picks), no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
