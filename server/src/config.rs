@@ -114,6 +114,8 @@ pub struct Limits {
     pub commit_max_entries: usize,
     /// Most entries returned by one `GET /v1/entries` page.
     pub max_page_entries: u64,
+    /// Most records in scope of one evidence package (`GET /v1/evidence`).
+    pub max_evidence_records: u64,
     /// Seconds a client may take to send its request headers.
     pub header_timeout_secs: u64,
     /// Seconds a whole request may take, body included, before 408.
@@ -195,6 +197,7 @@ impl Default for Limits {
             queue_entries: 100_000,
             commit_max_entries: 8192,
             max_page_entries: 1000,
+            max_evidence_records: 100_000,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             write_timeout_secs: 30,
@@ -352,6 +355,7 @@ impl Config {
             ("limits.queue_entries", l.queue_entries as u64),
             ("limits.commit_max_entries", l.commit_max_entries as u64),
             ("limits.max_page_entries", l.max_page_entries),
+            ("limits.max_evidence_records", l.max_evidence_records),
             ("limits.header_timeout_secs", l.header_timeout_secs),
             ("limits.request_timeout_secs", l.request_timeout_secs),
             ("limits.write_timeout_secs", l.write_timeout_secs),

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod entry_view;
+pub mod evidence;
 pub mod export;
 pub mod forward;
 pub mod fsck;

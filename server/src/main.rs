@@ -12,6 +12,7 @@ use sealtrail_server::store::{self, Engine};
 use sealtrail_server::{export, fsck, keys, status};
 use sealtrail_spec::note::{Ed25519Verifier, Signer as _, Verifier as _};
 
+mod evidence_cli;
 mod privacy_cli;
 
 /// Threads for store work off the HTTP workers: scans, and point reads while the store reads
@@ -131,6 +132,10 @@ enum Command {
     },
     /// Search a running log (GET /v1/entries/search) and print the entries as JSON lines.
     Search(SearchArgs),
+    /// Download an evidence package of a scope (time range, event type, principal) from a running
+    /// log: the records, their inclusion proofs, the checkpoint, keys and a report, signed by the
+    /// log. Check it with `sealtrail-verify evidence`.
+    Evidence(evidence_cli::EvidenceArgs),
     /// Erase private records (admin role): by index, principal, event type or time range. Each
     /// erasure is itself an entry of the log.
     Erase(privacy_cli::EraseArgs),
@@ -716,6 +721,7 @@ fn main() -> ExitCode {
             command: TokenCommand::Create { name, role },
         } => token_create(name, role),
         Command::Search(a) => search(a).map(|()| true),
+        Command::Evidence(a) => evidence_cli::evidence(a),
         Command::Erase(a) => privacy_cli::erase(a),
         Command::Hold { command } => privacy_cli::hold(command),
         Command::Migrate(m) => run_migrate(m),

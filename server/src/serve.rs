@@ -88,7 +88,7 @@ impl Server {
             l.max_inflight_response_bytes_per_ip,
         );
         let (seq, sequencer) =
-            sequencer::start(store.clone(), signer, &seq_config, metrics.clone())?;
+            sequencer::start(store.clone(), signer.clone(), &seq_config, metrics.clone())?;
         Ok(Server {
             state: AppState::new(SharedState {
                 store,
@@ -102,6 +102,8 @@ impl Server {
                 guard: Arc::new(guard),
                 body_budget,
                 outbound,
+                signer,
+                evidence_builds: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
             sequencer,
             tls,

@@ -17,6 +17,7 @@
 //! | [`cosignature`] | C2SP tlog-cosignature v1: timestamped Ed25519 cosignatures (type `0x04`) |
 //! | [`witness`] | C2SP tlog-witness wire format: add-checkpoint request, cosignature lines, `text/x.tlog.size` |
 //! | [`tlog_proof`] | C2SP tlog-proof v1: offline inclusion proofs, verified into [`tlog_proof::VerifiedProof`] |
+//! | [`evidence`] | evidence packages: file names and the log's signed statement over a manifest (ours, `docs/evidence-package.md`) |
 //! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
 
 pub mod edge;
@@ -28,6 +29,7 @@ pub mod tiles;
 
 pub mod checkpoint;
 pub mod cosignature;
+pub mod evidence;
 pub mod note;
 pub mod policy;
 pub mod tlog_proof;
@@ -41,4 +43,4 @@ mod text;
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 /// The strict C2SP decimal rule (ASCII digits, no sign, no leading zeros but `0`), for callers
 /// that parse sizes and indices outside the formats here (URLs, query strings).
-pub use text::{parse_decimal, rfc3339_ms, to_hex};
+pub use text::{escape_display, parse_decimal, parse_time_ms, rfc3339_ms, to_hex};

@@ -1,7 +1,8 @@
 //! `sealtrail-verifier`: check what a transparency log claims while trusting nothing but public
 //! keys and a witness policy. Works on any C2SP tlog-tiles log, not only sealtrail.
 //!
-//! One module per command ([`checkpoint`], [`proof`], [`consistency`], [`entry`], [`audit`]);
+//! One module per command ([`checkpoint`], [`proof`], [`consistency`], [`entry`], [`audit`],
+//! [`evidence`]);
 //! each takes its inputs as values and returns a [`Report`] or an [`Error`]. [`trust`] turns the
 //! key and policy flags into one [`trust::Trust`]; [`source`] reads a log's checkpoint, tiles and
 //! entry bundles over HTTP or from a directory laid out as static tlog-tiles. [`record`] checks a
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod consistency;
 pub mod entry;
+pub mod evidence;
 pub mod monitor;
 pub mod proof;
 pub mod record;

@@ -147,6 +147,24 @@ enum Command {
         /// The log: a URL or a static tile directory.
         log: String,
     },
+    /// Verify an evidence package (`sealtrail evidence`) offline: the log's signed manifest, every
+    /// file's SHA-256, the checkpoint and witness quorum, every inclusion proof, every record
+    /// against its commitment and the scope, every erasure, the consistency proof.
+    Evidence {
+        /// The log's note verifier key (vkey). Default: the package's own log.vkey, which only
+        /// shows the package is self-consistent; pin the key you trust.
+        #[arg(long)]
+        log_key: Option<String>,
+        /// A C2SP tlog-policy file with the witnesses and quorum. Default: the package's own
+        /// witness-policy, if it has one.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The package: a .tar.gz file, or the directory it was extracted into.
+        package: PathBuf,
+    },
     /// Follow a log: verify each new checkpoint and its consistency with the trusted state.
     Monitor {
         #[command(flatten)]
@@ -272,6 +290,19 @@ fn run(command: &Command) -> Result<Report, Error> {
                 &mut progress,
             )
         }
+        Command::Evidence {
+            log_key,
+            policy,
+            json: _,
+            package,
+        } => {
+            use sealtrail_verifier::evidence::{Keys, Package, run};
+            let keys = Keys {
+                log_key: log_key.clone(),
+                policy: policy.as_deref().map(read_file).transpose()?,
+            };
+            run(&Package::open(package)?, &keys)
+        }
         Command::Monitor {
             common,
             witnesses,
@@ -350,6 +381,7 @@ fn json_flag(command: &Command) -> bool {
         | Command::Entry { common, .. }
         | Command::Audit { common, .. }
         | Command::Monitor { common, .. } => common.json,
+        Command::Evidence { json, .. } => *json,
     }
 }
 

@@ -94,40 +94,9 @@ pub(crate) fn record_lines(r: &PrivateRecord) -> Vec<String> {
     ]
 }
 
-/// Text from the log made safe to print: control characters (line breaks included), invisible
-/// characters and bidirectional controls become `\u{..}` escapes, as `spec/docs/leaf-envelope.md`
-/// asks of displays. The JSON output carries the exact text.
+/// Text from the log made safe to print ([`sealtrail_spec::escape_display`]).
 pub(crate) fn escaped(text: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() || is_invisible(c) {
-            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Format characters that print as nothing or reorder the text around them: soft hyphen, Arabic
-/// letter mark, Mongolian vowel separator, zero-width spaces and joiners, left-to-right and
-/// right-to-left marks, bidirectional embeddings, overrides and isolates, line and paragraph
-/// separators, word joiner and invisible operators, byte order mark, interlinear annotation
-/// controls, and tag characters.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{ad}'
-            | '\u{61c}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-            | '\u{e0000}'..='\u{e007f}'
-    )
+    sealtrail_spec::escape_display(text)
 }
 
 /// `YYYY-MM-DDThh:mm:ss.mmmZ` (see [`sealtrail_spec::rfc3339_ms`]).

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cache;
+mod evidence;
 mod outbound;
 mod proof_nodes;
 mod read;
@@ -90,6 +91,10 @@ pub struct SharedState {
     pub body_budget: sealtrail_net::budget::Budget,
     /// Response bytes held for clients that have not read them (`limits.max_inflight_response_bytes`).
     pub outbound: ResponseBudget,
+    /// The log's key, for the statements it signs besides checkpoints (evidence manifests).
+    pub signer: sealtrail_spec::note::Ed25519Signer,
+    /// Evidence packages built at once (one; more are answered 503).
+    pub evidence_builds: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for SharedState {
@@ -117,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/proof/inclusion", get(read::inclusion))
         .route("/v1/proof/consistency", get(read::consistency))
         .route("/v1/proof/{index}", get(read::tlog_proof))
+        .route("/v1/evidence", get(evidence::evidence))
         .route("/livez", get(read::livez))
         .route("/readyz", get(read::readyz))
         .route("/metrics", get(read::metrics))

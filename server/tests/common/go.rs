@@ -90,15 +90,30 @@ pub async fn build_go_client() -> GoClient {
 impl GoClient {
     /// Runs the client against `base` with the verifier key and older checkpoint files.
     pub async fn run(&self, base: &str, vkey: &str, olds: &[PathBuf]) -> GoRun {
+        let mut args = vec!["-url".into(), base.into(), "-vkey".into(), vkey.into()];
+        args.extend(olds.iter().map(|p| p.clone().into_os_string()));
+        let what = format!("{base} with {} older checkpoints", olds.len());
+        self.exec(&args, &what).await
+    }
+
+    /// Runs the client's `-evidence` mode on an extracted evidence package.
+    pub async fn run_evidence(&self, dir: &Path, vkey: &str) -> GoRun {
+        let args = vec![
+            "-evidence".into(),
+            dir.as_os_str().to_owned(),
+            "-vkey".into(),
+            vkey.into(),
+        ];
+        self.exec(&args, &format!("evidence package {}", dir.display()))
+            .await
+    }
+
+    async fn exec(&self, args: &[std::ffi::OsString], what: &str) -> GoRun {
         let started = Instant::now();
         let out = tokio::time::timeout(
             GUARD,
             tokio::process::Command::new(&self.bin)
-                .arg("-url")
-                .arg(base)
-                .arg("-vkey")
-                .arg(vkey)
-                .args(olds)
+                .args(args)
                 .kill_on_drop(true)
                 .output(),
         )
@@ -111,8 +126,7 @@ impl GoClient {
             panic!("Go client printed no JSON summary ({e}):\n{stdout}\n{stderr}")
         });
         eprintln!(
-            "Go client against {base} with {} older checkpoints: {} in {:?}",
-            olds.len(),
+            "Go client against {what}: {} in {:?}",
             out.status,
             started.elapsed()
         );

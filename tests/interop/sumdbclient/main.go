@@ -6,6 +6,7 @@
 // Usage:
 //
 //	sumdbclient -url http://127.0.0.1:8080 -vkey NAME+ID+KEY [-origin ORIGIN] [-max-entries N] [OLD_CHECKPOINT_FILE ...]
+//	sumdbclient -evidence DIR -vkey NAME+ID+KEY [-origin ORIGIN]
 //
 // It fetches /checkpoint and opens it with note.Open and the verifier key; parses the checkpoint
 // body strictly (origin, canonical decimal size, canonical base64 of a 32-byte root, non-empty
@@ -307,11 +308,31 @@ func main() {
 	origin := flag.String("origin", "", "expected checkpoint origin (default: the key name)")
 	maxEntries := flag.Int64("max-entries", 100000, "verify every entry up to this tree size, else a sample of whole bundles (0: always all)")
 	timeout := flag.Duration("timeout", 30*time.Second, "timeout of each HTTP request")
+	evidenceDir := flag.String("evidence", "", "check this extracted evidence package instead of a live log (see evidence.go)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s -url URL -vkey VKEY [flags] [OLD_CHECKPOINT_FILE ...]\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *evidenceDir != "" && *vkey != "" {
+		var s evidenceSummary
+		err := runEvidence(*evidenceDir, *vkey, *origin, &s)
+		code := 0
+		if err != nil {
+			var fl *failure
+			if !errors.As(err, &fl) {
+				fl = &failure{stage: "internal", err: err}
+			}
+			s.Stage, s.Error = fl.stage, fl.err.Error()
+			fmt.Fprintf(os.Stderr, "sumdbclient: FAILED at %s: %v\n", fl.stage, fl.err)
+			code = 1
+		} else {
+			s.OK = true
+		}
+		out, _ := json.MarshalIndent(s, "", "  ")
+		fmt.Println(string(out))
+		os.Exit(code)
+	}
 	if *base == "" || *vkey == "" {
 		flag.Usage()
 		os.Exit(2)

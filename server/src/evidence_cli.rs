@@ -1,0 +1,109 @@
+//! `sealtrail evidence`: downloads an evidence package of a scope from a running server
+//! (`GET /v1/evidence`) into a file (the binary's module; the package is built by the server,
+//! `sealtrail_server::evidence`).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+/// `sealtrail evidence` options.
+#[derive(Args, Debug)]
+pub(crate) struct EvidenceArgs {
+    /// The log's base URL.
+    #[arg(long, env = "SEALTRAIL_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
+    /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
+    #[arg(long, value_parser = parse_time)]
+    since: Option<u64>,
+    /// Sequencing time upper bound (exclusive), in the same forms as --since.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<u64>,
+    /// Exact event type.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Exact submitting principal (needs the reader role).
+    #[arg(long)]
+    principal: Option<String>,
+    /// Bearer token; the reader role includes the records' content and salts.
+    #[arg(long, env = "SEALTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Where to write the package (a new file; by convention .tar.gz).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    sealtrail_spec::parse_time_ms(text)
+}
+
+/// Downloads the package into a temporary file beside `--out`, then renames it: a failed or
+/// interrupted download leaves no file that looks like a package.
+pub(crate) fn evidence(a: &EvidenceArgs) -> Result<bool> {
+    if a.out.exists() {
+        anyhow::bail!("{} exists; choose a new file", a.out.display());
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .context("building the HTTP client")?;
+    let base = format!("{}/v1/evidence", a.url.trim_end_matches('/'));
+    let mut url = reqwest::Url::parse(&base).with_context(|| format!("url {base:?}"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in [("since", a.since), ("until", a.until)] {
+            if let Some(v) = v {
+                q.append_pair(k, &v.to_string());
+            }
+        }
+        for (k, v) in [("type", &a.event_type), ("principal", &a.principal)] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    let mut req = client.get(url);
+    if let Some(t) = a.token.as_deref().filter(|t| !t.is_empty()) {
+        req = req.bearer_auth(t);
+    }
+    let mut resp = req.send().context("requesting the evidence package")?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body: serde_json::Value = resp.json().unwrap_or_default();
+        anyhow::bail!(
+            "{status}: {}",
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("no error message")
+        );
+    }
+    let tmp = a.out.with_extension("partial");
+    let written = (|| -> Result<u64> {
+        let mut f = std::fs::File::create_new(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let n = resp
+            .copy_to(&mut f)
+            .context("receiving the package (the server may have failed half-way; see its log)")?;
+        f.flush()?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &a.out)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), a.out.display()))?;
+        Ok(n)
+    })();
+    let n = match written {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "wrote {} ({n} bytes); verify it with: sealtrail-verify evidence {} --log-key '<the log's vkey>'",
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(true)
+}
