@@ -519,3 +519,77 @@ fn erase_hold_and_compact_from_the_command_line() {
         text(&fsck.stdout)
     );
 }
+
+#[test]
+fn evidence_downloads_a_package_of_a_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, seen) = serve(&dir.path().join("data"), &["--origin", "cli.example/log"]);
+    let url = url_of(&seen);
+    let body: String = (0..20).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    curl_post(
+        &format!("{url}/v1/entries/batch?wait=checkpoint"),
+        "application/x-ndjson",
+        &body,
+    );
+    let out = dir.path().join("pkg.tar.gz");
+    let o = sealtrail(&[
+        "evidence",
+        "--url",
+        &url,
+        "--since",
+        "2000-01-01T00:00:00Z",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("sealtrail-verify evidence"));
+    // A gzip-compressed tar of the package's directory: 20 proofs, the manifest and its
+    // signature, and no partial file left beside it.
+    let mut names = Vec::new();
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap());
+    for e in tar::Archive::new(gz).entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("sealtrail-evidence/proofs/"))
+            .count(),
+        20
+    );
+    for f in ["manifest.json", "manifest.sig", "report.html", "checkpoint"] {
+        assert!(
+            names.contains(&format!("sealtrail-evidence/{f}")),
+            "{names:?}"
+        );
+    }
+    assert!(!dir.path().join("pkg.partial").exists());
+    // An existing file is never overwritten; a bad time and a server error exit 2 and leave
+    // nothing behind.
+    let o = sealtrail(&["evidence", "--url", &url, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("exists"), "{}", text(&o.stderr));
+    let other = dir.path().join("other.tar.gz");
+    let o = sealtrail(&[
+        "evidence",
+        "--url",
+        &url,
+        "--since",
+        "yesterday",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("RFC 3339"), "{}", text(&o.stderr));
+    let o = sealtrail(&[
+        "evidence",
+        "--url",
+        &format!("{url}/nowhere"),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("404"), "{}", text(&o.stderr));
+    assert!(!other.exists());
+    stop(child);
+}

@@ -1140,3 +1140,70 @@ fn proof_checks_a_record_file() {
         out.stdout
     );
 }
+
+// --- evidence ---
+
+/// A package `sealtrail evidence --type user.login` wrote from a live log (five records), and
+/// that log's key (tests/data).
+fn evidence_fixture() -> (std::path::PathBuf, String) {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let vkey = std::fs::read_to_string(data.join("evidence-logins.vkey")).unwrap();
+    (data.join("evidence-logins.tar.gz"), vkey.trim().to_owned())
+}
+
+/// Extracts the fixture with tar(1) into `dir`; returns the package's directory.
+fn extract(pkg: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let st = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(pkg)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir.join("sealtrail-evidence")
+}
+
+#[test]
+fn evidence_exit_codes_json_and_named_tampering() {
+    let (pkg, vkey) = evidence_fixture();
+    let out = run(&["evidence", "--log-key", &vkey, s(&pkg)]);
+    out.ok();
+    assert!(out.stdout.contains("5 records in scope"), "{}", out.stdout);
+    let out = run(&["evidence", "--json", "--log-key", &vkey, s(&pkg)]);
+    out.ok();
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["verified"], true);
+    assert_eq!(j["records"]["in_scope"], 5);
+    assert_eq!(j["scope"]["event_type"], "user.login");
+    assert_eq!(j["log_key_pinned"], true);
+
+    // The extracted directory verifies too; a changed file fails, named.
+    let dir = tempfile::tempdir().unwrap();
+    let root = extract(&pkg, dir.path());
+    run(&["evidence", "--log-key", &vkey, s(&root)]).ok();
+    flip(&root.join("proofs/2.tlog-proof"), 40);
+    run(&["evidence", "--log-key", &vkey, s(&root)]).failed_naming("proofs/2.tlog-proof");
+    let out = run(&["evidence", "--json", "--log-key", &vkey, s(&root)]);
+    assert_eq!(out.code, 1);
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["verified"], false);
+    assert_eq!(j["category"], "verification_failed");
+    // A damaged archive is a verification failure too, naming the file.
+    let damaged = write(
+        dir.path(),
+        "damaged.tar.gz",
+        &std::fs::read(&pkg).unwrap()[..900],
+    );
+    run(&["evidence", "--log-key", &vkey, s(&damaged)]).failed_naming("damaged.tar.gz");
+    // Another key: the signed manifest does not verify.
+    run(&["evidence", "--log-key", &log_vkey(), s(&pkg)]).failed_naming("manifest.sig");
+
+    // Usage and I/O errors exit 2.
+    assert_eq!(
+        run(&["evidence", "--log-key", "not a key", s(&pkg)]).code,
+        2
+    );
+    assert_eq!(run(&["evidence", "/nonexistent/package.tar.gz"]).code, 2);
+    assert_eq!(run(&["evidence"]).code, 2);
+}
