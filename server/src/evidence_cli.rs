@@ -16,10 +16,10 @@ pub(crate) struct EvidenceArgs {
     url: String,
     /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
     /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::time_arg)]
     since: Option<u64>,
     /// Sequencing time upper bound (exclusive), in the same forms as --since.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::time_arg)]
     until: Option<u64>,
     /// Exact event type.
     #[arg(long = "type")]
@@ -33,10 +33,6 @@ pub(crate) struct EvidenceArgs {
     /// Where to write the package (a new file; by convention .tar.gz).
     #[arg(long)]
     out: PathBuf,
-}
-
-fn parse_time(text: &str) -> Result<u64, String> {
-    sealtrail_spec::parse_time_ms(text)
 }
 
 /// Downloads the package into a temporary file beside `--out`, then renames it: a failed or

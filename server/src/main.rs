@@ -203,11 +203,12 @@ struct SearchArgs {
     /// The log's base URL.
     #[arg(long, env = "SEALTRAIL_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Sequencing time lower bound, ms since the Unix epoch (inclusive).
-    #[arg(long)]
+    /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
+    /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
+    #[arg(long, value_parser = crate::time_arg)]
     since: Option<u64>,
-    /// Sequencing time upper bound, ms since the Unix epoch (exclusive).
-    #[arg(long)]
+    /// Sequencing time upper bound (exclusive), in the same forms as --since.
+    #[arg(long, value_parser = crate::time_arg)]
     until: Option<u64>,
     /// Exact event type.
     #[arg(long = "type")]
@@ -597,6 +598,11 @@ fn token_create(name: &str, role: &str) -> Result<bool> {
     eprintln!("[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n");
     println!("{token}");
     Ok(true)
+}
+
+/// A time on the command line: an RFC 3339 time or date, or ms since the Unix epoch.
+fn time_arg(text: &str) -> Result<u64, String> {
+    sealtrail_spec::parse_time_ms(text)
 }
 
 fn search(a: &SearchArgs) -> Result<()> {

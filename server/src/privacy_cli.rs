@@ -27,11 +27,12 @@ pub(crate) struct ConditionArgs {
     /// Exact event type.
     #[arg(long = "type")]
     pub(crate) event_type: Option<String>,
-    /// Sequencing time lower bound, ms since the Unix epoch (inclusive).
-    #[arg(long)]
+    /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
+    /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
+    #[arg(long, value_parser = crate::time_arg)]
     pub(crate) since: Option<u64>,
-    /// Sequencing time upper bound, ms since the Unix epoch (exclusive).
-    #[arg(long)]
+    /// Sequencing time upper bound (exclusive), in the same forms as --since.
+    #[arg(long, value_parser = crate::time_arg)]
     pub(crate) until: Option<u64>,
 }
 

@@ -81,6 +81,30 @@ fn search_command_filters_orders_and_pages() {
     let (ok, got, err) = search(&["--url", &url, "--type", ""]);
     assert!(!ok && got.is_empty());
     assert!(err.contains("type is empty"), "{err}");
+
+    // Times as RFC 3339 (what the entries' own timestamps print as) or dates, as well as ms.
+    let (ok, all, err) = search(&["--url", &url, "--order", "oldest", "--max", "5000"]);
+    assert!(ok, "{err}");
+    let ts = all[600]["timestamp"].as_u64().unwrap();
+    let since = sealtrail_spec::rfc3339_ms(ts);
+    let want: Vec<u64> = all
+        .iter()
+        .filter(|e| e["timestamp"].as_u64().unwrap() >= ts)
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    for since in [since.as_str(), &ts.to_string()] {
+        let (ok, got, err) = search(&[
+            "--url", &url, "--since", since, "--order", "oldest", "--max", "5000",
+        ]);
+        assert!(ok, "{err}");
+        let idx: Vec<u64> = got.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+        assert_eq!(idx, want, "--since {since}");
+    }
+    let (ok, got, _) = search(&["--url", &url, "--until", "2000-01-01"]);
+    assert!(ok && got.is_empty());
+    let (ok, _, err) = search(&["--url", &url, "--since", "yesterday"]);
+    assert!(!ok);
+    assert!(err.contains("RFC 3339"), "{err}");
 }
 
 /// Kills the server when the test ends, passing or not.

@@ -122,10 +122,12 @@ pub(super) fn render(s: &Summary<'_>) -> String {
     let _ = writeln!(
         o,
         "<h2>Checkpoint</h2><dl><dt>Tree size</dt><dd>{size}</dd><dt>Root hash</dt>\
-         <dd class=\"mono\">{root}</dd><dt>Witnessed</dt><dd>{witnessed}</dd>\
+         <dd class=\"mono\">{root} (hex)<br>{root64} (base64, as in the checkpoint)</dd>\
+         <dt>Witnessed</dt><dd>{witnessed}</dd>\
          <dt>Later checkpoint</dt><dd>{later}</dd></dl>",
         size = s.checkpoint.size(),
         root = s.checkpoint.root().to_hex(),
+        root64 = s.checkpoint.root().to_base64(),
         witnessed = if s.cosigned {
             "yes: its cosignatures meet the log's witness policy (witness-policy)"
         } else if s.policy {
@@ -212,7 +214,7 @@ fn chart(buckets: &BTreeMap<String, u64>) -> String {
     let (w, h, left, bottom) = (960.0_f64, 220.0_f64, 40.0_f64, 28.0_f64);
     let max = buckets.values().copied().max().unwrap_or(1).max(1) as f64;
     let step = (w - left) / buckets.len() as f64;
-    let bar = (step * 0.8).max(1.0);
+    let bar = (step * 0.8).clamp(1.0, 48.0);
     let mut s = format!(
         "<svg role=\"img\" aria-label=\"records per period\" viewBox=\"0 0 {w} {h}\" \
          width=\"100%\" xmlns=\"http://www.w3.org/2000/svg\">\
