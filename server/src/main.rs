@@ -194,6 +194,10 @@ enum TokenCommand {
         /// The token's role.
         #[arg(long, value_parser = ["submitter", "reader", "admin"])]
         role: String,
+        /// When the token stops being accepted: a lifetime from now (90d, 12h, 30m) or an RFC 3339
+        /// time or date. Default: never.
+        #[arg(long, value_parser = expiry_arg)]
+        expires: Option<u64>,
     },
 }
 
@@ -377,9 +381,13 @@ fn serve(common: &Common) -> Result<()> {
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr()?;
         let shutdown = shutdown_signal();
-        if let Some(tls) = server.tls().cloned() {
-            tokio::spawn(reload_on_sighup(tls));
-        }
+        let reload_from = common.clone();
+        tokio::spawn(reload_on_sighup(
+            server.state().guard.clone(),
+            server.tls().cloned(),
+            listen.ip().is_loopback(),
+            move || reload_from.load().map_err(|e| format!("{e:#}")),
+        ));
         println!("sealtrail: listening on {scheme}://{addr}");
         tracing::info!(%addr, tree_size = server.sequencer().published().size, "listening");
         server.run(listener, shutdown).await;
@@ -586,7 +594,33 @@ fn run_status(
     Ok(level)
 }
 
-fn token_create(name: &str, role: &str) -> Result<bool> {
+/// `--expires`: `N` days, hours or minutes from now (`90d`, `12h`, `30m`), or an RFC 3339 time or
+/// date; in ms since the Unix epoch.
+fn expiry_arg(text: &str) -> Result<u64, String> {
+    let unit_ms = match text.as_bytes().last() {
+        Some(b'd') => Some(86_400_000),
+        Some(b'h') => Some(3_600_000),
+        Some(b'm') => Some(60_000),
+        _ => None,
+    };
+    if let Some(unit) = unit_ms
+        && let Some(n) = sealtrail_spec::parse_decimal(&text[..text.len() - 1]).filter(|n| *n > 0)
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis();
+        return u64::try_from(now)
+            .ok()
+            .and_then(|now| n.checked_mul(unit)?.checked_add(now))
+            .ok_or_else(|| format!("{text:?} is too far in the future"));
+    }
+    sealtrail_spec::parse_time_ms(text).map_err(|_| {
+        format!("{text:?} is neither a lifetime (90d, 12h, 30m) nor an RFC 3339 time or date")
+    })
+}
+
+fn token_create(name: &str, role: &str, expires_ms: Option<u64>) -> Result<bool> {
     let principal = format!("token:{name}");
     sealtrail_server::auth::check_principal(&principal)
         .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
@@ -595,7 +629,15 @@ fn token_create(name: &str, role: &str) -> Result<bool> {
     let name_toml = toml::Value::String(name.to_owned());
     eprintln!("The token is shown only once; store it in the client's secret store.");
     eprintln!("Add these lines to the server's config file:\n");
-    eprintln!("[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n");
+    let expires = expires_ms.map_or(String::new(), |ms| {
+        format!("expires_at = \"{}\"\n", sealtrail_spec::rfc3339_ms(ms))
+    });
+    eprintln!(
+        "[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n{expires}"
+    );
+    eprintln!(
+        "Then reload the server's configuration: kill -HUP <pid> (or systemctl reload sealtrail)."
+    );
     println!("{token}");
     Ok(true)
 }
@@ -724,8 +766,13 @@ fn main() -> ExitCode {
             };
         }
         Command::Token {
-            command: TokenCommand::Create { name, role },
-        } => token_create(name, role),
+            command:
+                TokenCommand::Create {
+                    name,
+                    role,
+                    expires,
+                },
+        } => token_create(name, role, *expires),
         Command::Search(a) => search(a).map(|()| true),
         Command::Evidence(a) => evidence_cli::evidence(a),
         Command::Erase(a) => privacy_cli::erase(a),

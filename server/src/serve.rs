@@ -328,8 +328,64 @@ async fn feed_security_events(
     }
 }
 
-/// Reloads the TLS files on every SIGHUP (see [`sealtrail_net::signal::reload_on_sighup`]); `main`
-/// calls it before announcing that it listens.
-pub fn reload_on_sighup(tls: Arc<Tls>) -> impl Future<Output = ()> {
-    sealtrail_net::signal::reload_on_sighup(tls.acceptor())
+/// On every SIGHUP: re-reads the configuration with `load` and replaces the guard's `[auth]`
+/// rules (tokens, JWT keys, anonymous access, private reads and metrics), then reloads the TLS
+/// files when TLS is on. A reload that fails (a configuration that does not parse or validate, an
+/// unreadable key file) keeps what is in force and logs why. Requests in flight finish under the
+/// rules they started with. `[limits]` and the listen address are not reloaded. `main` calls this
+/// before announcing that it listens (SIGHUP's default action ends the process).
+pub fn reload_on_sighup(
+    guard: Arc<Guard>,
+    tls: Option<Arc<Tls>>,
+    listen_is_loopback: bool,
+    load: impl Fn() -> Result<Config, String> + Send + 'static,
+) -> impl Future<Output = ()> {
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        let Ok(mut hup) = hup else {
+            tracing::warn!("cannot listen for SIGHUP: configuration reloads only on restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload(&guard, tls.as_deref(), listen_is_loopback, &load);
+        }
+    }
+}
+
+/// One reload (see [`reload_on_sighup`]).
+pub fn reload(
+    guard: &Guard,
+    tls: Option<&Tls>,
+    listen_is_loopback: bool,
+    load: &dyn Fn() -> Result<Config, String>,
+) {
+    match load() {
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload failed; keeping the current access rules");
+        }
+        Ok(config) => {
+            let mut settings = config.guard_settings();
+            // The socket keeps its address until a restart, and so do the rules that depend on it.
+            settings.listen_is_loopback = listen_is_loopback;
+            match guard.reload(settings) {
+                Ok(()) => tracing::info!(
+                    tokens = config.auth.tokens.len(),
+                    jwt = config.auth.jwt.is_some(),
+                    "access rules reloaded ([auth])"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "access rules reload failed; keeping the current ones"
+                ),
+            }
+        }
+    }
+    if let Some(tls) = tls {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificates reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; keeping the current certificates");
+            }
+        }
+    }
 }

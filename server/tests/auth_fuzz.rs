@@ -31,6 +31,7 @@ fn fuzz_config() -> sealtrail_server::config::Config {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
+        expires_at: None,
     }];
     c.auth.jwt = Some(JwtConfig {
         algorithm: JwtAlgorithm::HS256,

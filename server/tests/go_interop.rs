@@ -637,6 +637,7 @@ async fn go_sumdb_client_verifies_the_log_after_an_erasure() {
         name: name.to_owned(),
         role,
         sha256: sha256_hex(t.as_bytes()),
+        expires_at: None,
     };
     let mut c = config();
     c.auth.tokens = vec![

@@ -81,6 +81,7 @@ fn token(name: &str, role: Role, t: &str) -> TokenEntry {
         name: name.to_owned(),
         role,
         sha256: Hash(sealtrail_spec::hash::sha256(t.as_bytes())).to_hex(),
+        expires_at: None,
     }
 }
 

@@ -375,6 +375,7 @@ fn privacy_config(dir: &Path) -> Config {
         name: name.to_owned(),
         role,
         sha256: Hash(sealtrail_spec::hash::sha256(t.as_bytes())).to_hex(),
+        expires_at: None,
     };
     let mut c = config(dir);
     c.auth.tokens = vec![

@@ -62,6 +62,23 @@ pub struct TokenEntry {
     pub role: Role,
     /// Lowercase hex SHA-256 of the token text.
     pub sha256: String,
+    /// When the token stops being accepted: an RFC 3339 time (`2027-03-07T00:00:00Z`), a date
+    /// (midnight UTC) or ms since the Unix epoch. None: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl TokenEntry {
+    /// `expires_at` in ms since the Unix epoch, or why it is not a time.
+    pub fn expires_ms(&self) -> Result<Option<u64>, String> {
+        self.expires_at
+            .as_deref()
+            .map(|t| {
+                sealtrail_spec::parse_time_ms(t)
+                    .map_err(|e| format!("auth.tokens {:?}: expires_at: {e}", self.name))
+            })
+            .transpose()
+    }
 }
 
 /// JWT bearer token settings. Exactly one key source: `secret`/`secret_file` for HS256, or
@@ -165,6 +182,7 @@ impl AuthConfig {
                     t.name
                 ));
             }
+            t.expires_ms()?;
             if !seen.insert(t.sha256.as_str()) {
                 return Err(format!("auth.tokens {:?}: duplicate token hash", t.name));
             }

@@ -123,21 +123,97 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The state [`guard`] runs on. Built once per server.
+/// The state [`guard`] runs on. Built once per server; its credentials and access rules (the
+/// `[auth]` section) are replaced whole by [`Guard::reload`], its limits are not.
 #[derive(Debug)]
 pub struct Guard {
-    tokens: Vec<([u8; 32], Principal)>,
+    /// The current `[auth]` rules: each request reads them once per check, so a reload applies
+    /// to the requests that start after it while those in flight finish under the old ones.
+    credentials: std::sync::RwLock<Arc<Credentials>>,
+    inflight: Arc<Semaphore>,
+    ip_limit: RateLimiter<IpAddr>,
+    principal_limit: RateLimiter<String>,
+    /// Every security event; subscribe here to forward them.
+    pub events: Arc<SecurityEvents>,
+}
+
+/// An API token as the guard checks it: its hash, who it is, and when it stops being valid.
+#[derive(Debug, Clone)]
+struct Token {
+    hash: [u8; 32],
+    principal: Principal,
+    /// ms since the Unix epoch; `None`: never.
+    expires_ms: Option<u64>,
+}
+
+/// What `[auth]` (and the client-certificate role from `[tls]`) decides.
+#[derive(Debug)]
+struct Credentials {
+    tokens: Vec<Token>,
     jwt: Option<jwt::JwtAuth>,
     cert_role: Option<Role>,
     anonymous_writes: bool,
     anonymous_content: bool,
     private_reads: bool,
     private_metrics: bool,
-    inflight: Arc<Semaphore>,
-    ip_limit: RateLimiter<IpAddr>,
-    principal_limit: RateLimiter<String>,
-    /// Every security event; subscribe here to forward them.
-    pub events: Arc<SecurityEvents>,
+}
+
+impl Credentials {
+    /// Reads the settings (and the JWT key files).
+    fn new(settings: &GuardSettings<'_>) -> Result<Self, GuardError> {
+        let a = settings.auth;
+        a.validate().map_err(GuardError::Invalid)?;
+        let tokens = a
+            .tokens
+            .iter()
+            .map(|t| {
+                let hash = unhex(&t.sha256)
+                    .ok_or_else(|| GuardError::Invalid("auth.tokens: bad sha256".into()))?;
+                let expires_ms = t.expires_ms().map_err(GuardError::Invalid)?;
+                Ok(Token {
+                    hash,
+                    principal: Principal {
+                        name: format!("token:{}", t.name),
+                        role: Some(t.role),
+                    },
+                    expires_ms,
+                })
+            })
+            .collect::<Result<_, GuardError>>()?;
+        Ok(Credentials {
+            tokens,
+            jwt: a
+                .jwt
+                .as_ref()
+                .map(jwt::JwtAuth::new)
+                .transpose()
+                .map_err(GuardError::JwtKey)?,
+            cert_role: settings.cert_role,
+            anonymous_writes: a.anonymous_writes.allowed(settings.listen_is_loopback),
+            anonymous_content: a.anonymous_content.allowed(settings.listen_is_loopback),
+            private_reads: a.private_reads,
+            private_metrics: a.private_metrics,
+        })
+    }
+}
+
+/// The token whose hash is `token`'s, comparing with every configured hash in constant time (no
+/// early exit).
+fn lookup_token<'a>(tokens: &'a [Token], token: &str) -> Option<&'a Token> {
+    let h = token_hash(token);
+    let mut found = None;
+    for t in tokens {
+        if bool::from(t.hash.ct_eq(&h)) {
+            found = Some(t);
+        }
+    }
+    found
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What a [`Guard`] is built from: the `[auth]` section and the few facts of other sections it
@@ -188,35 +264,10 @@ impl Guard {
         settings: GuardSettings<'_>,
         counter: Option<prometheus::IntCounterVec>,
     ) -> Result<Self, GuardError> {
-        let a = settings.auth;
-        a.validate().map_err(GuardError::Invalid)?;
-        let tokens = a
-            .tokens
-            .iter()
-            .map(|t| {
-                let hash = unhex(&t.sha256)
-                    .ok_or_else(|| GuardError::Invalid("auth.tokens: bad sha256".into()))?;
-                let p = Principal {
-                    name: format!("token:{}", t.name),
-                    role: Some(t.role),
-                };
-                Ok((hash, p))
-            })
-            .collect::<Result<_, GuardError>>()?;
+        let credentials = Credentials::new(&settings)?;
         let l = &settings.limits;
         Ok(Guard {
-            tokens,
-            jwt: a
-                .jwt
-                .as_ref()
-                .map(jwt::JwtAuth::new)
-                .transpose()
-                .map_err(GuardError::JwtKey)?,
-            cert_role: settings.cert_role,
-            anonymous_writes: a.anonymous_writes.allowed(settings.listen_is_loopback),
-            anonymous_content: a.anonymous_content.allowed(settings.listen_is_loopback),
-            private_reads: a.private_reads,
-            private_metrics: a.private_metrics,
+            credentials: std::sync::RwLock::new(Arc::new(credentials)),
             inflight: Arc::new(Semaphore::new(l.max_concurrent_requests)),
             ip_limit: RateLimiter::new(l.ip_rate_per_sec, l.ip_burst, l.rate_limit_max_keys),
             principal_limit: RateLimiter::new(
@@ -228,36 +279,58 @@ impl Guard {
         })
     }
 
+    /// Replaces the credentials and access rules with those of `settings` (a re-read `[auth]`
+    /// section: tokens, JWT keys, anonymous access, private reads and metrics). On an error the
+    /// current ones stay. Limits (`settings.limits`) are not changed: they need a restart.
+    pub fn reload(&self, settings: GuardSettings<'_>) -> Result<(), GuardError> {
+        let new = Arc::new(Credentials::new(&settings)?);
+        match self.credentials.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+        Ok(())
+    }
+
+    /// The current credentials.
+    fn creds(&self) -> Arc<Credentials> {
+        match self.credentials.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// Whether requests without credentials may append.
     pub fn anonymous_writes(&self) -> bool {
-        self.anonymous_writes
+        self.creds().anonymous_writes
     }
 
     /// Whether requests without credentials may read private records.
     pub fn anonymous_content(&self) -> bool {
-        self.anonymous_content
+        self.creds().anonymous_content
     }
 
     /// Whether `who` may read private records (principal and payload): the `reader` role or
     /// higher, or anyone when `anonymous_content` allows it.
     pub fn may_read_content(&self, who: &Principal) -> bool {
         who.role.is_some_and(|r| r >= Role::Reader)
-            || (who.name == ANONYMOUS && self.anonymous_content)
+            || (who.name == ANONYMOUS && self.creds().anonymous_content)
     }
 
     /// Whether any credential (token, JWT, client certificate role) is configured.
     pub fn has_credentials(&self) -> bool {
-        !self.tokens.is_empty() || self.jwt.is_some() || self.cert_role.is_some()
+        let c = self.creds();
+        !c.tokens.is_empty() || c.jwt.is_some() || c.cert_role.is_some()
     }
 
     /// Who sent the request. Credentials that are present must be valid: a bad token is never
     /// downgraded to anonymous.
     fn authenticate(&self, headers: &HeaderMap, peer: Option<&Peer>) -> Result<Principal, String> {
+        let c = self.creds();
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(match peer.and_then(|p| p.cert_principal.as_ref()) {
                 Some(name) => Principal {
                     name: name.to_string(),
-                    role: self.cert_role,
+                    role: c.cert_role,
                 },
                 None => Principal::anonymous(),
             });
@@ -271,11 +344,17 @@ impl Guard {
         }
         let credential = credential.trim();
         if credential.starts_with(TOKEN_PREFIX) {
-            return self
-                .lookup_token(credential)
-                .ok_or_else(|| "unknown API token".into());
+            let t = lookup_token(&c.tokens, credential).ok_or("unknown API token")?;
+            return match t.expires_ms {
+                Some(at) if now_ms() >= at => Err(format!(
+                    "the API token of {} expired at {}",
+                    t.principal.name,
+                    sealtrail_spec::rfc3339_ms(at)
+                )),
+                _ => Ok(t.principal.clone()),
+            };
         }
-        let Some(jwt) = &self.jwt else {
+        let Some(jwt) = &c.jwt else {
             return Err("unknown bearer token".into());
         };
         let (name, role) = jwt.verify(credential)?;
@@ -284,27 +363,16 @@ impl Guard {
         Ok(Principal { name, role })
     }
 
-    /// Compares the token's hash with every configured hash in constant time (no early exit).
-    fn lookup_token(&self, token: &str) -> Option<Principal> {
-        let h = token_hash(token);
-        let mut found = None;
-        for (hash, p) in &self.tokens {
-            if bool::from(hash.ct_eq(&h)) {
-                found = Some(p);
-            }
-        }
-        found.cloned()
-    }
-
     /// 401 when the route needs credentials the caller did not present, 403 when its role is
     /// too low.
     fn authorise(&self, class: RouteClass, who: &Principal) -> Result<(), ApiError> {
+        let c = self.creds();
         let need = match class {
             RouteClass::Public => None,
-            RouteClass::Read => self.private_reads.then_some(Role::Reader),
-            RouteClass::Append if self.anonymous_writes && who.name == ANONYMOUS => None,
+            RouteClass::Read => c.private_reads.then_some(Role::Reader),
+            RouteClass::Append if c.anonymous_writes && who.name == ANONYMOUS => None,
             RouteClass::Append => Some(Role::Submitter),
-            RouteClass::Metrics => self.private_metrics.then_some(Role::Admin),
+            RouteClass::Metrics => c.private_metrics.then_some(Role::Admin),
             RouteClass::Admin => Some(Role::Admin),
         };
         let Some(need) = need else { return Ok(()) };

@@ -43,6 +43,7 @@ pub fn token(
         name: name.into(),
         role,
         sha256: sealtrail_spec::to_hex(&sha2::Sha256::digest(t.as_bytes())),
+        expires_at: None,
     }
 }
 
