@@ -597,6 +597,11 @@ fn run_status(
 /// `--expires`: `N` days, hours or minutes from now (`90d`, `12h`, `30m`), or an RFC 3339 time or
 /// date; in ms since the Unix epoch.
 fn expiry_arg(text: &str) -> Result<u64, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
+    let now = u64::try_from(now).map_err(|e| e.to_string())?;
     let unit_ms = match text.as_bytes().last() {
         Some(b'd') => Some(86_400_000),
         Some(b'h') => Some(3_600_000),
@@ -606,18 +611,21 @@ fn expiry_arg(text: &str) -> Result<u64, String> {
     if let Some(unit) = unit_ms
         && let Some(n) = sealtrail_spec::parse_decimal(&text[..text.len() - 1]).filter(|n| *n > 0)
     {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_millis();
-        return u64::try_from(now)
-            .ok()
-            .and_then(|now| n.checked_mul(unit)?.checked_add(now))
+        return n
+            .checked_mul(unit)
+            .and_then(|d| d.checked_add(now))
             .ok_or_else(|| format!("{text:?} is too far in the future"));
     }
-    sealtrail_spec::parse_time_ms(text).map_err(|_| {
+    let at = sealtrail_spec::parse_time_ms(text).map_err(|_| {
         format!("{text:?} is neither a lifetime (90d, 12h, 30m) nor an RFC 3339 time or date")
-    })
+    })?;
+    if at <= now {
+        return Err(format!(
+            "{text:?} ({}) is in the past",
+            sealtrail_spec::rfc3339_ms(at)
+        ));
+    }
+    Ok(at)
 }
 
 fn token_create(name: &str, role: &str, expires_ms: Option<u64>) -> Result<bool> {
@@ -635,9 +643,7 @@ fn token_create(name: &str, role: &str, expires_ms: Option<u64>) -> Result<bool>
     eprintln!(
         "[[auth.tokens]]\nname = {name_toml}\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n{expires}"
     );
-    eprintln!(
-        "Then reload the server's configuration: kill -HUP <pid> (or systemctl reload sealtrail)."
-    );
+    eprintln!("# then reload the server: systemctl reload sealtrail (or kill -HUP its pid)");
     println!("{token}");
     Ok(true)
 }

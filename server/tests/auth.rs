@@ -835,6 +835,44 @@ async fn token_create_prints_a_token_once_and_a_config_that_accepts_it() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+
+    // --expires: a lifetime from now becomes expires_at, which the config accepts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(["token", "create", "--name", "tmp", "--role", "reader"])
+        .args(["--expires", "90d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let snippet: String = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("[[auth.tokens]]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = Config::from_toml(&snippet).unwrap();
+    let at = c.auth.tokens[0].expires_ms().unwrap().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let days = (at - now) as f64 / 86_400_000.0;
+    assert!((89.9..=90.0).contains(&days), "{days}");
+    for bad in ["0d", "90", "soon", "1969-01-01"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+            .args([
+                "token",
+                "create",
+                "--name",
+                "t",
+                "--role",
+                "reader",
+                "--expires",
+                bad,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
 }
 
 #[tokio::test]
