@@ -25,4 +25,5 @@ pub mod space;
 pub mod status;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod witnessing;

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub checkpoint_timestamp: Gauge,
     /// HTTP requests by route, method and status.
     pub http_requests: IntCounterVec,
+    /// Seconds to the response head, by route and status class (`2xx`...`5xx`).
+    pub http_duration: prometheus::HistogramVec,
+    /// The process's own metrics (`process_*`, without the `sealtrail_` prefix, as dashboards
+    /// expect them), refreshed at every scrape.
+    process: Process,
     /// Errors by category (store failures, rejected input, ...).
     pub errors: IntCounterVec,
     /// Entries the sequencer queue holds at most (`limits.queue_entries`).
@@ -98,6 +103,15 @@ impl Metrics {
                 ),
                 &["route", "method", "status"],
             )?,
+            http_duration: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "Seconds from a request's arrival to its response head, by route and status class",
+                )
+                .buckets(buckets(0.00025, 2.0, 16)),
+                &["route", "status_class"],
+            )?,
+            process: Process::new()?,
             errors: IntCounterVec::new(
                 Opts::new("errors_total", "Errors by category"),
                 &["category"],
@@ -149,6 +163,7 @@ impl Metrics {
         r.register(Box::new(m.tree_size.clone()))?;
         r.register(Box::new(m.checkpoint_timestamp.clone()))?;
         r.register(Box::new(m.http_requests.clone()))?;
+        r.register(Box::new(m.http_duration.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
         r.register(Box::new(m.queue_capacity.clone()))?;
         r.register(Box::new(m.disk_free.clone()))?;
@@ -188,15 +203,188 @@ impl Metrics {
             .set(i64::try_from(s.total_bytes).unwrap_or(i64::MAX));
     }
 
+    /// Records one answered request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let status_text = status.to_string();
+        self.http_requests
+            .with_label_values(&[route, method, &status_text])
+            .inc();
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_duration
+            .with_label_values(&[route, class])
+            .observe(seconds);
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        self.process.refresh();
+        let mut families = self.registry.gather();
+        families.extend(self.process.registry.gather());
         let mut buf = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .is_err()
-        {
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The process's CPU time, memory, file descriptors and threads, read from the kernel at every
+/// scrape (`getrusage`, `getrlimit`, `/proc/self/status`, `/proc/self/fd`), under the names of
+/// the Prometheus client libraries' process collectors. Read here rather than with the
+/// `prometheus` crate's `process` feature, which brings `procfs` and a second `rustix`.
+#[derive(Debug, Clone)]
+struct Process {
+    registry: Registry,
+    cpu: IntCounter,
+    cpu_micros_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    rss: IntGauge,
+    virtual_memory: IntGauge,
+    open_fds: IntGauge,
+    max_fds: IntGauge,
+    threads: IntGauge,
+    start_time: Gauge,
+}
+
+impl Process {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let p = Process {
+            cpu: IntCounter::new(
+                "process_cpu_seconds_total",
+                "User and system CPU time spent, in seconds (whole seconds; see process_cpu_microseconds_total)",
+            )?,
+            cpu_micros_seen: Default::default(),
+            rss: IntGauge::new(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+            )?,
+            virtual_memory: IntGauge::new(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+            )?,
+            open_fds: IntGauge::new("process_open_fds", "Open file descriptors")?,
+            max_fds: IntGauge::new(
+                "process_max_fds",
+                "Maximum open file descriptors (soft limit)",
+            )?,
+            threads: IntGauge::new("process_threads", "Operating system threads")?,
+            start_time: Gauge::new(
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch, in seconds",
+            )?,
+            registry,
+        };
+        for m in [
+            &p.rss,
+            &p.virtual_memory,
+            &p.open_fds,
+            &p.max_fds,
+            &p.threads,
+        ] {
+            p.registry.register(Box::new(m.clone()))?;
+        }
+        p.registry.register(Box::new(p.cpu.clone()))?;
+        p.registry.register(Box::new(p.start_time.clone()))?;
+        if let Ok(d) = std::time::SystemTime::now().duration_since(UNIX_EPOCH) {
+            p.start_time.set(d.as_secs_f64());
+        }
+        p.refresh();
+        Ok(p)
+    }
+
+    fn refresh(&self) {
+        use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage};
+        use std::sync::atomic::Ordering;
+        if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
+            let micros = |t: nix::sys::time::TimeVal| {
+                u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000
+                    + u64::try_from(t.tv_usec()).unwrap_or(0)
+            };
+            let total = micros(u.user_time()) + micros(u.system_time());
+            // The counter counts whole seconds; the remainder waits for the next scrape.
+            let seen = self.cpu_micros_seen.load(Ordering::Relaxed);
+            let secs = total.saturating_sub(seen) / 1_000_000;
+            if secs > 0 {
+                self.cpu_micros_seen
+                    .fetch_add(secs * 1_000_000, Ordering::Relaxed);
+                self.cpu.inc_by(secs);
+            }
+        }
+        if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            self.max_fds.set(i64::try_from(soft).unwrap_or(i64::MAX));
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds
+                .set(i64::try_from(dir.count()).unwrap_or(i64::MAX));
+        }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            for line in status.lines() {
+                let value = |prefix: &str| {
+                    line.strip_prefix(prefix)?
+                        .trim()
+                        .trim_end_matches(" kB")
+                        .parse::<i64>()
+                        .ok()
+                };
+                if let Some(kb) = value("VmRSS:") {
+                    self.rss.set(kb * 1024);
+                } else if let Some(kb) = value("VmSize:") {
+                    self.virtual_memory.set(kb * 1024);
+                } else if let Some(n) = value("Threads:") {
+                    self.threads.set(n);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::metric;
+
+    #[test]
+    fn request_durations_by_route_and_status_class_and_process_metrics() {
+        let m = Metrics::new().unwrap();
+        m.observe_request("/v1/entries", "POST", 201, 0.003);
+        m.observe_request("/v1/entries", "POST", 503, 0.0001);
+        m.observe_request("/v1/entries", "POST", 201, 2.0);
+        let text = m.render();
+        let samples =
+            crate::status::metric_samples(&text, "sealtrail_http_request_duration_seconds_count");
+        assert!(
+            samples.contains(&("route=\"/v1/entries\",status_class=\"2xx\"", 2.0)),
+            "{samples:?}"
+        );
+        assert!(samples.contains(&("route=\"/v1/entries\",status_class=\"5xx\"", 1.0)));
+        // 3 ms and 2 s fall on either side of the 4 ms bucket (0.25 ms doubling).
+        let buckets =
+            crate::status::metric_samples(&text, "sealtrail_http_request_duration_seconds_bucket");
+        assert!(
+            buckets.contains(&(
+                "route=\"/v1/entries\",status_class=\"2xx\",le=\"0.004\"",
+                1.0
+            )),
+            "{buckets:?}"
+        );
+        let counts = crate::status::metric_samples(&text, "sealtrail_http_requests_total");
+        assert!(counts.contains(&("method=\"POST\",route=\"/v1/entries\",status=\"201\"", 2.0)));
+        // The process's own figures, under the usual names, read from the kernel.
+        let rss = metric(&text, "process_resident_memory_bytes").unwrap();
+        assert!(rss > 1e6, "{rss}");
+        assert!(metric(&text, "process_open_fds").unwrap() >= 3.0);
+        assert!(
+            metric(&text, "process_max_fds").unwrap() >= metric(&text, "process_open_fds").unwrap()
+        );
+        assert!(metric(&text, "process_threads").unwrap() >= 1.0);
+        assert!(metric(&text, "process_virtual_memory_bytes").unwrap() >= rss);
+        assert!(metric(&text, "process_start_time_seconds").unwrap() > 1.7e9);
+        assert!(metric(&text, "process_cpu_seconds_total").is_some());
     }
 }

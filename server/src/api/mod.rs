@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_holds).post(admin::post_hold),
         )
         .route("/v1/admin/holds/{id}/release", post(admin::release_hold))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -281,15 +282,14 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         .into_response(),
     };
     let status = resp.status();
+    let seconds = started.elapsed().as_secs_f64();
     state
         .metrics
-        .http_requests
-        .with_label_values(&[route, method.as_str(), status.as_str()])
-        .inc();
+        .observe_request(route, method.as_str(), status.as_u16(), seconds);
     if let Some(ErrorCategory(cat)) = resp.extensions().get::<ErrorCategory>() {
         state.metrics.errors.with_label_values(&[cat]).inc();
     }
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = seconds * 1000.0;
     let request_id = id.to_str().unwrap_or("");
     if status.is_server_error() {
         tracing::warn!(request_id, %method, route, status = status.as_u16(), ms, "request");

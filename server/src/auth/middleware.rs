@@ -21,7 +21,9 @@ use crate::http_error::{ApiError, ErrorCategory, QueryResult};
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RouteClass {
-    /// `/livez`, `/readyz`: never limited or authenticated (orchestrators probe them).
+    /// `/livez`, `/readyz`: never limited or authenticated (orchestrators probe them). Also the
+    /// web explorer's static files under `/ui` (`crate::ui`): they hold no data, and the API
+    /// calls the page makes carry the user's credentials.
     Public,
     /// The read API.
     Read,
@@ -36,6 +38,7 @@ pub(super) enum RouteClass {
 fn classify(method: &Method, matched: Option<&str>, path: &str) -> RouteClass {
     match matched {
         Some("/livez" | "/readyz") => RouteClass::Public,
+        _ if path == "/ui" || path.starts_with("/ui/") => RouteClass::Public,
         Some("/metrics") => RouteClass::Metrics,
         Some("/v1/entries" | "/v1/entries/batch") if method == Method::POST => RouteClass::Append,
         _ if path.starts_with("/v1/admin") => RouteClass::Admin,
@@ -196,5 +199,9 @@ mod tests {
         assert_eq!(c(Method::GET, Some("/metrics"), "/metrics"), Metrics);
         assert_eq!(c(Method::GET, None, "/v1/admin/nothing"), Admin);
         assert_eq!(c(Method::GET, None, "/nothing"), Read);
+        assert_eq!(c(Method::GET, Some("/ui"), "/ui"), Public);
+        assert_eq!(c(Method::GET, Some("/ui/{*file}"), "/ui/app.js"), Public);
+        assert_eq!(c(Method::GET, None, "/ui/a/b"), Public);
+        assert_eq!(c(Method::GET, None, "/uix"), Read);
     }
 }
