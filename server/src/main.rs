@@ -121,9 +121,24 @@ enum Command {
         /// Forwarding lag in entries that warns (critical at ten times).
         #[arg(long, default_value_t = 100_000.0)]
         max_forward_lag: f64,
+        /// Fraction of the sequencer queue in use that warns (critical at 0.9).
+        #[arg(long, default_value_t = 0.5)]
+        queue_warn: f64,
+        /// Security events per minute (auth failures, refusals, rate limiting...) that warn
+        /// (critical at ten times).
+        #[arg(long, default_value_t = 5.0)]
+        max_security_events: f64,
         /// Request timeout in seconds.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        /// Seconds between the two readings the security-event rate needs (0: one reading,
+        /// no rate check).
+        #[arg(long, default_value_t = 2.0)]
+        sample: f64,
+        /// Check again every SECS seconds, printing each round, until interrupted (the rates
+        /// compare with the previous round).
+        #[arg(long, value_name = "SECS")]
+        watch: Option<f64>,
     },
     /// API token commands.
     Token {
@@ -561,37 +576,57 @@ fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_status(
-    url: &str,
-    token: Option<&str>,
+/// How `sealtrail status` reads the server: once, or `--watch` every few seconds.
+struct StatusRun<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
     json: bool,
     thresholds: status::Thresholds,
     timeout: f64,
-) -> Result<status::Level> {
-    let observed = status::observe(
-        url,
-        token,
-        std::time::Duration::from_secs_f64(timeout.max(0.1)),
-    );
-    let findings = status::evaluate(&observed, &thresholds);
-    let level = status::overall(&findings);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "url": url, "status": level, "checks": findings })
-        );
-    } else {
-        for f in &findings {
-            println!(
-                "{:<8} {:<15} {}",
-                format!("{:?}", f.level).to_uppercase(),
-                f.check,
-                f.message
-            );
-        }
-        println!("status: {}", format!("{level:?}").to_uppercase());
+    /// Seconds between the two readings the rate checks need (0: one reading, no rate checks).
+    sample: f64,
+    /// Seconds between rounds, forever (`--watch`).
+    watch: Option<f64>,
+}
+
+fn run_status(r: &StatusRun<'_>) -> Result<status::Level> {
+    let timeout = std::time::Duration::from_secs_f64(r.timeout.max(0.1));
+    let read = || status::observe(r.url, r.token, timeout);
+    let mut previous = None;
+    if r.watch.is_none() && r.sample > 0.0 {
+        previous = Some(read());
+        std::thread::sleep(std::time::Duration::from_secs_f64(r.sample));
     }
-    Ok(level)
+    loop {
+        let observed = read();
+        let findings = status::evaluate(&observed, previous.as_ref(), &r.thresholds);
+        let level = status::overall(&findings);
+        let at = sealtrail_spec::rfc3339_ms((observed.now_secs * 1000.0) as u64);
+        if r.json {
+            println!(
+                "{}",
+                serde_json::json!({ "url": r.url, "time": at, "status": level, "checks": findings })
+            );
+        } else {
+            if r.watch.is_some() {
+                println!("-- {at}");
+            }
+            for f in &findings {
+                println!(
+                    "{:<8} {:<15} {}",
+                    format!("{:?}", f.level).to_uppercase(),
+                    f.check,
+                    f.message
+                );
+            }
+            println!("status: {}", format!("{level:?}").to_uppercase());
+        }
+        let Some(every) = r.watch else {
+            return Ok(level);
+        };
+        previous = Some(observed);
+        std::thread::sleep(std::time::Duration::from_secs_f64(every.max(1.0)));
+    }
 }
 
 /// `--expires`: `N` days, hours or minutes from now (`90d`, `12h`, `30m`), or an RFC 3339 time or
@@ -754,16 +789,30 @@ fn main() -> ExitCode {
             max_forward_lag,
             disk_warn_free,
             disk_critical_free,
+            queue_warn,
+            max_security_events,
             timeout,
+            sample,
+            watch,
         } => {
-            let t = status::Thresholds {
-                max_checkpoint_age_secs: *max_checkpoint_age,
-                max_cosign_lag_secs: *max_cosign_lag,
-                max_forward_lag_entries: *max_forward_lag,
-                disk_warn_free: *disk_warn_free,
-                disk_critical_free: *disk_critical_free,
+            let run = StatusRun {
+                url,
+                token: token.as_deref(),
+                json: *json,
+                thresholds: status::Thresholds {
+                    max_checkpoint_age_secs: *max_checkpoint_age,
+                    max_cosign_lag_secs: *max_cosign_lag,
+                    max_forward_lag_entries: *max_forward_lag,
+                    disk_warn_free: *disk_warn_free,
+                    disk_critical_free: *disk_critical_free,
+                    queue_warn_fraction: *queue_warn,
+                    max_security_events_per_min: *max_security_events,
+                },
+                timeout: *timeout,
+                sample: *sample,
+                watch: *watch,
             };
-            return match run_status(url, token.as_deref(), *json, t, *timeout) {
+            return match run_status(&run) {
                 Ok(level) => ExitCode::from(level.exit_code()),
                 Err(e) => {
                     eprintln!("sealtrail: error: {e:#}");

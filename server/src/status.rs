@@ -54,6 +54,12 @@ pub struct Thresholds {
     pub disk_critical_free: f64,
     /// Entries a forwarding sink may lag behind before a warning (critical at ten times this).
     pub max_forward_lag_entries: f64,
+    /// Fraction of the sequencer queue (`limits.queue_entries`) in use that warns (critical at
+    /// 0.9, when writes are about to get 503).
+    pub queue_warn_fraction: f64,
+    /// Security events (auth failures, refusals, rate limiting, ...) per minute that warn
+    /// (critical at ten times this).
+    pub max_security_events_per_min: f64,
 }
 
 impl Default for Thresholds {
@@ -64,6 +70,8 @@ impl Default for Thresholds {
             disk_warn_free: 0.10,
             disk_critical_free: 0.05,
             max_forward_lag_entries: 100_000.0,
+            queue_warn_fraction: 0.5,
+            max_security_events_per_min: 5.0,
         }
     }
 }
@@ -105,8 +113,12 @@ pub fn metric_samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
         .collect()
 }
 
-/// Turns observations into findings, one per check that could run.
-pub fn evaluate(o: &Observed, t: &Thresholds) -> Vec<Finding> {
+/// Fraction of the queue in use at which the queue check is critical.
+const QUEUE_CRITICAL_FRACTION: f64 = 0.9;
+
+/// Turns observations into findings, one per check that could run. `previous` is an earlier
+/// observation of the same server (the rate checks need two); without it they do not run.
+pub fn evaluate(o: &Observed, previous: Option<&Observed>, t: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |check, level, message: String| {
         out.push(Finding {
@@ -178,6 +190,42 @@ pub fn evaluate(o: &Observed, t: &Thresholds) -> Vec<Finding> {
             );
         }
     }
+    let capacity = metric(m, "sealtrail_queue_capacity_entries").unwrap_or(0.0);
+    if capacity > 0.0 {
+        let used = queued / capacity;
+        let level = if used >= QUEUE_CRITICAL_FRACTION {
+            Level::Critical
+        } else if used >= t.queue_warn_fraction {
+            Level::Warning
+        } else {
+            Level::Ok
+        };
+        push(
+            "queue",
+            level,
+            format!(
+                "{queued} of {capacity} entries queued ({:.0}%)",
+                used * 100.0
+            ),
+        );
+    }
+    if let Some((rate, worst)) = previous.and_then(|p| security_event_rate(p, o)) {
+        let level = if rate > t.max_security_events_per_min * 10.0 {
+            Level::Critical
+        } else if rate > t.max_security_events_per_min {
+            Level::Warning
+        } else {
+            Level::Ok
+        };
+        let most = worst.map_or(String::new(), |(kind, r)| {
+            format!(", most of them {kind} ({r:.1}/min)")
+        });
+        push(
+            "security_events",
+            level,
+            format!("{rate:.1} security events per minute{most}"),
+        );
+    }
     let free = metric(m, "sealtrail_data_dir_free_bytes");
     let total = metric(m, "sealtrail_data_dir_size_bytes");
     if let (Some(free), Some(total)) = (free, total)
@@ -217,6 +265,41 @@ pub fn evaluate(o: &Observed, t: &Thresholds) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Security events per minute between two observations, and the kind with the most, from
+/// `sealtrail_security_events_total{kind}`; `None` when either lacks the metrics or no time passed.
+/// A counter that went down (the server restarted) counts from zero.
+fn security_event_rate(
+    before: &Observed,
+    after: &Observed,
+) -> Option<(f64, Option<(String, f64)>)> {
+    let minutes = (after.now_secs - before.now_secs) / 60.0;
+    if minutes <= 0.0 {
+        return None;
+    }
+    let name = "sealtrail_security_events_total";
+    let old = metric_samples(before.metrics.as_deref()?, name);
+    let new = metric_samples(after.metrics.as_deref()?, name);
+    let mut total = 0.0;
+    let mut worst: Option<(String, f64)> = None;
+    for (labels, now) in new {
+        let was = old
+            .iter()
+            .find(|(l, _)| *l == labels)
+            .map_or(0.0, |(_, v)| *v);
+        let delta = if now >= was { now - was } else { now };
+        let rate = delta / minutes;
+        total += rate;
+        let kind = labels
+            .strip_prefix("kind=\"")
+            .and_then(|k| k.strip_suffix('"'))
+            .unwrap_or(labels);
+        if rate > 0.0 && worst.as_ref().is_none_or(|(_, r)| rate > *r) {
+            worst = Some((kind.to_owned(), rate));
+        }
+    }
+    Some((total, worst))
 }
 
 /// The worst level among `findings` (`Ok` for none).
@@ -291,7 +374,7 @@ mod tests {
     }
 
     fn level_of(o: &Observed, check: &str) -> Level {
-        evaluate(o, &Thresholds::default())
+        evaluate(o, None, &Thresholds::default())
             .into_iter()
             .find(|f| f.check == check)
             .unwrap_or_else(|| panic!("no {check} finding"))
@@ -318,7 +401,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            overall(&evaluate(&o, &Thresholds::default())),
+            overall(&evaluate(&o, None, &Thresholds::default())),
             Level::Critical
         );
         let o = Observed {
@@ -377,7 +460,11 @@ mod tests {
             Level::Warning
         );
         // No policy configured: no witness finding at all.
-        let f = evaluate(&observed(&m(12, 0, -1.0), false), &Thresholds::default());
+        let f = evaluate(
+            &observed(&m(12, 0, -1.0), false),
+            None,
+            &Thresholds::default(),
+        );
         assert!(f.iter().all(|f| f.check != "witness_policy"));
     }
 
@@ -411,10 +498,64 @@ mod tests {
         assert_eq!(
             overall(&evaluate(
                 &observed(&lag(2_000_000), false),
+                None,
                 &Thresholds::default()
             ))
             .exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn queue_levels() {
+        let q = |n: u64| {
+            format!("sealtrail_queue_entries {n}\nsealtrail_queue_capacity_entries 1000\n")
+        };
+        assert_eq!(level_of(&observed(&q(10), false), "queue"), Level::Ok);
+        assert_eq!(level_of(&observed(&q(500), false), "queue"), Level::Warning);
+        assert_eq!(
+            level_of(&observed(&q(950), false), "queue"),
+            Level::Critical
+        );
+    }
+
+    #[test]
+    fn security_event_rate_needs_two_observations() {
+        let events = |auth: u64, limited: u64, at: f64| Observed {
+            now_secs: at,
+            ..observed(
+                &format!(
+                    "sealtrail_security_events_total{{kind=\"auth_failure\"}} {auth}\n\
+                     sealtrail_security_events_total{{kind=\"rate_limited\"}} {limited}\n"
+                ),
+                false,
+            )
+        };
+        let t = Thresholds::default();
+        let find = |now: &Observed, before: &Observed| {
+            evaluate(now, Some(before), &t)
+                .into_iter()
+                .find(|f| f.check == "security_events")
+                .unwrap()
+        };
+        // One observation: no rate.
+        assert!(
+            evaluate(&events(100, 0, NOW), None, &t)
+                .iter()
+                .all(|f| f.check != "security_events")
+        );
+        // 2 a minute: fine. 20 in a minute: a warning naming the kind. 600: critical.
+        let before = events(100, 7, NOW - 60.0);
+        assert_eq!(find(&events(102, 7, NOW), &before).level, Level::Ok);
+        let f = find(&events(120, 7, NOW), &before);
+        assert_eq!(f.level, Level::Warning);
+        assert!(
+            f.message.contains("auth_failure (20.0/min)"),
+            "{}",
+            f.message
+        );
+        assert_eq!(find(&events(100, 607, NOW), &before).level, Level::Critical);
+        // A restarted server (counters reset) counts from zero, not negative.
+        assert_eq!(find(&events(3, 0, NOW), &before).level, Level::Ok);
     }
 }

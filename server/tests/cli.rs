@@ -274,6 +274,8 @@ fn status_until(url: &str, want: i32) -> serde_json::Value {
             "0",
             "--disk-critical-free",
             "0",
+            "--sample",
+            "0",
             "--url",
             url,
         ]);
@@ -309,15 +311,73 @@ fn status_exit_codes() {
     // A healthy server: 0.
     let dir = tempfile::tempdir().unwrap();
     let (child, seen) = serve(&dir.path().join("a"), &[]);
-    let j = status_until(&url_of(&seen), 0);
+    let url = url_of(&seen);
+    let j = status_until(&url, 0);
     assert_eq!(j["status"], "ok");
+    let checks = j["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["check"] == "disk"));
     assert!(
-        j["checks"]
+        checks
+            .iter()
+            .any(|c| c["check"] == "queue" && c["level"] == "ok"),
+        "{j}"
+    );
+
+    // --watch: a round per second; once bad tokens pour in, the security-event rate (against
+    // the previous round) turns critical and names the kind.
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_sealtrail"))
+        .args(["status", "--json", "--watch", "1", "--disk-warn-free", "0"])
+        .args(["--disk-critical-free", "0", "--url", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rounds = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&rounds.next().unwrap().unwrap()).unwrap();
+    assert!(
+        first["checks"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["check"] == "disk")
+            .all(|c| c["check"] != "security_events"),
+        "no rate without a previous round: {first}"
     );
+    for _ in 0..60 {
+        let r = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-H",
+                "authorization: Bearer stk_wrong",
+            ])
+            .arg(format!("{url}/v1/log"))
+            .status()
+            .unwrap();
+        assert!(r.success());
+    }
+    let mut seen_critical = None;
+    for _ in 0..20 {
+        let round: serde_json::Value =
+            serde_json::from_str(&rounds.next().unwrap().unwrap()).unwrap();
+        let sec = round["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "security_events")
+            .cloned()
+            .expect("a rate from the second round on");
+        if sec["level"] == "critical" {
+            seen_critical = Some(sec);
+            break;
+        }
+    }
+    let sec = seen_critical.expect("the burst of bad tokens shows as critical");
+    assert!(
+        sec["message"].as_str().unwrap().contains("auth_failure"),
+        "{sec}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
     stop(child);
 
     // A witness policy that no checkpoint has met (its only witness is down): warning.
