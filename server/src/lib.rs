@@ -2,6 +2,7 @@
 //! tests run it in-process on `127.0.0.1:0`.
 
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod entry_view;

@@ -63,8 +63,12 @@ enum Command {
     /// mirror), recomputing and checking every hash against the signed checkpoint.
     Export {
         /// Output directory: new, empty, or an earlier export to bring up to date.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+        out: Option<PathBuf>,
+        /// Write a whole export as one compressed tar file instead (a new file; by convention
+        /// .tar.gz), which `import` and `sealtrail-verify audit` read directly.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
         /// Read from this running server (its tlog-tiles endpoints). Without it the store in
         /// the data directory is read, which needs the server stopped.
         #[arg(long)]
@@ -86,7 +90,7 @@ enum Command {
     /// Rebuild a new data directory from an export, checking every entry, hash and the
     /// checkpoint signature with the log's own key first. The log continues from there.
     Import {
-        /// The export directory.
+        /// The export directory, or an archive written by `export --archive`.
         dir: PathBuf,
         /// Also copy the key file into the new data directory as log.key (mode 0600), so that
         /// `serve --data-dir` finds it without --key-file.
@@ -438,7 +442,7 @@ fn run_fsck(common: &Common) -> Result<bool> {
 
 fn run_export(
     common: &Common,
-    out: &std::path::Path,
+    (dir, archive): (Option<&std::path::Path>, Option<&std::path::Path>),
     url: Option<&str>,
     log_key: Option<&str>,
     token: Option<String>,
@@ -453,6 +457,26 @@ fn run_export(
         None => keys::load_any(&config.key_path())?.verifier(),
     };
     let origin = verifier.name().to_owned();
+    // An archive: a whole export into a directory beside it, then packed and renamed into place.
+    let staging = archive.map(|a| {
+        let mut d = a.as_os_str().to_owned();
+        d.push(".partial.d");
+        PathBuf::from(d)
+    });
+    if let (Some(a), Some(d)) = (archive, &staging) {
+        if a.exists() {
+            anyhow::bail!("{} exists; choose a new file", a.display());
+        }
+        if d.exists() {
+            std::fs::remove_dir_all(d)
+                .with_context(|| format!("removing the leftover {}", d.display()))?;
+        }
+    }
+    let out = match (dir, &staging) {
+        (Some(d), _) => d,
+        (None, Some(s)) => s.as_path(),
+        (None, None) => anyhow::bail!("give --out DIR or --archive FILE"),
+    };
     let summary = match url {
         Some(url) => {
             let mut source = export::HttpSource::new(url, token)?;
@@ -464,6 +488,18 @@ fn run_export(
             export::export(&mut source, &origin, &verifier, out, public_only)?
         }
     };
+    if let (Some(a), Some(d)) = (archive, &staging) {
+        let packed = sealtrail_server::archive::write(d, a);
+        let _ = std::fs::remove_dir_all(d);
+        let bytes = packed?;
+        println!(
+            "export: {} at tree size {} ({} files, {bytes} bytes compressed)",
+            a.display(),
+            summary.size,
+            summary.files_written
+        );
+        return Ok(true);
+    }
     println!(
         "export: {} at tree size {} ({} files, {} bytes written)",
         out.display(),
@@ -551,7 +587,20 @@ fn run_import(common: &Common, dir: &std::path::Path, copy_key: bool) -> Result<
     // The key names the log: the restored log keeps its origin.
     config.origin = signer.name().to_owned();
     let copy = copy_key.then(|| signer.clone());
-    let summary = export::import(dir, &config, signer)?;
+    // An archive is unpacked beside the new data directory (the same filesystem, which must hold
+    // the restored log anyway), and removed afterwards.
+    let extracted = if sealtrail_server::archive::is_archive(dir) {
+        let parent = match config.data_dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some(sealtrail_server::archive::extract(dir, &parent)?)
+    } else {
+        None
+    };
+    let from = extracted.as_ref().map_or(dir, |s| s.path());
+    let summary = export::import(from, &config, signer)?;
+    drop(extracted);
     println!(
         "import: {} restored at tree size {}, root {}",
         config.data_dir.display(),
@@ -762,6 +811,7 @@ fn main() -> ExitCode {
         Command::Fsck(c) => run_fsck(c),
         Command::Export {
             out,
+            archive,
             url,
             log_key,
             token,
@@ -769,7 +819,7 @@ fn main() -> ExitCode {
             common,
         } => run_export(
             common,
-            out,
+            (out.as_deref(), archive.as_deref()),
             url.as_deref(),
             log_key.as_deref(),
             token.clone(),

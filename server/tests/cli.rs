@@ -491,6 +491,74 @@ fn export_and_import_from_the_command_line() {
         std::fs::read(restored.join("log.key")).unwrap(),
         std::fs::read(&key).unwrap()
     );
+
+    // --archive: the same export as one compressed file, restored by import directly.
+    let (child, seen) = serve(&data, &["--origin", "cli.example/log"]);
+    let url = url_of(&seen);
+    let archive = dir.path().join("backup.tar.gz");
+    let export_archive = || {
+        sealtrail(&[
+            "export",
+            "--url",
+            &url,
+            "--log-key",
+            &vkey,
+            "--archive",
+            archive.to_str().unwrap(),
+        ])
+    };
+    let o = export_archive();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("at tree size 300"),
+        "{}",
+        text(&o.stdout)
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Never over an existing archive.
+    let o = export_archive();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("exists"), "{}", text(&o.stderr));
+    stop(child);
+    let from_archive = dir.path().join("from-archive");
+    let o = sealtrail(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--data-dir",
+        from_archive.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("restored at tree size 300"),
+        "{}",
+        text(&o.stdout)
+    );
+    let extracted: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".sealtrail-extract-"))
+        .collect();
+    assert!(extracted.is_empty(), "{extracted:?}");
+    // A file that is not an export archive is refused, and nothing is created.
+    let junk = dir.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"not an archive").unwrap();
+    let o = sealtrail(&[
+        "import",
+        junk.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("never").to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.path().join("never").exists());
 }
 
 #[test]

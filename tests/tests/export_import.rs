@@ -105,6 +105,23 @@ fn export_while_appending_audit_import_and_continue() {
         "{again:?}"
     );
     assert_eq!(audit(&out), again.size);
+    // The same export as an archive (`export --archive`): the verifier audits the file itself,
+    // and a flipped byte in it fails.
+    let archive = tmp.path().join("backup.tar.gz");
+    sealtrail_server::archive::write(&out, &archive).unwrap();
+    assert_eq!(audit(&archive), again.size);
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    let damaged = tmp.path().join("damaged.tar.gz");
+    std::fs::write(&damaged, bytes).unwrap();
+    let trust = Trust::new(&signer().verifier().to_vkey(), None, WitnessArgs::default()).unwrap();
+    let failed = sealtrail_verifier::source::Source::open(damaged.to_str().unwrap())
+        .and_then(|source| sealtrail_verifier::audit::run(&trust, &source, None));
+    assert!(
+        matches!(failed, Err(sealtrail_verifier::Error::Failed(_))),
+        "{failed:?}"
+    );
     let live_checkpoint = live.get("checkpoint");
     let live_size = checkpoint_size(&live_checkpoint).0;
     live.stop();

@@ -9,6 +9,7 @@
 //! sealtrail entry's private record (salt, principal, payload) against its verified leaf.
 //! Printing and exit codes belong to `main`. `monitor` polls a log and advances a trusted state.
 
+pub mod archive;
 pub mod audit;
 pub mod checkpoint;
 pub mod consistency;

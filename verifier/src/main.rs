@@ -144,7 +144,8 @@ enum Command {
         /// Resume from, and record progress in, this state file.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// The log: a URL or a static tile directory.
+        /// The log: a URL, a static tile directory, or an export archive (`sealtrail export
+        /// --archive`).
         log: String,
     },
     /// Verify an evidence package (`sealtrail evidence`) offline: the log's signed manifest, every

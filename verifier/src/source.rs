@@ -47,10 +47,13 @@ pub enum Source {
     },
     /// A directory of static tiles.
     Dir(PathBuf),
+    /// An export archive, unpacked into a scratch directory for as long as this lives.
+    Archive(crate::archive::Scratch),
 }
 
 impl Source {
-    /// `http://` and `https://` locations are URLs; anything else is a directory.
+    /// `http://` and `https://` locations are URLs; a file is an export archive
+    /// (`sealtrail export --archive`); anything else is a directory.
     pub fn open(location: &str) -> Result<Self, Error> {
         if location.starts_with("http://") || location.starts_with("https://") {
             let client = http_client()?;
@@ -58,6 +61,9 @@ impl Source {
             Ok(Source::Http { base, client })
         } else {
             let dir = PathBuf::from(location);
+            if dir.is_file() {
+                return Ok(Source::Archive(crate::archive::extract(&dir)?));
+            }
             if !dir.is_dir() {
                 return Err(Error::Io(format!(
                     "{location} is neither a URL nor a directory"
@@ -70,7 +76,7 @@ impl Source {
     /// Fetches `path` (relative to the log root); `None` when the log says it does not exist.
     pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
         match self {
-            Source::Dir(dir) => match std::fs::read(dir.join(path)) {
+            Source::Dir(_) | Source::Archive(_) => match std::fs::read(self.dir_path(path)) {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::Io(format!("reading {path}: {e}"))),
@@ -84,11 +90,20 @@ impl Source {
     /// here, never with tile requests.
     pub fn api_get(&self, path: &str, token: Option<&str>) -> Result<Option<ApiAnswer>, Error> {
         match self {
-            Source::Dir(_) => Ok(None),
+            Source::Dir(_) | Source::Archive(_) => Ok(None),
             Source::Http { base, client } => {
                 let url = format!("{base}/{path}");
                 http_fetch(client, &url, Api::Json { token }, MAX_API_ANSWER).map(Some)
             }
+        }
+    }
+
+    /// `path` inside a directory or an unpacked archive.
+    fn dir_path(&self, path: &str) -> PathBuf {
+        match self {
+            Source::Dir(dir) => dir.join(path),
+            Source::Archive(s) => s.path().join(path),
+            Source::Http { .. } => PathBuf::from(path),
         }
     }
 
