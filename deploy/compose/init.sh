@@ -63,16 +63,21 @@ for i in $WITNESSES; do
     ensure_key witness "$WITNESS_HOST$i.staging.sealtrail.test" "$WITNESS_DIR$i/witness.key" "$WITNESS_DIR$i/witness.vkey"
 done
 
-# The log: 2-of-3 witness policy over the three witnesses. It listens beyond loopback, so once
-# authentication is configured ([auth] in deploy/sealtrail.example.toml), appends need a token:
-# create one for staging clients, or allow anonymous appends here (staging only: the compose
-# ports are published on 127.0.0.1).
+# The log: 2-of-3 witness policy over the three witnesses. It listens beyond loopback (the
+# container's 0.0.0.0), where anonymous appends are refused by default; this staging setup allows
+# them, and the reading of records, because compose publishes its ports on 127.0.0.1 only (the
+# curl in compose.yaml's header). Never in production: create tokens (sealtrail token create) and
+# remove the [auth] lines below.
 {
     cat <<TOML
 # Written by deploy/compose/init.sh on every start of the staging setup: edit init.sh, not this.
 origin = "$ORIGIN"
 data_dir = "/var/lib/sealtrail"
 listen = "0.0.0.0:8080"
+
+[auth]
+anonymous_writes = "always"
+anonymous_content = "always"
 
 [witnessing]
 quorum = $QUORUM
