@@ -14,19 +14,9 @@ pub(crate) struct EvidenceArgs {
     /// The log's base URL.
     #[arg(long, env = "SEALTRAIL_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
-    /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
-    #[arg(long, value_parser = crate::time_arg)]
-    since: Option<u64>,
-    /// Sequencing time upper bound (exclusive), in the same forms as --since.
-    #[arg(long, value_parser = crate::time_arg)]
-    until: Option<u64>,
-    /// Exact event type.
-    #[arg(long = "type")]
-    event_type: Option<String>,
-    /// Exact submitting principal (needs the reader role).
-    #[arg(long)]
-    principal: Option<String>,
+    /// Which records: every condition given must hold (a principal needs the reader role).
+    #[command(flatten)]
+    conditions: crate::privacy_cli::ConditionArgs,
     /// Bearer token; the reader role includes the records' content and salts.
     #[arg(long, env = "SEALTRAIL_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -50,15 +40,8 @@ pub(crate) fn evidence(a: &EvidenceArgs) -> Result<bool> {
     let mut url = reqwest::Url::parse(&base).with_context(|| format!("url {base:?}"))?;
     {
         let mut q = url.query_pairs_mut();
-        for (k, v) in [("since", a.since), ("until", a.until)] {
-            if let Some(v) = v {
-                q.append_pair(k, &v.to_string());
-            }
-        }
-        for (k, v) in [("type", &a.event_type), ("principal", &a.principal)] {
-            if let Some(v) = v {
-                q.append_pair(k, v);
-            }
+        for (k, v) in a.conditions.query_pairs() {
+            q.append_pair(k, &v);
         }
     }
     let mut req = client.get(url);

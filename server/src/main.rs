@@ -226,19 +226,8 @@ struct SearchArgs {
     /// The log's base URL.
     #[arg(long, env = "SEALTRAIL_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Sequencing time lower bound (inclusive): an RFC 3339 time (2026-12-01T10:00:00Z), a date
-    /// (2026-12-01, midnight UTC) or ms since the Unix epoch.
-    #[arg(long, value_parser = crate::time_arg)]
-    since: Option<u64>,
-    /// Sequencing time upper bound (exclusive), in the same forms as --since.
-    #[arg(long, value_parser = crate::time_arg)]
-    until: Option<u64>,
-    /// Exact event type.
-    #[arg(long = "type")]
-    event_type: Option<String>,
-    /// Exact submitting principal.
-    #[arg(long)]
-    principal: Option<String>,
+    #[command(flatten)]
+    conditions: privacy_cli::ConditionArgs,
     /// `newest` or `oldest` first.
     #[arg(long, default_value = "newest", value_parser = ["newest", "oldest"])]
     order: String,
@@ -752,16 +741,11 @@ fn search(a: &SearchArgs) -> Result<()> {
             let mut q = url.query_pairs_mut();
             q.append_pair("order", &a.order);
             q.append_pair("limit", &(a.max - printed).min(1000).to_string());
-            let nums = [("since", a.since), ("until", a.until), ("cursor", cursor)];
-            for (k, v) in nums {
-                if let Some(v) = v {
-                    q.append_pair(k, &v.to_string());
-                }
+            if let Some(c) = cursor {
+                q.append_pair("cursor", &c.to_string());
             }
-            for (k, v) in [("type", &a.event_type), ("principal", &a.principal)] {
-                if let Some(v) = v {
-                    q.append_pair(k, v);
-                }
+            for (k, v) in a.conditions.query_pairs() {
+                q.append_pair(k, &v);
             }
         }
         let mut req = client.get(url);

@@ -37,6 +37,22 @@ pub(crate) struct ConditionArgs {
 }
 
 impl ConditionArgs {
+    /// The conditions given, as the query parameters of `GET /v1/entries/search` and
+    /// `GET /v1/evidence` (`since`, `until` in ms, `type`, `principal`).
+    pub(crate) fn query_pairs(&self) -> Vec<(&'static str, String)> {
+        let times = [("since", self.since), ("until", self.until)];
+        let texts = [("type", &self.event_type), ("principal", &self.principal)];
+        times
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v.to_string())))
+            .chain(
+                texts
+                    .into_iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k, v))),
+            )
+            .collect()
+    }
+
     fn json(&self) -> Value {
         let mut v = json!({});
         if let Some(p) = &self.principal {

@@ -452,19 +452,23 @@ fn consistency_verifies_and_fails_through_the_proxy(
             })
             .collect(),
     );
+    // Takes the latest checkpoint (size 14) as NEW and checks; the overall state and its text.
+    let check_against_latest = || {
+        s.click(&s.find("#consistency-latest"));
+        wait_until("the latest checkpoint", || {
+            let v = s.property(&s.find("#consistency-new"), "value");
+            v.as_str()
+                .is_some_and(|t| t.contains("\n14\n"))
+                .then_some(())
+        });
+        s.click(&s.find("#consistency-check"));
+        settled(s, "#consistency-status")
+    };
     s.goto(&format!("{}/ui/#/consistency", log.url));
     let old = s.find("#consistency-old");
     s.clear(&old);
     s.type_into(&old, &old_note);
-    s.click(&s.find("#consistency-latest"));
-    wait_until("the latest checkpoint", || {
-        let v = s.property(&s.find("#consistency-new"), "value");
-        v.as_str()
-            .is_some_and(|t| t.contains("\n14\n"))
-            .then_some(())
-    });
-    s.click(&s.find("#consistency-check"));
-    let (state, text) = settled(s, "#consistency-status");
+    let (state, text) = check_against_latest();
     assert_eq!(state, "ok", "{text}");
     let checks = check_states(s, "#consistency-result");
     assert_eq!(state_of(&checks, "consistency"), "ok");
@@ -472,15 +476,7 @@ fn consistency_verifies_and_fails_through_the_proxy(
     // Through the proxy, with the size-9 checkpoint this origin remembered: the proof fails.
     s.goto(&format!("{}/ui/#/consistency", tamper.url));
     s.click(&s.find("#consistency-old-pick option[value=\"0\"]"));
-    s.click(&s.find("#consistency-latest"));
-    wait_until("the latest checkpoint via the proxy", || {
-        let v = s.property(&s.find("#consistency-new"), "value");
-        v.as_str()
-            .is_some_and(|t| t.contains("\n14\n"))
-            .then_some(())
-    });
-    s.click(&s.find("#consistency-check"));
-    let (state, text) = settled(s, "#consistency-status");
+    let (state, text) = check_against_latest();
     assert_eq!(state, "failed", "{text}");
     let checks = check_states(s, "#consistency-result");
     assert_eq!(state_of(&checks, "consistency"), "failed");

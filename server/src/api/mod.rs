@@ -285,7 +285,7 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
     let seconds = started.elapsed().as_secs_f64();
     state
         .metrics
-        .observe_request(route, method.as_str(), status.as_u16(), seconds);
+        .observe_request(route, method.as_str(), status.as_str(), seconds);
     if let Some(ErrorCategory(cat)) = resp.extensions().get::<ErrorCategory>() {
         state.metrics.errors.with_label_values(&[cat]).inc();
     }

@@ -79,14 +79,10 @@ func parseTlogProof(b []byte) (int64, tlog.RecordProof, []byte, error) {
 }
 
 func runEvidence(dir, vkey, origin string, s *evidenceSummary) error {
-	key, err := note.NewVerifier(vkey)
+	key, origin, verifiers, err := openKey(vkey, origin)
 	if err != nil {
-		return fail("vkey", "note.NewVerifier: %v", err)
+		return err
 	}
-	if origin == "" {
-		origin = key.Name()
-	}
-	verifiers := note.VerifierList(key)
 	read := func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {

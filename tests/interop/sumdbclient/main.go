@@ -317,21 +317,7 @@ func main() {
 	if *evidenceDir != "" && *vkey != "" {
 		var s evidenceSummary
 		err := runEvidence(*evidenceDir, *vkey, *origin, &s)
-		code := 0
-		if err != nil {
-			var fl *failure
-			if !errors.As(err, &fl) {
-				fl = &failure{stage: "internal", err: err}
-			}
-			s.Stage, s.Error = fl.stage, fl.err.Error()
-			fmt.Fprintf(os.Stderr, "sumdbclient: FAILED at %s: %v\n", fl.stage, fl.err)
-			code = 1
-		} else {
-			s.OK = true
-		}
-		out, _ := json.MarshalIndent(s, "", "  ")
-		fmt.Println(string(out))
-		os.Exit(code)
+		finish(err, &s, &s.OK, &s.Stage, &s.Error)
 	}
 	if *base == "" || *vkey == "" {
 		flag.Usage()
@@ -347,32 +333,46 @@ func main() {
 	err := run(f, *vkey, *origin, *maxEntries, flag.Args(), &s)
 	s.HTTPFetches = f.fetches
 	s.Millis = time.Since(start).Milliseconds()
+	finish(err, &s, &s.OK, &s.Stage, &s.Error)
+}
+
+// finish records the outcome of a run in its summary (ok, or the failing stage and its error,
+// repeated on standard error), prints the summary as JSON and exits: 0 verified, 1 failed.
+func finish(err error, summary interface{}, ok *bool, stage, msg *string) {
 	code := 0
 	if err != nil {
 		var fl *failure
 		if !errors.As(err, &fl) {
 			fl = &failure{stage: "internal", err: err}
 		}
-		s.Stage, s.Error = fl.stage, fl.err.Error()
+		*stage, *msg = fl.stage, fl.err.Error()
 		fmt.Fprintf(os.Stderr, "sumdbclient: FAILED at %s: %v\n", fl.stage, fl.err)
 		code = 1
 	} else {
-		s.OK = true
+		*ok = true
 	}
-	out, _ := json.MarshalIndent(s, "", "  ")
+	out, _ := json.MarshalIndent(summary, "", "  ")
 	fmt.Println(string(out))
 	os.Exit(code)
 }
 
-func run(f *fetcher, vkey, origin string, maxEntries int64, oldFiles []string, s *summary) error {
+// openKey parses the log's verifier key; the origin defaults to the key's name.
+func openKey(vkey, origin string) (note.Verifier, string, note.Verifiers, error) {
 	key, err := note.NewVerifier(vkey)
 	if err != nil {
-		return fail("vkey", "note.NewVerifier: %v", err)
+		return nil, "", nil, fail("vkey", "note.NewVerifier: %v", err)
 	}
 	if origin == "" {
 		origin = key.Name()
 	}
-	verifiers := note.VerifierList(key)
+	return key, origin, note.VerifierList(key), nil
+}
+
+func run(f *fetcher, vkey, origin string, maxEntries int64, oldFiles []string, s *summary) error {
+	key, origin, verifiers, err := openKey(vkey, origin)
+	if err != nil {
+		return err
+	}
 
 	// Older checkpoints first: they are what the client already trusts.
 	type old struct {
