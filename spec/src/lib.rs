@@ -19,6 +19,8 @@
 //! | [`tlog_proof`] | C2SP tlog-proof v1: offline inclusion proofs, verified into [`tlog_proof::VerifiedProof`] |
 //! | [`evidence`] | evidence packages: file names and the log's signed statement over a manifest (ours, `docs/evidence-package.md`) |
 //! | [`policy`] | C2SP tlog-policy: trusted logs and witnesses, quorum groups, checkpoint evaluation |
+//! | [`rfc3161`] | RFC 3161 time-stamp requests, responses and tokens (structure; signatures are checked by the verifier) |
+//! | [`der`] | the strict DER reader under [`rfc3161`] |
 
 pub mod edge;
 pub mod envelope;
@@ -29,9 +31,11 @@ pub mod tiles;
 
 pub mod checkpoint;
 pub mod cosignature;
+pub mod der;
 pub mod evidence;
 pub mod note;
 pub mod policy;
+pub mod rfc3161;
 pub mod tlog_proof;
 pub mod witness;
 

@@ -148,3 +148,27 @@ pub fn policy(data: &[u8]) {
         assert_eq!(again.map(|p| p.to_text()), Ok(text));
     }
 }
+
+// --- RFC 3161 -----------------------------------------------------------------------------------
+
+/// Time-stamp responses and tokens: a token that parses is a sub-structure of the input, its
+/// signed attributes are re-tagged as a SET of the same length, and its certificates and names
+/// can be taken apart (or refused) without a panic.
+pub fn rfc3161_token(data: &[u8]) {
+    use crate::rfc3161::{CertInfo, Token, name_to_string, token_bytes};
+    let Ok(token) = token_bytes(data) else {
+        return;
+    };
+    if let Ok(t) = Token::parse(token) {
+        assert!(token.len() <= data.len());
+        assert_eq!(t.signer.signed_attrs.first(), Some(&0x31));
+        assert!(t.tst_info.gen_time_ms < u64::MAX);
+        for c in &t.certificates {
+            if let Ok(info) = CertInfo::parse(c) {
+                let _ = name_to_string(info.subject);
+                let _ = info.is(&t.signer.sid);
+                let _ = info.check_tsa_usage();
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ use sealtrail_spec::envelope::LeafEnvelope;
 use sealtrail_spec::note::Note;
 use sealtrail_spec::policy::Policy;
 use sealtrail_spec::record::PrivateRecord;
+use sealtrail_spec::rfc3161::{Token, token_bytes};
 use sealtrail_spec::roundtrip;
 use sealtrail_spec::tiles::{TilePath, decode_bundle};
 use sealtrail_spec::tlog_proof::TlogProof;
@@ -29,6 +30,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("witness_request", roundtrip::witness_request),
     ("tlog_proof", roundtrip::tlog_proof),
     ("policy", roundtrip::policy),
+    ("rfc3161_token", roundtrip::rfc3161_token),
 ];
 
 /// Whether each target's parser accepts an input, to check that seeds named `valid-*` parse and
@@ -50,6 +52,9 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     }),
     ("tlog_proof", |d| TlogProof::parse(d).is_ok()),
     ("policy", |d| Policy::parse(d).is_ok()),
+    ("rfc3161_token", |d| {
+        token_bytes(d).is_ok_and(|t| Token::parse(t).is_ok())
+    }),
 ];
 
 type Accepts = fn(&[u8]) -> bool;

@@ -2,7 +2,7 @@
 //! keys and a witness policy. Works on any C2SP tlog-tiles log, not only sealtrail.
 //!
 //! One module per command ([`checkpoint`], [`proof`], [`consistency`], [`entry`], [`audit`],
-//! [`evidence`]);
+//! [`evidence`], [`timestamp`]);
 //! each takes its inputs as values and returns a [`Report`] or an [`Error`]. [`trust`] turns the
 //! key and policy flags into one [`trust::Trust`]; [`source`] reads a log's checkpoint, tiles and
 //! entry bundles over HTTP or from a directory laid out as static tlog-tiles. [`record`] checks a
@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod proof;
 pub mod record;
 pub mod source;
+pub mod timestamp;
 pub mod trust;
 
 mod show;

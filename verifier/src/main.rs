@@ -166,6 +166,26 @@ enum Command {
         /// The package: a .tar.gz file, or the directory it was extracted into.
         package: PathBuf,
     },
+    /// Verify RFC 3161 time-stamp tokens: a witness's anchored checkpoints (a file with its
+    /// `.tst` token beside it, or every `*.checkpoint` under a directory) against the TSA's
+    /// certificate chain.
+    Timestamp {
+        /// The TSA's root (or issuing) CA certificate, PEM; repeatable. Only these are trusted.
+        #[arg(long, value_name = "PEM", required = true)]
+        tsa_ca: Vec<PathBuf>,
+        /// More certificates, PEM: the TSA's own when the token does not carry it, and
+        /// intermediates; repeatable.
+        #[arg(long, value_name = "PEM")]
+        tsa_cert: Vec<PathBuf>,
+        /// The token; default: FILE with the extension `.tst`.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<PathBuf>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The time-stamped file (a checkpoint), or a directory of them.
+        file: PathBuf,
+    },
     /// Follow a log: verify each new checkpoint and its consistency with the trusted state.
     Monitor {
         #[command(flatten)]
@@ -304,6 +324,17 @@ fn run(command: &Command) -> Result<Report, Error> {
             };
             run(&Package::open(package)?, &keys)
         }
+        Command::Timestamp {
+            tsa_ca,
+            tsa_cert,
+            token,
+            json: _,
+            file,
+        } => {
+            use sealtrail_verifier::timestamp::{Authorities, pairs, run};
+            let authorities = Authorities::from_pem_files(tsa_ca, tsa_cert)?;
+            run(&pairs(file, token.as_deref())?, &authorities)
+        }
         Command::Monitor {
             common,
             witnesses,
@@ -382,7 +413,7 @@ fn json_flag(command: &Command) -> bool {
         | Command::Entry { common, .. }
         | Command::Audit { common, .. }
         | Command::Monitor { common, .. } => common.json,
-        Command::Evidence { json, .. } => *json,
+        Command::Evidence { json, .. } | Command::Timestamp { json, .. } => *json,
     }
 }
 

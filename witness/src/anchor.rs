@@ -17,7 +17,12 @@
 //!   optional bearer token; the JSON answer's `index` is logged and exported;
 //! - `file`: one JSON object per line (`origin`, `size`, `root_hash`, `note`, `time`), appended
 //!   and synced with `fdatasync` before the delivery counts;
-//! - `webhook`: the same JSON object, POSTed.
+//! - `webhook`: the same JSON object, POSTed;
+//! - `rfc3161`: an RFC 3161 `TimeStampReq` over the note's SHA-256 (with a random nonce and
+//!   `certReq`) POSTed as `application/timestamp-query`; the answer must be granted, for that
+//!   digest and nonce. The note and the token are then written (each synced, then renamed into
+//!   place, the note first) to `<dir>/<origin>/<size>-<digest>.checkpoint` and `.tst`, where
+//!   `sealtrail-verify timestamp` checks them against the TSA's certificate chain.
 //!
 //! This module knows nothing of the witness's shared state: the caller hands it the anchors, a
 //! [`Context`] and the channel.
@@ -31,6 +36,7 @@ use std::time::{Duration, Instant};
 use sealtrail_net::backoff::{Backoff, Jitter};
 use sealtrail_net::clock::unix_secs;
 use sealtrail_spec::Hash;
+use sealtrail_spec::rfc3161;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -96,6 +102,9 @@ enum DeliveryError {
     /// The file anchor's blocking task failed.
     #[error("file anchor task: {0}")]
     Task(tokio::task::JoinError),
+    /// A Time-Stamp Authority's answer is not a token for the request.
+    #[error("POST {url}: {error}")]
+    Tsa { url: String, error: String },
 }
 
 /// `: <body>` after a refused sealtrail append, nothing after a refused webhook.
@@ -109,7 +118,7 @@ impl DeliveryError {
         match self {
             DeliveryError::Http { .. } => "http",
             DeliveryError::Refused { .. } => "refused",
-            DeliveryError::NoIndex { .. } => "bad_answer",
+            DeliveryError::NoIndex { .. } | DeliveryError::Tsa { .. } => "bad_answer",
             DeliveryError::File(_) | DeliveryError::Task(_) => "io",
         }
     }
@@ -124,9 +133,18 @@ pub(crate) struct Anchor {
 
 #[derive(Clone)]
 enum Target {
-    Sealtrail { url: String, token: Option<String> },
+    Sealtrail {
+        url: String,
+        token: Option<String>,
+    },
     File(PathBuf),
     Webhook(String),
+    Rfc3161 {
+        url: String,
+        dir: PathBuf,
+        /// The requested policy (object identifier content octets).
+        policy: Option<Vec<u8>>,
+    },
 }
 
 impl fmt::Debug for Anchor {
@@ -135,6 +153,7 @@ impl fmt::Debug for Anchor {
             Target::Sealtrail { .. } => "sealtrail",
             Target::File(_) => "file",
             Target::Webhook(_) => "webhook",
+            Target::Rfc3161 { .. } => "rfc3161",
         };
         // Never the token.
         f.debug_struct("Anchor")
@@ -177,6 +196,16 @@ pub(crate) fn from_config(configs: &[AnchorConfig]) -> Result<Vec<Anchor>, Ancho
                 }
                 AnchorConfig::File { path, .. } => Target::File(path.clone()),
                 AnchorConfig::Webhook { url, .. } => Target::Webhook(url.clone()),
+                AnchorConfig::Rfc3161 {
+                    url, dir, policy, ..
+                } => Target::Rfc3161 {
+                    url: url.clone(),
+                    dir: dir.clone(),
+                    // Checked when the configuration was validated.
+                    policy: policy
+                        .as_deref()
+                        .and_then(|p| sealtrail_spec::der::oid_from_dotted(p).ok()),
+                },
             };
             Ok(Anchor {
                 name: c.name(i),
@@ -299,6 +328,9 @@ impl Worker {
                 index = Some(self.append_to_log(url, token.as_deref(), l).await?);
             }
             Target::File(path) => append_line(path.clone(), record.to_string()).await?,
+            Target::Rfc3161 { url, dir, policy } => {
+                self.time_stamp(url, dir, policy.as_deref(), l).await?;
+            }
             Target::Webhook(url) => {
                 let r = self
                     .context
@@ -373,6 +405,100 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Has the note's SHA-256 time-stamped and stores the note and the token.
+    async fn time_stamp(
+        &self,
+        url: &str,
+        dir: &std::path::Path,
+        policy: Option<&[u8]>,
+        l: &Latest,
+    ) -> Result<(), DeliveryError> {
+        let digest = sealtrail_spec::hash::sha256(l.note.as_bytes());
+        let nonce = getrandom::u64()
+            .unwrap_or_else(|_| u64::from_be_bytes(first8(&digest)) ^ unix_secs())
+            .to_be_bytes();
+        let tsa = |error: String| DeliveryError::Tsa {
+            url: url.to_owned(),
+            error,
+        };
+        let mut r = self
+            .context
+            .client
+            .post(url)
+            .timeout(self.timeout())
+            .header(reqwest::header::CONTENT_TYPE, rfc3161::QUERY_MEDIA_TYPE)
+            .body(rfc3161::request(&digest, &nonce, policy))
+            .send()
+            .await
+            .map_err(http_error(url))?;
+        if !r.status().is_success() {
+            return Err(DeliveryError::Refused {
+                url: url.to_owned(),
+                status: r.status(),
+                body: None,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(http_error(url))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_TSA_ANSWER {
+                return Err(tsa(format!(
+                    "the answer is larger than {MAX_TSA_ANSWER} bytes"
+                )));
+            }
+        }
+        let token = rfc3161::token_from_response(&body).map_err(|e| tsa(e.to_string()))?;
+        rfc3161::Token::parse(token)
+            .and_then(|t| t.tst_info.check_answer(&digest, &nonce))
+            .map_err(|e| tsa(format!("the token: {e}")))?;
+        let stem = format!("{}-{}", l.size, &Hash(digest).to_hex()[..16]);
+        let folder = dir.join(origin_dir_name(&l.origin));
+        let (note, token) = (l.note.clone().into_bytes(), token.to_vec());
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&folder)?;
+            write_synced(&folder, &format!("{stem}.checkpoint"), &note)?;
+            write_synced(&folder, &format!("{stem}.tst"), &token)
+        })
+        .await
+        .map_err(DeliveryError::Task)?
+        .map_err(DeliveryError::File)
+    }
+}
+
+/// Largest TSA answer read (a token with a certificate chain is a few KiB).
+const MAX_TSA_ANSWER: usize = 256 << 10;
+
+fn first8(d: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+/// An origin as one path component: bytes other than ASCII letters, digits, `-` and `_` (and a
+/// `.` that is not first) percent-encoded, so `example.com/log` becomes `example.com%2Flog`.
+fn origin_dir_name(origin: &str) -> String {
+    let mut out = String::with_capacity(origin.len());
+    for (i, b) in origin.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Writes `dir/name` whole: a temporary file, synced, renamed into place, the directory synced.
+fn write_synced(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn http_error(url: &str) -> impl FnOnce(reqwest::Error) -> DeliveryError + '_ {
     move |error| DeliveryError::Http {
         url: url.to_owned(),
@@ -430,6 +556,14 @@ mod tests {
         let file = DeliveryError::File(std::io::Error::other("disk full"));
         assert_eq!(file.to_string(), "file anchor: disk full");
         assert_eq!(file.category(), "io");
+    }
+
+    #[test]
+    fn origins_become_one_safe_path_component() {
+        assert_eq!(origin_dir_name("example.com/log"), "example.com%2Flog");
+        assert_eq!(origin_dir_name("../x y"), "%2E.%2Fx%20y");
+        assert_eq!(origin_dir_name(".."), "%2E.");
+        assert_eq!(origin_dir_name("a_b-c.9"), "a_b-c.9");
     }
 
     #[test]

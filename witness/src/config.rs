@@ -204,6 +204,21 @@ pub enum AnchorConfig {
         /// The URL.
         url: String,
     },
+    /// An RFC 3161 Time-Stamp Authority: the SHA-256 of each cosigned checkpoint note is
+    /// time-stamped, and the note and the TSA's token are stored side by side.
+    Rfc3161 {
+        /// Label in metrics and logs (default `rfc3161-<position>`).
+        #[serde(default)]
+        name: Option<String>,
+        /// The TSA's URL (`POST`, `application/timestamp-query`).
+        url: String,
+        /// Where notes and tokens are kept: `<dir>/<origin>/<size>-<digest>.checkpoint` and
+        /// `.tst` (origin percent-encoded, digest the first 16 hex digits of the note's SHA-256).
+        dir: PathBuf,
+        /// The TSA policy to request (dotted object identifier); default: the TSA's own.
+        #[serde(default)]
+        policy: Option<String>,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -397,6 +412,13 @@ impl Config {
                     }
                 }
                 AnchorConfig::Webhook { url, .. } => check_url(url, "anchors.url")?,
+                AnchorConfig::Rfc3161 { url, policy, .. } => {
+                    check_url(url, "anchors.url")?;
+                    if let Some(p) = policy {
+                        sealtrail_spec::der::oid_from_dotted(p)
+                            .map_err(|e| ConfigError::Invalid(format!("anchors.policy: {e}")))?;
+                    }
+                }
                 AnchorConfig::File { .. } => {}
             }
             if !names.insert(a.name(i)) {
@@ -431,6 +453,7 @@ impl AnchorConfig {
             AnchorConfig::Sealtrail { name, .. } => (name, "sealtrail"),
             AnchorConfig::File { name, .. } => (name, "file"),
             AnchorConfig::Webhook { name, .. } => (name, "webhook"),
+            AnchorConfig::Rfc3161 { name, .. } => (name, "rfc3161"),
         };
         name.clone().unwrap_or_else(|| format!("{kind}-{position}"))
     }

@@ -1,7 +1,10 @@
-//! Anchors: a JSONL file, a webhook, a (fake) sealtrail log; retries that never delay cosigning.
+//! Anchors: a JSONL file, a webhook, a (fake) sealtrail log, a real RFC 3161 TSA (OpenSSL's);
+//! retries that never delay cosigning.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../../tests/support/openssl_tsa.rs"]
+mod openssl_tsa;
 
 use std::sync::Arc;
 
@@ -200,5 +203,152 @@ async fn failing_anchor_is_retried_without_delaying_cosigning() {
         (e >= Some(1.0) && o >= Some(1.0)).then_some(())
     })
     .await;
+    w.stop().await;
+}
+
+/// The `rfc3161` anchor against OpenSSL's TSA: each new cosigned checkpoint is time-stamped, and
+/// the note and token stored beside each other verify with `openssl ts -verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc3161_anchor_stores_tokens_that_openssl_verifies() {
+    let tsa = Arc::new(openssl_tsa::Tsa::new(
+        openssl_tsa::TsaKey::Rsa,
+        Some("critical,timeStamping"),
+    ));
+    let tsa_url = tsa.serve();
+    let log = TestLog::new(ORIGIN, 1, "a", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let stamps = dir.path().join("timestamps");
+    let mut c = config(dir.path(), vec![log.log_config(None)]);
+    settle(&mut c);
+    c.anchors = vec![AnchorConfig::Rfc3161 {
+        name: Some("tsa".into()),
+        url: tsa_url,
+        dir: stamps.clone(),
+        policy: Some(openssl_tsa::POLICY.into()),
+    }];
+    let w = start(c).await;
+    let folder = stamps.join("example.com%2Flog");
+    let tokens = |n: usize| {
+        let folder = folder.clone();
+        async move {
+            let mut files: Vec<_> = std::fs::read_dir(&folder)
+                .ok()?
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            files.sort();
+            (files.iter().filter(|f| f.ends_with(".tst")).count() == n).then_some(files)
+        }
+    };
+    for (old, new) in [(0, 4), (4, 7)] {
+        assert_eq!(add(&w.url, log.request(old, new)).await.0, 200);
+    }
+    let files = eventually("two tokens", || tokens(2)).await;
+    let (_, note7) = get(&format!("{}/{}", w.url, monitoring_checkpoint_path(ORIGIN))).await;
+    // Each checkpoint under <size>-<first 16 hex of the note's SHA-256>, with its token.
+    let digest = sealtrail_spec::Hash(sealtrail_spec::hash::sha256(note7.as_bytes())).to_hex();
+    let stem7 = format!("7-{}", &digest[..16]);
+    assert!(files.contains(&format!("{stem7}.checkpoint")), "{files:?}");
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(
+        std::fs::read_to_string(folder.join(format!("{stem7}.checkpoint"))).unwrap(),
+        note7
+    );
+    for f in files.iter().filter(|f| f.ends_with(".checkpoint")) {
+        let data = folder.join(f);
+        let token = data.with_extension("tst");
+        tsa.openssl_verify(&data, &token)
+            .unwrap_or_else(|e| panic!("openssl ts -verify {f}: {e}"));
+        // The token is for this note and no other: OpenSSL refuses it over a changed note.
+        let altered = dir.path().join("altered");
+        let mut bytes = std::fs::read(&data).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&altered, bytes).unwrap();
+        assert!(tsa.openssl_verify(&altered, &token).is_err());
+    }
+    eventually("two ok deliveries", || async {
+        metric(
+            &w.url,
+            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"ok\"}",
+        )
+        .await
+        .filter(|v| *v == 2.0)
+    })
+    .await;
+    w.stop().await;
+}
+
+/// A TSA that refuses (a policy it does not serve) is an error, retried, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc3161_refusal_is_retried_and_stores_nothing() {
+    let tsa = Arc::new(openssl_tsa::Tsa::new(
+        openssl_tsa::TsaKey::EcP384,
+        Some("critical,timeStamping"),
+    ));
+    let log = TestLog::new(ORIGIN, 1, "a", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let stamps = dir.path().join("timestamps");
+    let mut c = config(dir.path(), vec![log.log_config(None)]);
+    settle(&mut c);
+    c.anchors = vec![AnchorConfig::Rfc3161 {
+        name: Some("tsa".into()),
+        url: tsa.serve(),
+        dir: stamps.clone(),
+        policy: Some("1.2.3.4.99".into()),
+    }];
+    let w = start(c).await;
+    assert_eq!(add(&w.url, log.request(0, 4)).await.0, 200);
+    eventually("two failed deliveries", || async {
+        metric(
+            &w.url,
+            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"error\"}",
+        )
+        .await
+        .filter(|v| *v >= 2.0)
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &w.url,
+            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"ok\"}",
+        )
+        .await,
+        Some(0.0)
+    );
+    assert!(!stamps.exists() || std::fs::read_dir(&stamps).unwrap().next().is_none());
+    w.stop().await;
+}
+
+/// A TSA answer that is a genuine, granted token for another request (another digest and nonce,
+/// as a replaying or confused TSA would send) is refused: nothing is stored, the delivery fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc3161_token_for_another_request_is_refused() {
+    let tsa = openssl_tsa::Tsa::new(openssl_tsa::TsaKey::Rsa, Some("critical,timeStamping"));
+    let other = sealtrail_spec::rfc3161::request(&[7; 32], &[1, 2, 3], None);
+    let replayed = tsa.reply(&other);
+    assert!(sealtrail_spec::rfc3161::token_from_response(&replayed).is_ok());
+    let url = openssl_tsa::serve_with(move |_| replayed.clone());
+    let log = TestLog::new(ORIGIN, 1, "a", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let stamps = dir.path().join("timestamps");
+    let mut c = config(dir.path(), vec![log.log_config(None)]);
+    settle(&mut c);
+    c.anchors = vec![AnchorConfig::Rfc3161 {
+        name: Some("tsa".into()),
+        url,
+        dir: stamps.clone(),
+        policy: None,
+    }];
+    let w = start(c).await;
+    assert_eq!(add(&w.url, log.request(0, 4)).await.0, 200);
+    eventually("two failed deliveries", || async {
+        metric(
+            &w.url,
+            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"error\"}",
+        )
+        .await
+        .filter(|v| *v >= 2.0)
+    })
+    .await;
+    assert!(!stamps.exists() || std::fs::read_dir(&stamps).unwrap().next().is_none());
     w.stop().await;
 }
