@@ -11,7 +11,9 @@ use sealtrail_spec::rfc3161::{
 use sealtrail_spec::to_hex;
 
 fn seed(name: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/rfc3161_token").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus/rfc3161_token")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -58,7 +60,10 @@ fn an_openssl_response_parses_to_what_openssl_printed() {
         .map(|c| CertInfo::parse(c).unwrap())
         .find(|c| c.is(&t.signer.sid))
         .unwrap();
-    assert_eq!(name_to_string(signer.subject), "O=Sealtrail Test, CN=Test TSA");
+    assert_eq!(
+        name_to_string(signer.subject),
+        "O=Sealtrail Test, CN=Test TSA"
+    );
     assert_eq!(name_to_string(signer.issuer), "CN=Test Root CA");
     signer.check_tsa_usage().unwrap();
     assert!(matches!(t.signer.sid, SignerId::IssuerSerial { .. }));
@@ -83,13 +88,18 @@ fn tokens_with_and_without_certificates() {
     let ec = seed("valid-openssl-ecdsa-p384-token.tst");
     let t = Token::parse(token_bytes(&ec).unwrap()).unwrap();
     assert_eq!(t.signer.digest_alg, HashAlg::Sha384);
-    assert_eq!(oid_to_dotted(t.signer.signature_alg.oid), "1.2.840.10045.4.3.3");
+    assert_eq!(
+        oid_to_dotted(t.signer.signature_alg.oid),
+        "1.2.840.10045.4.3.3"
+    );
     let bare = seed("valid-openssl-token-without-certificates.tst");
     let t = Token::parse(token_bytes(&bare).unwrap()).unwrap();
     assert!(t.certificates.is_empty());
 }
 
 fn hex32(h: &str) -> [u8; 32] {
-    let v: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let v: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }

@@ -477,13 +477,18 @@ mod tests {
         assert_eq!(c.name, "witness.example.com/w1");
         assert_eq!(c.logs.len(), 1);
         assert_eq!(c.peers.len(), 1);
-        assert_eq!(c.anchors.len(), 3);
+        assert_eq!(c.anchors.len(), 4);
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.rate_limits, RateLimits::default());
         assert_eq!(c.anchoring, Anchoring::default());
         assert!(matches!(c.anchors[1], AnchorConfig::File { .. }));
         assert_eq!(c.anchors[0].name(0), "anchor-log");
         assert_eq!(c.anchors[2].name(2), "webhook-2");
+        assert!(matches!(
+            &c.anchors[3],
+            AnchorConfig::Rfc3161 { policy: None, dir, .. } if dir.ends_with("timestamps")
+        ));
+        assert_eq!(c.anchors[3].name(3), "rfc3161-3");
     }
 
     const MIN: &str = "name = \"w\"\nkey_file = \"w.key\"\n";
@@ -523,6 +528,11 @@ mod tests {
             ),
             format!("{MIN}[rate_limits]\ntotal_per_second = -1.0\n"),
             format!("{MIN}[gossip]\ntimeout_secs = 0\n"),
+            format!("{MIN}[[anchors]]\nkind = \"rfc3161\"\nurl = \"http://tsa\"\n"),
+            format!("{MIN}[[anchors]]\nkind = \"rfc3161\"\nurl = \"tsa\"\ndir = \"t\"\n"),
+            format!(
+                "{MIN}[[anchors]]\nkind = \"rfc3161\"\nurl = \"http://tsa\"\ndir = \"t\"\npolicy = \"1.2.x\"\n"
+            ),
         ];
         for text in cases {
             assert!(Config::from_toml(&text).is_err(), "accepted:\n{text}");
