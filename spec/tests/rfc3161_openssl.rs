@@ -2,6 +2,8 @@
 //! `rfc3161_token` fuzz target). The expected values are what `openssl ts -reply -text` printed
 //! for them and what the request (`openssl ts -query`) carried, not what this parser says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use sealtrail_spec::der::oid_to_dotted;
