@@ -3,8 +3,10 @@
 //! (RFC 5280 §4.1.2.6, §4.2.1.6).
 //!
 //! Not a general X.509 parser: certificates reach it only after rustls/webpki verified their
-//! chain, and it reads nothing but names. Every read is bounds-checked; malformed input gives
-//! `None` or no names, never a panic.
+//! chain, and it reads nothing but names. The reads are `sealtrail_spec::der`'s (strict DER,
+//! bounds-checked); malformed input gives `None` or no names, never a panic.
+
+use sealtrail_spec::der::{self, Reader, tag};
 
 /// `rsaEncryption` (1.2.840.113549.1.1.1), DER contents.
 pub(crate) const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
@@ -17,60 +19,16 @@ const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
 /// `id-ce-subjectAltName` (2.5.29.17).
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 
-const SEQUENCE: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID: u8 = 0x06;
-const BIT_STRING: u8 = 0x03;
-const OCTET_STRING: u8 = 0x04;
-
-/// Reads one TLV with a single-byte tag; returns (tag, contents, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// Reads one TLV that must have `tag`.
-fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (t, contents, rest) = tlv(input)?;
-    (t == tag).then_some((contents, rest))
-}
-
-/// The elements of a constructed value's contents.
-fn elements(mut contents: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        let (tag, value, rest) = tlv(contents)?;
-        contents = rest;
-        Some((tag, value))
-    })
-}
-
 /// The algorithm OID and the key bits (without the unused-bits octet) of a SubjectPublicKeyInfo.
 pub(crate) fn spki_parts(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (spki, rest) = expect(der, SEQUENCE)?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let (alg, rest) = expect(spki, SEQUENCE)?;
-    let (oid, _params) = expect(alg, OID)?;
-    let (bits, rest) = expect(rest, BIT_STRING)?;
+    let mut spki = der::single(der, tag::SEQUENCE, "SubjectPublicKeyInfo")
+        .ok()?
+        .reader();
+    let oid = spki.sequence("algorithm").ok()?.oid("algorithm").ok()?;
+    let bits = spki.expect(tag::BIT_STRING, "subjectPublicKey").ok()?.value;
+    spki.finish("SubjectPublicKeyInfo").ok()?;
     let (&unused, key) = bits.split_first()?;
-    (unused == 0 && rest.is_empty() && !key.is_empty()).then_some((oid, key))
+    (unused == 0 && !key.is_empty()).then_some((oid, key))
 }
 
 /// The names a client certificate carries.
@@ -86,68 +44,69 @@ pub(crate) struct CertNames {
     pub(crate) uri: Vec<String>,
 }
 
-/// Reads the subject CN and the SANs of a DER certificate.
+/// Reads the subject CN and the SANs of a DER certificate (what it can; nothing from a malformed
+/// one).
 pub(crate) fn cert_names(cert: &[u8]) -> CertNames {
     let mut names = CertNames::default();
-    let Some((c, _)) = expect(cert, SEQUENCE) else {
+    let Ok(mut c) = Reader::new(cert).sequence("Certificate") else {
         return names;
     };
-    let Some((tbs, _)) = expect(c, SEQUENCE) else {
+    let Ok(mut tbs) = c.sequence("tbsCertificate") else {
         return names;
     };
     // version [0]?, serial, signature, issuer, validity, subject, spki, [1]?, [2]?, [3] extensions
-    let fields: Vec<(u8, &[u8])> = elements(tbs).collect();
-    let skip = usize::from(fields.first().is_some_and(|(t, _)| *t == 0xa0));
-    if let Some((SEQUENCE, subject)) = fields.get(skip + 4) {
-        names.cn = common_name(subject);
+    let _ = tbs.optional(tag::context(0, true), "version");
+    for what in ["serialNumber", "signature", "issuer", "validity"] {
+        if tbs.any(what).is_err() {
+            return names;
+        }
     }
-    if let Some((_, exts)) = fields.iter().find(|(t, _)| *t == 0xa3)
-        && let Some((list, _)) = expect(exts, SEQUENCE)
-    {
-        for (_, ext) in elements(list).filter(|(t, _)| *t == SEQUENCE) {
+    if let Ok(subject) = tbs.expect(tag::SEQUENCE, "subject") {
+        names.cn = common_name(subject.reader());
+    }
+    while let Ok(field) = tbs.any("tbsCertificate field") {
+        if field.tag != tag::context(3, true) {
+            continue;
+        }
+        let Ok(mut list) = field.reader().sequence("extensions") else {
+            return names;
+        };
+        while let Ok(ext) = list.sequence("extension") {
             read_san(ext, &mut names);
         }
     }
     names
 }
 
-fn common_name(name: &[u8]) -> Option<String> {
-    elements(name)
-        .filter(|(t, _)| *t == SET)
-        .flat_map(|(_, set)| elements(set))
-        .filter(|(t, _)| *t == SEQUENCE)
-        .find_map(|(_, atv)| {
-            let (oid, rest) = expect(atv, OID)?;
-            if oid != OID_CN {
-                return None;
+fn common_name(mut rdns: Reader<'_>) -> Option<String> {
+    while let Ok(set) = rdns.expect(tag::SET, "RDN") {
+        let mut atvs = set.reader();
+        while let Ok(mut atv) = atvs.sequence("AttributeTypeAndValue") {
+            if atv.oid("type").ok()? == OID_CN {
+                return String::from_utf8(atv.any("value").ok()?.value.to_vec()).ok();
             }
-            let (_, value, _) = tlv(rest)?;
-            String::from_utf8(value.to_vec()).ok()
-        })
+        }
+    }
+    None
 }
 
-fn read_san(ext: &[u8], names: &mut CertNames) {
-    let Some((oid, rest)) = expect(ext, OID) else {
-        return;
-    };
-    if oid != OID_SAN {
+fn read_san(mut ext: Reader<'_>, names: &mut CertNames) {
+    if ext.oid("extnID").ok() != Some(OID_SAN) {
         return;
     }
     // An optional `critical` BOOLEAN precedes the OCTET STRING.
-    let Some((value, _)) = elements(rest)
-        .find(|(t, _)| *t == OCTET_STRING)
-        .map(|(_, v)| (v, ()))
-    else {
+    let _ = ext.optional(tag::BOOLEAN, "critical");
+    let Ok(value) = ext.octet_string("extnValue") else {
         return;
     };
-    let Some((general_names, _)) = expect(value, SEQUENCE) else {
+    let Ok(mut general_names) = Reader::new(value).sequence("GeneralNames") else {
         return;
     };
-    for (tag, v) in elements(general_names) {
-        let Ok(text) = std::str::from_utf8(v) else {
+    while let Ok(name) = general_names.any("GeneralName") {
+        let Ok(text) = std::str::from_utf8(name.value) else {
             continue;
         };
-        match tag {
+        match name.tag {
             0x81 => names.email.push(text.to_owned()),
             0x82 => names.dns.push(text.to_owned()),
             0x86 => names.uri.push(text.to_owned()),
@@ -162,8 +121,6 @@ mod tests {
 
     #[test]
     fn truncated_and_garbage_input_gives_nothing() {
-        assert_eq!(tlv(&[0x30, 0x05, 1, 2]), None);
-        assert_eq!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
         assert_eq!(spki_parts(&[0x30, 0x00]), None);
         assert_eq!(cert_names(&[0xff; 40]), CertNames::default());
         for n in 0..64u8 {
