@@ -335,8 +335,23 @@ impl<'a> TstInfo<'a> {
     }
 
     /// Checks that this is the answer to a SHA-256 request for `sha256` with `nonce` (the
-    /// nonce's unsigned magnitude, as given to [`request`]).
-    pub fn check_answer(&self, sha256: &[u8; 32], nonce: &[u8]) -> Result<(), Rfc3161Error> {
+    /// nonce's unsigned magnitude, as given to [`request`]) and, if one was requested, `policy`
+    /// (RFC 3161 2.4.2: a TSA grants under the requested policy or refuses).
+    pub fn check_answer(
+        &self,
+        sha256: &[u8; 32],
+        nonce: &[u8],
+        policy: Option<&[u8]>,
+    ) -> Result<(), Rfc3161Error> {
+        if let Some(p) = policy
+            && p != self.policy
+        {
+            return Err(invalid(format!(
+                "the token is under policy {}, not the requested {}",
+                der::oid_to_dotted(self.policy),
+                der::oid_to_dotted(p)
+            )));
+        }
         if self.imprint_alg != HashAlg::Sha256 || self.imprint != sha256 {
             return Err(invalid(format!(
                 "the token time-stamps {} {}, not SHA-256 {}",

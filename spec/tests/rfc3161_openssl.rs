@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use sealtrail_spec::der::oid_to_dotted;
+use sealtrail_spec::der::{oid_from_dotted, oid_to_dotted};
 use sealtrail_spec::rfc3161::{
     CertInfo, HashAlg, SignerId, Token, name_to_string, token_bytes, token_from_response,
 };
@@ -42,14 +42,30 @@ fn an_openssl_response_parses_to_what_openssl_printed() {
     tst.check_answer(
         &hex32("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"),
         &[0x04, 0x7b, 0x25, 0xf2, 0xa6, 0x27, 0x92, 0xbb],
+        None,
     )
     .unwrap();
-    let e = tst.check_answer(&[0; 32], &[1]).unwrap_err();
+    // Under the policy asked for, and not under another.
+    let asked = |policy: &str| {
+        tst.check_answer(
+            &hex32("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"),
+            &[0x04, 0x7b, 0x25, 0xf2, 0xa6, 0x27, 0x92, 0xbb],
+            Some(&oid_from_dotted(policy).unwrap()),
+        )
+    };
+    asked("1.2.3.4.1").unwrap();
+    let e = asked("1.2.3.4.5").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the token is under policy 1.2.3.4.1, not the requested 1.2.3.4.5"
+    );
+    let e = tst.check_answer(&[0; 32], &[1], None).unwrap_err();
     assert!(e.to_string().contains("not SHA-256 0000"), "{e}");
     let e = tst
         .check_answer(
             &hex32("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"),
             &[1],
+            None,
         )
         .unwrap_err();
     assert!(e.to_string().contains("nonce"), "{e}");

@@ -450,7 +450,7 @@ impl Worker {
         }
         let token = rfc3161::token_from_response(&body).map_err(|e| tsa(e.to_string()))?;
         rfc3161::Token::parse(token)
-            .and_then(|t| t.tst_info.check_answer(&digest, &nonce))
+            .and_then(|t| t.tst_info.check_answer(&digest, &nonce, policy))
             .map_err(|e| tsa(format!("the token: {e}")))?;
         let stem = format!("{}-{}", l.size, &Hash(digest).to_hex()[..16]);
         let folder = dir.join(origin_dir_name(&l.origin));
