@@ -180,11 +180,8 @@ impl<'a> Reader<'a> {
 
     /// A small non-negative INTEGER.
     pub fn small_uint(&mut self, what: &'static str) -> Result<u64, DerError> {
-        let v = self.integer(what)?;
-        if v[0] & 0x80 != 0 || v.len() > 9 || (v.len() == 9 && v[0] != 0) {
-            return Err(DerError::new(what, "out of range"));
-        }
-        Ok(v.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
+        let v = self.expect(tag::INTEGER, what)?.value;
+        small_uint(v, what)
     }
 
     /// A BOOLEAN (DER: 0x00 or 0xff).
@@ -215,6 +212,16 @@ impl<'a> Reader<'a> {
             ))
         }
     }
+}
+
+/// The INTEGER content octets `v` (of a universal or an IMPLICIT-tagged INTEGER) as a small
+/// non-negative number.
+pub fn small_uint(v: &[u8], what: &'static str) -> Result<u64, DerError> {
+    check_integer(v, what)?;
+    if v[0] & 0x80 != 0 || v.len() > 9 || (v.len() == 9 && v[0] != 0) {
+        return Err(DerError::new(what, "out of range"));
+    }
+    Ok(v.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
 }
 
 /// Checks DER's minimal two's-complement INTEGER encoding.

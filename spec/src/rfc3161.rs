@@ -386,7 +386,7 @@ fn accuracy(mut r: Reader<'_>) -> Result<u64, Rfc3161Error> {
         match r.optional(tag::context(n, false), what)? {
             None => Ok(0),
             Some(t) => {
-                let v = der::Reader::new(&der::tlv(tag::INTEGER, t.value)).small_uint(what)?;
+                let v = der::small_uint(t.value, what)?;
                 if (1..=999).contains(&v) {
                     Ok(v)
                 } else {

@@ -12,28 +12,32 @@ use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openssl_tsa::{POLICY, Tsa, TsaKey};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use sealtrail_spec::rfc3161::{CertInfo, Token, token_bytes};
 
 const TSA_EKU: Option<&str> = Some("critical,timeStamping");
 
-fn verify(args: &[&Path]) -> Output {
+fn command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sealtrail-verify"));
     c.arg("timestamp");
-    for a in args {
-        c.arg(a);
-    }
-    c.output().unwrap()
+    c
 }
 
 fn run(ca: &Path, extra: &[&str], file: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sealtrail-verify"))
-        .arg("timestamp")
+    command()
         .arg("--tsa-ca")
         .arg(ca)
         .args(extra)
         .arg(file)
         .output()
         .unwrap()
+}
+
+/// Asserts the exit code and that the output says `want`.
+fn exits_with(o: &Output, code: i32, want: &str) {
+    assert_eq!(o.status.code(), Some(code), "{want}: {}", text(o));
+    assert!(text(o).contains(want), "{want}: {}", text(o));
 }
 
 fn text(o: &Output) -> String {
@@ -155,19 +159,12 @@ fn a_directory_of_anchored_checkpoints_verifies_whole() {
     )
     .unwrap();
     let o = run(&tsa.ca, &[], root.path());
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o).contains("7-fedcba9876543210.checkpoint with"),
-        "{}",
-        text(&o)
-    );
-    assert!(text(&o).contains("but the file's is"), "{}", text(&o));
+    exits_with(&o, 1, "7-fedcba9876543210.checkpoint with");
+    exits_with(&o, 1, "but the file's is");
 
     // A checkpoint without its token is an error too.
     std::fs::remove_file(last.with_extension("tst")).unwrap();
-    let o = run(&tsa.ca, &[], root.path());
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("7-fedcba9876543210.tst"), "{}", text(&o));
+    exits_with(&run(&tsa.ca, &[], root.path()), 2, "7-fedcba9876543210.tst");
 }
 
 #[test]
@@ -182,9 +179,7 @@ fn altered_tokens_files_and_chains_fail() {
     let fails = |bytes: &[u8], ca: &Path, want: &str| {
         let t = dir.path().join("bad.tst");
         std::fs::write(&t, bytes).unwrap();
-        let o = run(ca, &["--token", t.to_str().unwrap()], &data);
-        assert_eq!(o.status.code(), Some(1), "{want}: {}", text(&o));
-        assert!(text(&o).contains(want), "{want}: {}", text(&o));
+        exits_with(&run(ca, &["--token", t.to_str().unwrap()], &data), 1, want);
     };
     // The control: the same token, copied, verifies.
     std::fs::write(dir.path().join("good.tst"), &token).unwrap();
@@ -213,12 +208,10 @@ fn altered_tokens_files_and_chains_fail() {
         "signature over the signed attributes is invalid",
     );
     // Another CA.
-    let o = run(&other.ca, &[], &data);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o).contains("does not chain to a --tsa-ca certificate"),
-        "{}",
-        text(&o)
+    exits_with(
+        &run(&other.ca, &[], &data),
+        1,
+        "does not chain to a --tsa-ca certificate",
     );
     // Another file.
     let moved = dir.path().join("moved.checkpoint");
@@ -230,7 +223,7 @@ fn altered_tokens_files_and_chains_fail() {
     // Not a token.
     fails(b"not DER", &tsa.ca, "the token: malformed");
     // Usage: no CA.
-    let o = verify(&[&data]);
+    let o = command().arg(&data).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
@@ -241,12 +234,10 @@ fn a_token_without_the_tsa_certificate_needs_it_given() {
     let data = dir.path().join("7-aa.checkpoint");
     std::fs::write(&data, "example.com/log\n7\nroot\n").unwrap();
     tsa.stamp(&data, "sha256", &data.with_extension("tst"), false);
-    let o = run(&tsa.ca, &[], &data);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        text(&o).contains("neither in the token nor given with --tsa-cert"),
-        "{}",
-        text(&o)
+    exits_with(
+        &run(&tsa.ca, &[], &data),
+        1,
+        "neither in the token nor given with --tsa-cert",
     );
     let o = run(&tsa.ca, &["--tsa-cert", tsa.cert.to_str().unwrap()], &data);
     assert!(o.status.success(), "{}", text(&o));
@@ -256,11 +247,6 @@ fn a_token_without_the_tsa_certificate_needs_it_given() {
 /// else, so the rule is checked on certificates it issued.
 #[test]
 fn the_tsa_certificate_must_carry_only_a_critical_timestamping_usage() {
-    let der = |t: &Tsa| {
-        let pem = std::fs::read_to_string(&t.cert).unwrap();
-        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64_decode(&b64)
-    };
     let cases = [
         (Some("critical,timeStamping"), None),
         (Some("timeStamping"), Some("is not critical")),
@@ -272,19 +258,11 @@ fn the_tsa_certificate_must_carry_only_a_critical_timestamping_usage() {
     ];
     for (eku, want) in cases {
         let t = Tsa::new(TsaKey::EcP384, eku);
-        let bytes = der(&t);
-        let got = CertInfo::parse(&bytes).unwrap().check_tsa_usage();
+        let cert = CertificateDer::from_pem_file(&t.cert).unwrap();
+        let got = CertInfo::parse(&cert).unwrap().check_tsa_usage();
         match want {
             None => got.unwrap(),
             Some(w) => assert!(got.unwrap_err().to_string().contains(w), "{eku:?}"),
         }
     }
-}
-
-/// Standard base64 (the PEM body), without a crate the verifier does not otherwise need here.
-fn base64_decode(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
 }

@@ -332,22 +332,7 @@ impl Worker {
                 self.time_stamp(url, dir, policy.as_deref(), l).await?;
             }
             Target::Webhook(url) => {
-                let r = self
-                    .context
-                    .client
-                    .post(url)
-                    .timeout(self.timeout())
-                    .json(&record)
-                    .send()
-                    .await
-                    .map_err(http_error(url))?;
-                if !r.status().is_success() {
-                    return Err(DeliveryError::Refused {
-                        url: url.clone(),
-                        status: r.status(),
-                        body: None,
-                    });
-                }
+                self.post(url, |r| r.json(&record)).await?;
             }
         }
         self.count("ok");
@@ -406,6 +391,25 @@ impl Worker {
 }
 
 impl Worker {
+    /// POSTs to a webhook or a TSA (`body` adds the body); an error status is a refusal whose
+    /// answer is not kept.
+    async fn post(
+        &self,
+        url: &str,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, DeliveryError> {
+        let request = self.context.client.post(url).timeout(self.timeout());
+        let r = body(request).send().await.map_err(http_error(url))?;
+        if !r.status().is_success() {
+            return Err(DeliveryError::Refused {
+                url: url.to_owned(),
+                status: r.status(),
+                body: None,
+            });
+        }
+        Ok(r)
+    }
+
     /// Has the note's SHA-256 time-stamped and stores the note and the token.
     async fn time_stamp(
         &self,
@@ -423,22 +427,11 @@ impl Worker {
             error,
         };
         let mut r = self
-            .context
-            .client
-            .post(url)
-            .timeout(self.timeout())
-            .header(reqwest::header::CONTENT_TYPE, rfc3161::QUERY_MEDIA_TYPE)
-            .body(rfc3161::request(&digest, &nonce, policy))
-            .send()
-            .await
-            .map_err(http_error(url))?;
-        if !r.status().is_success() {
-            return Err(DeliveryError::Refused {
-                url: url.to_owned(),
-                status: r.status(),
-                body: None,
-            });
-        }
+            .post(url, |r| {
+                r.header(reqwest::header::CONTENT_TYPE, rfc3161::QUERY_MEDIA_TYPE)
+                    .body(rfc3161::request(&digest, &nonce, policy))
+            })
+            .await?;
         let mut body = Vec::new();
         while let Some(chunk) = r.chunk().await.map_err(http_error(url))? {
             body.extend_from_slice(&chunk);

@@ -206,6 +206,42 @@ async fn failing_anchor_is_retried_without_delaying_cosigning() {
     w.stop().await;
 }
 
+/// A witness cosigning `ORIGIN` with one `rfc3161` anchor named `tsa`, storing under
+/// `<dir>/timestamps`.
+async fn rfc3161_witness(
+    url: String,
+    policy: Option<String>,
+) -> (TestLog, tempfile::TempDir, std::path::PathBuf, Running) {
+    let log = TestLog::new(ORIGIN, 1, "a", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let stamps = dir.path().join("timestamps");
+    let mut c = config(dir.path(), vec![log.log_config(None)]);
+    settle(&mut c);
+    c.anchors = vec![AnchorConfig::Rfc3161 {
+        name: Some("tsa".into()),
+        url,
+        dir: stamps.clone(),
+        policy,
+    }];
+    (log, dir, stamps, start(c).await)
+}
+
+async fn two_failed_deliveries(w: &Running) {
+    eventually("two failed deliveries", || async {
+        metric(
+            &w.url,
+            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"error\"}",
+        )
+        .await
+        .filter(|v| *v >= 2.0)
+    })
+    .await;
+}
+
+fn stored_nothing(stamps: &std::path::Path) -> bool {
+    !stamps.exists() || std::fs::read_dir(stamps).unwrap().next().is_none()
+}
+
 /// The `rfc3161` anchor against OpenSSL's TSA: each new cosigned checkpoint is time-stamped, and
 /// the note and token stored beside each other verify with `openssl ts -verify`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,18 +251,7 @@ async fn rfc3161_anchor_stores_tokens_that_openssl_verifies() {
         Some("critical,timeStamping"),
     ));
     let tsa_url = tsa.serve();
-    let log = TestLog::new(ORIGIN, 1, "a", 10);
-    let dir = tempfile::tempdir().unwrap();
-    let stamps = dir.path().join("timestamps");
-    let mut c = config(dir.path(), vec![log.log_config(None)]);
-    settle(&mut c);
-    c.anchors = vec![AnchorConfig::Rfc3161 {
-        name: Some("tsa".into()),
-        url: tsa_url,
-        dir: stamps.clone(),
-        policy: Some(openssl_tsa::POLICY.into()),
-    }];
-    let w = start(c).await;
+    let (log, dir, stamps, w) = rfc3161_witness(tsa_url, Some(openssl_tsa::POLICY.into())).await;
     let folder = stamps.join("example.com%2Flog");
     let tokens = |n: usize| {
         let folder = folder.clone();
@@ -284,28 +309,9 @@ async fn rfc3161_refusal_is_retried_and_stores_nothing() {
         openssl_tsa::TsaKey::EcP384,
         Some("critical,timeStamping"),
     ));
-    let log = TestLog::new(ORIGIN, 1, "a", 10);
-    let dir = tempfile::tempdir().unwrap();
-    let stamps = dir.path().join("timestamps");
-    let mut c = config(dir.path(), vec![log.log_config(None)]);
-    settle(&mut c);
-    c.anchors = vec![AnchorConfig::Rfc3161 {
-        name: Some("tsa".into()),
-        url: tsa.serve(),
-        dir: stamps.clone(),
-        policy: Some("1.2.3.4.99".into()),
-    }];
-    let w = start(c).await;
+    let (log, _dir, stamps, w) = rfc3161_witness(tsa.serve(), Some("1.2.3.4.99".into())).await;
     assert_eq!(add(&w.url, log.request(0, 4)).await.0, 200);
-    eventually("two failed deliveries", || async {
-        metric(
-            &w.url,
-            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"error\"}",
-        )
-        .await
-        .filter(|v| *v >= 2.0)
-    })
-    .await;
+    two_failed_deliveries(&w).await;
     assert_eq!(
         metric(
             &w.url,
@@ -314,7 +320,7 @@ async fn rfc3161_refusal_is_retried_and_stores_nothing() {
         .await,
         Some(0.0)
     );
-    assert!(!stamps.exists() || std::fs::read_dir(&stamps).unwrap().next().is_none());
+    assert!(stored_nothing(&stamps));
     w.stop().await;
 }
 
@@ -327,28 +333,9 @@ async fn rfc3161_token_for_another_request_is_refused() {
     let replayed = tsa.reply(&other);
     assert!(sealtrail_spec::rfc3161::token_from_response(&replayed).is_ok());
     let url = openssl_tsa::serve_with(move |_| replayed.clone());
-    let log = TestLog::new(ORIGIN, 1, "a", 10);
-    let dir = tempfile::tempdir().unwrap();
-    let stamps = dir.path().join("timestamps");
-    let mut c = config(dir.path(), vec![log.log_config(None)]);
-    settle(&mut c);
-    c.anchors = vec![AnchorConfig::Rfc3161 {
-        name: Some("tsa".into()),
-        url,
-        dir: stamps.clone(),
-        policy: None,
-    }];
-    let w = start(c).await;
+    let (log, _dir, stamps, w) = rfc3161_witness(url, None).await;
     assert_eq!(add(&w.url, log.request(0, 4)).await.0, 200);
-    eventually("two failed deliveries", || async {
-        metric(
-            &w.url,
-            "sealtrail_witness_anchor_deliveries_total{anchor=\"tsa\",result=\"error\"}",
-        )
-        .await
-        .filter(|v| *v >= 2.0)
-    })
-    .await;
-    assert!(!stamps.exists() || std::fs::read_dir(&stamps).unwrap().next().is_none());
+    two_failed_deliveries(&w).await;
+    assert!(stored_nothing(&stamps));
     w.stop().await;
 }
